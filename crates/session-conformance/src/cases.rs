@@ -1,0 +1,698 @@
+//! The cases: one function per row and rule of the `Store` contract.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use session_core::{Error, Store};
+
+use crate::{Skip, StoreFactory};
+
+/// Why a case did not pass.
+pub(crate) enum CaseError {
+    Failed(String),
+    Skipped(String),
+}
+
+impl From<Skip> for CaseError {
+    fn from(skip: Skip) -> Self {
+        CaseError::Skipped(skip.0)
+    }
+}
+
+impl From<Error> for CaseError {
+    fn from(err: Error) -> Self {
+        CaseError::Failed(format!("unexpected error: {}", chain(&err)))
+    }
+}
+
+type CaseResult = Result<(), CaseError>;
+
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(CaseError::Failed(format!($($msg)+)));
+        }
+    };
+}
+
+/// The precision every store guarantees: a key is gone at most this long
+/// after its expiry time.
+const PRECISION: Duration = Duration::from_secs(1);
+/// Scheduling slack added to waits that must cross an expiry.
+const SLACK: Duration = Duration::from_millis(250);
+/// The expiry used by cases that wait for a key to expire.
+const SHORT: Duration = Duration::from_secs(1);
+/// An expiry no case outlives.
+const LONG: Duration = Duration::from_secs(3600);
+
+fn secs(n: u64) -> Option<Duration> {
+    Some(Duration::from_secs(n))
+}
+
+fn bytes(s: &'static str) -> Bytes {
+    Bytes::from_static(s.as_bytes())
+}
+
+/// A value of `len` bytes that covers every byte value, NUL included.
+fn patterned(len: usize, seed: u8) -> Bytes {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(31).wrapping_add(seed as u32) as u8)
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// Sleeps until `written + expires_in + PRECISION + SLACK`: past the last
+/// moment a key written at `written` may still be visible.
+async fn wait_past_expiry(written: Instant, expires_in: Duration) {
+    tokio::time::sleep_until((written + expires_in + PRECISION + SLACK).into()).await;
+}
+
+fn describe(value: &Option<Bytes>) -> String {
+    match value {
+        None => "None".into(),
+        Some(v) if v.len() <= 32 => format!("Some({v:?})"),
+        Some(v) => format!("Some(<{} bytes>)", v.len()),
+    }
+}
+
+fn near(actual: Option<Duration>, expected: Duration) -> bool {
+    // Stores of second precision may round the expiry up by up to a second;
+    // none may shorten it by more than the time the case took.
+    actual.is_some_and(|a| a + Duration::from_secs(2) >= expected && a <= expected + PRECISION)
+}
+
+async fn expect_gone<S: Store + ?Sized>(store: &S, key: &str, when: &str) -> CaseResult {
+    let value = store.get(key, None).await?;
+    ensure!(value.is_none(), "{when}: get returned {}, expected None", describe(&value));
+    ensure!(!store.exists(key).await?, "{when}: exists returned true");
+    let ttl = store.expires_in(key).await?;
+    ensure!(ttl.is_none(), "{when}: expires_in returned {ttl:?}, expected None");
+    Ok(())
+}
+
+fn expect_invalid_key<T: std::fmt::Debug>(result: session_core::Result<T>, op: &str) -> CaseResult {
+    match result {
+        Err(Error::InvalidKey { .. }) => Ok(()),
+        Err(other) => Err(CaseError::Failed(format!(
+            "{op}: expected Error::InvalidKey, got the error {}",
+            chain(&other)
+        ))),
+        Ok(v) => Err(CaseError::Failed(format!(
+            "{op}: expected Error::InvalidKey, got Ok({v:?})"
+        ))),
+    }
+}
+
+async fn round_trip<S: Store + ?Sized>(store: &S, key: &str, value: Bytes) -> CaseResult {
+    store.set(key, value.clone(), Some(LONG)).await?;
+    let got = store.get(key, None).await?;
+    ensure!(
+        got.as_ref() == Some(&value),
+        "a {}-byte value came back as {}",
+        value.len(),
+        describe(&got)
+    );
+    // The renewing read path returns the same bytes.
+    let renewed = store.get(key, Some(LONG)).await?;
+    ensure!(
+        renewed.as_ref() == Some(&value),
+        "a {}-byte value came back from a renewing get as {}",
+        value.len(),
+        describe(&renewed)
+    );
+    Ok(())
+}
+
+mod list {
+    use super::*;
+
+    pub async fn get_missing_is_none<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        let got = s.get("missing", None).await?;
+        ensure!(got.is_none(), "get of a missing key returned {}", describe(&got));
+        let got = s.get("missing", Some(LONG)).await?;
+        ensure!(got.is_none(), "renewing get of a missing key returned {}", describe(&got));
+        Ok(())
+    }
+
+    pub async fn set_then_get_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("k", bytes("value"), Some(LONG)).await?;
+        let got = s.get("k", None).await?;
+        ensure!(got == Some(bytes("value")), "get after set returned {}", describe(&got));
+        Ok(())
+    }
+
+    pub async fn set_replaces_the_value<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("k", bytes("first"), Some(LONG)).await?;
+        s.set("k", bytes("second"), Some(LONG)).await?;
+        let got = s.get("k", None).await?;
+        ensure!(got == Some(bytes("second")), "after two sets get returned {}", describe(&got));
+        Ok(())
+    }
+
+    pub async fn set_without_expiry_never_expires<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("k", bytes("v"), None).await?;
+        ensure!(s.exists("k").await?, "a key set without expiry does not exist");
+        let ttl = s.expires_in("k").await?;
+        ensure!(ttl.is_none(), "a key set without expiry has expires_in {ttl:?}");
+        Ok(())
+    }
+
+    pub async fn set_with_zero_expiry_never_expires<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("k", bytes("v"), Some(Duration::ZERO)).await?;
+        ensure!(s.exists("k").await?, "a key set with zero expiry does not exist (zero means never)");
+        let ttl = s.expires_in("k").await?;
+        ensure!(ttl.is_none(), "a key set with zero expiry has expires_in {ttl:?}, expected None");
+        Ok(())
+    }
+
+    pub async fn set_resets_expiry<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("k", bytes("v"), secs(100)).await?;
+        s.set("k", bytes("v"), secs(1000)).await?;
+        let ttl = s.expires_in("k").await?;
+        ensure!(near(ttl, Duration::from_secs(1000)), "set with 1000 s after 100 s: expires_in {ttl:?}");
+        s.set("k", bytes("v"), None).await?;
+        let ttl = s.expires_in("k").await?;
+        ensure!(ttl.is_none(), "set without expiry after 1000 s: expires_in {ttl:?}, expected None");
+        s.set("k", bytes("v"), secs(50)).await?;
+        let ttl = s.expires_in("k").await?;
+        ensure!(near(ttl, Duration::from_secs(50)), "set with 50 s after no expiry: expires_in {ttl:?}");
+        Ok(())
+    }
+
+    pub async fn expires_in_reports_remaining_time<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("k", bytes("v"), secs(60)).await?;
+        let ttl = s.expires_in("k").await?;
+        ensure!(near(ttl, Duration::from_secs(60)), "set with 60 s: expires_in {ttl:?}");
+        Ok(())
+    }
+
+    pub async fn expires_in_of_missing_is_none<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        let ttl = s.expires_in("missing").await?;
+        ensure!(ttl.is_none(), "expires_in of a missing key: {ttl:?}");
+        Ok(())
+    }
+
+    pub async fn expired_keys_are_invisible_everywhere<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        let written = Instant::now();
+        s.set("k", bytes("v"), Some(SHORT)).await?;
+        wait_past_expiry(written, SHORT).await;
+        expect_gone(&s, "k", "after expiry, before any cleanup").await
+    }
+
+    pub async fn never_early_and_gone_within_a_second<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        let ttl = Duration::from_secs(2);
+        let before = Instant::now();
+        s.set("k", bytes("v"), Some(ttl)).await?;
+        let written = Instant::now();
+        // Just before the expiry time: still there, on every read path.
+        tokio::time::sleep_until((before + ttl - Duration::from_millis(300)).into()).await;
+        let checked = Instant::now();
+        let got = s.get("k", None).await?;
+        let alive = s.exists("k").await?;
+        let remaining = s.expires_in("k").await?;
+        if before + ttl > Instant::now() {
+            ensure!(
+                got == Some(bytes("v")),
+                "{:?} after a set with {ttl:?}: get returned {} (expired early)",
+                checked - before,
+                describe(&got)
+            );
+            ensure!(alive, "{:?} after a set with {ttl:?}: exists returned false", checked - before);
+            ensure!(
+                remaining.is_some(),
+                "{:?} after a set with {ttl:?}: expires_in returned None",
+                checked - before
+            );
+        }
+        // One second after the expiry time: gone.
+        wait_past_expiry(written, ttl).await;
+        expect_gone(&s, "k", "more than a second past expiry").await
+    }
+
+    pub async fn renew_extends_expiry<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("k", bytes("v"), secs(10)).await?;
+        s.get("k", secs(500)).await?;
+        let ttl = s.expires_in("k").await?;
+        ensure!(near(ttl, Duration::from_secs(500)), "get renewing for 500 s: expires_in {ttl:?}");
+        // Renewal may also shorten: the expiry becomes now + renew_for.
+        s.get("k", secs(100)).await?;
+        let ttl = s.expires_in("k").await?;
+        ensure!(near(ttl, Duration::from_secs(100)), "get renewing for 100 s: expires_in {ttl:?}");
+        Ok(())
+    }
+
+    pub async fn renew_returns_the_value<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("k", bytes("v"), secs(10)).await?;
+        let got = s.get("k", secs(100)).await?;
+        ensure!(got == Some(bytes("v")), "renewing get returned {}", describe(&got));
+        s.set("p", bytes("permanent"), None).await?;
+        let got = s.get("p", secs(100)).await?;
+        ensure!(
+            got == Some(bytes("permanent")),
+            "renewing get of a key without expiry returned {}",
+            describe(&got)
+        );
+        Ok(())
+    }
+
+    pub async fn renew_leaves_permanent_key_permanent<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("p", bytes("v"), None).await?;
+        s.get("p", secs(100)).await?;
+        let ttl = s.expires_in("p").await?;
+        ensure!(ttl.is_none(), "a renewing get gave a key without expiry the expiry {ttl:?}");
+        Ok(())
+    }
+
+    pub async fn renew_does_not_revive_expired_key<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        let written = Instant::now();
+        s.set("k", bytes("v"), Some(SHORT)).await?;
+        wait_past_expiry(written, SHORT).await;
+        let got = s.get("k", Some(LONG)).await?;
+        ensure!(got.is_none(), "renewing get of an expired key returned {}", describe(&got));
+        expect_gone(&s, "k", "after a renewing get of an expired key").await
+    }
+
+    pub async fn renew_of_zero_does_not_renew<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("k", bytes("v"), secs(300)).await?;
+        let got = s.get("k", Some(Duration::ZERO)).await?;
+        ensure!(got == Some(bytes("v")), "get with renew_for zero returned {}", describe(&got));
+        let ttl = s.expires_in("k").await?;
+        ensure!(near(ttl, Duration::from_secs(300)), "after renew_for zero: expires_in {ttl:?}, expected about 300 s");
+        Ok(())
+    }
+
+    pub async fn delete_removes_the_key<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("k", bytes("v"), Some(LONG)).await?;
+        s.set("other", bytes("w"), Some(LONG)).await?;
+        s.delete("k").await?;
+        expect_gone(&s, "k", "after delete").await?;
+        ensure!(s.exists("other").await?, "delete of one key removed another");
+        Ok(())
+    }
+
+    pub async fn delete_of_missing_key_is_ok<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        s.delete("missing").await?;
+        s.set("k", bytes("v"), None).await?;
+        s.delete("k").await?;
+        s.delete("k").await?;
+        Ok(())
+    }
+
+    pub async fn delete_all_empties_the_store<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        for i in 0..10 {
+            let ttl = if i % 2 == 0 { None } else { Some(LONG) };
+            s.set(&format!("k{i}"), bytes("v"), ttl).await?;
+        }
+        s.delete_all().await?;
+        for i in 0..10 {
+            ensure!(!s.exists(&format!("k{i}")).await?, "key k{i} survived delete_all");
+        }
+        s.set("after", bytes("v"), None).await?;
+        ensure!(s.exists("after").await?, "the store is unusable after delete_all");
+        Ok(())
+    }
+
+    pub async fn exists_tracks_presence<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        ensure!(!s.exists("k").await?, "exists of a missing key returned true");
+        s.set("k", bytes("v"), Some(LONG)).await?;
+        ensure!(s.exists("k").await?, "exists after set returned false");
+        s.delete("k").await?;
+        ensure!(!s.exists("k").await?, "exists after delete returned true");
+        Ok(())
+    }
+
+    pub async fn delete_expired_counts_exactly<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        let written = Instant::now();
+        for i in 0..3 {
+            s.set(&format!("expired{i}"), bytes("v"), Some(SHORT)).await?;
+        }
+        for i in 0..2 {
+            s.set(&format!("live{i}"), bytes("v"), Some(LONG)).await?;
+        }
+        s.set("permanent", bytes("v"), None).await?;
+        wait_past_expiry(written, SHORT).await;
+        let removed = s.delete_expired().await?;
+        ensure!(removed == 3, "delete_expired with 3 expired rows returned {removed}");
+        for key in ["live0", "live1", "permanent"] {
+            let got = s.get(key, None).await?;
+            ensure!(got == Some(bytes("v")), "delete_expired touched `{key}`: get returned {}", describe(&got));
+        }
+        let again = s.delete_expired().await?;
+        ensure!(again == 0, "a second delete_expired returned {again}");
+        Ok(())
+    }
+
+    pub async fn delete_expired_on_empty_store_is_zero<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        let removed = s.delete_expired().await?;
+        ensure!(removed == 0, "delete_expired on an empty store returned {removed}");
+        Ok(())
+    }
+
+    pub async fn create_writes_a_missing_key<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        let wrote = s.create("k", bytes("v"), secs(100)).await?;
+        ensure!(wrote, "create of a missing key returned false");
+        let got = s.get("k", None).await?;
+        ensure!(got == Some(bytes("v")), "get after create returned {}", describe(&got));
+        let ttl = s.expires_in("k").await?;
+        ensure!(near(ttl, Duration::from_secs(100)), "create with 100 s: expires_in {ttl:?}");
+        Ok(())
+    }
+
+    pub async fn create_refuses_a_live_key<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("k", bytes("original"), Some(LONG)).await?;
+        let wrote = s.create("k", bytes("intruder"), Some(LONG)).await?;
+        ensure!(!wrote, "create over a live key returned true");
+        let got = s.get("k", None).await?;
+        ensure!(got == Some(bytes("original")), "create over a live key changed it to {}", describe(&got));
+        s.set("p", bytes("original"), None).await?;
+        let wrote = s.create("p", bytes("intruder"), None).await?;
+        ensure!(!wrote, "create over a live key without expiry returned true");
+        Ok(())
+    }
+
+    pub async fn create_replaces_an_expired_row<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        let written = Instant::now();
+        s.set("k", bytes("old"), Some(SHORT)).await?;
+        wait_past_expiry(written, SHORT).await;
+        let wrote = s.create("k", bytes("new"), secs(100)).await?;
+        ensure!(wrote, "create over an expired row returned false");
+        let got = s.get("k", None).await?;
+        ensure!(got == Some(bytes("new")), "get after create over an expired row returned {}", describe(&got));
+        let ttl = s.expires_in("k").await?;
+        ensure!(near(ttl, Duration::from_secs(100)), "create with 100 s over an expired row: expires_in {ttl:?}");
+        Ok(())
+    }
+
+    pub async fn update_refuses_a_missing_key<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        let wrote = s.update("k", bytes("v"), Some(LONG)).await?;
+        ensure!(!wrote, "update of a missing key returned true");
+        expect_gone(&s, "k", "after update of a missing key").await
+    }
+
+    pub async fn update_refuses_an_expired_key<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        let written = Instant::now();
+        s.set("k", bytes("old"), Some(SHORT)).await?;
+        wait_past_expiry(written, SHORT).await;
+        let wrote = s.update("k", bytes("new"), Some(LONG)).await?;
+        ensure!(!wrote, "update of an expired key returned true");
+        expect_gone(&s, "k", "after update of an expired key").await
+    }
+
+    pub async fn update_writes_a_live_key<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("k", bytes("old"), secs(10)).await?;
+        let wrote = s.update("k", bytes("new"), secs(500)).await?;
+        ensure!(wrote, "update of a live key returned false");
+        let got = s.get("k", None).await?;
+        ensure!(got == Some(bytes("new")), "get after update returned {}", describe(&got));
+        let ttl = s.expires_in("k").await?;
+        ensure!(near(ttl, Duration::from_secs(500)), "update with 500 s: expires_in {ttl:?}");
+        s.set("p", bytes("old"), None).await?;
+        let wrote = s.update("p", bytes("new"), None).await?;
+        ensure!(wrote, "update of a live key without expiry returned false");
+        let ttl = s.expires_in("p").await?;
+        ensure!(ttl.is_none(), "update without expiry: expires_in {ttl:?}");
+        Ok(())
+    }
+
+    async fn every_op_rejects<S: Store>(s: &S, key: &str) -> CaseResult {
+        expect_invalid_key(s.get(key, None).await, "get")?;
+        expect_invalid_key(s.get(key, Some(LONG)).await, "renewing get")?;
+        expect_invalid_key(s.set(key, bytes("v"), None).await, "set")?;
+        expect_invalid_key(s.delete(key).await, "delete")?;
+        expect_invalid_key(s.exists(key).await, "exists")?;
+        expect_invalid_key(s.expires_in(key).await, "expires_in")?;
+        expect_invalid_key(s.create(key, bytes("v"), None).await, "create")?;
+        expect_invalid_key(s.update(key, bytes("v"), None).await, "update")?;
+        Ok(())
+    }
+
+    pub async fn empty_key_is_rejected<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        every_op_rejects(&s, "").await
+    }
+
+    pub async fn key_of_255_bytes_is_accepted<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        let ascii = "k".repeat(255);
+        round_trip(&s, &ascii, bytes("ascii")).await?;
+        // 127 two-byte characters and one ASCII byte: 128 characters, 255 bytes.
+        let wide = format!("{}k", "é".repeat(127));
+        round_trip(&s, &wide, bytes("wide")).await?;
+        let got = s.get(&ascii, None).await?;
+        ensure!(got == Some(bytes("ascii")), "two 255-byte keys collided: {}", describe(&got));
+        Ok(())
+    }
+
+    pub async fn key_of_256_bytes_is_rejected<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        every_op_rejects(&s, &"k".repeat(256)).await?;
+        // 128 characters, 256 bytes: the limit is in bytes.
+        every_op_rejects(&s, &"é".repeat(128)).await
+    }
+
+    pub async fn key_with_nul_is_rejected<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        every_op_rejects(&s, "a\0b").await
+    }
+
+    pub async fn non_ascii_key_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        for (i, key) in ["ключ", "鍵-🔑", "ǅ\u{301}e", "'; DROP TABLE x; --"].iter().enumerate() {
+            round_trip(&s, key, Bytes::from(format!("value {i}"))).await?;
+        }
+        let got = s.get("ключ", None).await?;
+        ensure!(got == Some(bytes("value 0")), "non-ASCII keys collided: {}", describe(&got));
+        Ok(())
+    }
+
+    pub async fn empty_value_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        round_trip(&s, "k", Bytes::new()).await?;
+        ensure!(s.exists("k").await?, "a key with the empty value does not exist");
+        Ok(())
+    }
+
+    pub async fn value_with_nul_bytes_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        round_trip(&s, "k", Bytes::from_static(b"\0a\0\0b\0\xff\xfe\0")).await
+    }
+
+    pub async fn value_of_32k_minus_1_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        round_trip(&s, "k", patterned(32 * 1024 - 1, 1)).await
+    }
+
+    pub async fn value_of_32k_plus_1_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        round_trip(&s, "k", patterned(32 * 1024 + 1, 2)).await
+    }
+
+    pub async fn value_of_1mib_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        round_trip(&s, "k", patterned(1024 * 1024, 3)).await
+    }
+
+    pub async fn concurrent_writes_to_one_key_leave_one_whole_value<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        let s = Arc::new(s);
+        let value = |i: usize| Bytes::from(vec![i as u8; 4096 + i]);
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move { s.set("k", value(i), Some(LONG)).await })
+            })
+            .collect();
+        for (i, task) in tasks.into_iter().enumerate() {
+            match task.await {
+                Ok(result) => result?,
+                Err(e) => return Err(CaseError::Failed(format!("writer {i} panicked: {e}"))),
+            }
+        }
+        let got = s.get("k", None).await?;
+        ensure!(
+            got.as_ref().is_some_and(|g| (0..64).any(|i| *g == value(i))),
+            "after 64 concurrent writes the value is {}, none of the written ones",
+            describe(&got)
+        );
+        Ok(())
+    }
+
+    pub async fn concurrent_writes_to_distinct_keys_lose_none<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        let s = Arc::new(s);
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.set(&format!("k{i}"), Bytes::from(format!("v{i}")), Some(LONG)).await
+                })
+            })
+            .collect();
+        for (i, task) in tasks.into_iter().enumerate() {
+            match task.await {
+                Ok(result) => result?,
+                Err(e) => return Err(CaseError::Failed(format!("writer {i} panicked: {e}"))),
+            }
+        }
+        for i in 0..64 {
+            let got = s.get(&format!("k{i}"), None).await?;
+            ensure!(
+                got == Some(Bytes::from(format!("v{i}"))),
+                "after 64 concurrent writers, key k{i} holds {}",
+                describe(&got)
+            );
+        }
+        Ok(())
+    }
+
+    pub async fn concurrent_creates_of_one_key_have_one_winner<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        let s = Arc::new(s);
+        let start = Arc::new(tokio::sync::Barrier::new(16));
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let s = s.clone();
+                let start = start.clone();
+                tokio::spawn(async move {
+                    start.wait().await;
+                    s.create("k", Bytes::from(format!("v{i}")), Some(LONG)).await
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for (i, task) in tasks.into_iter().enumerate() {
+            match task.await {
+                Ok(Ok(true)) => winners.push(i),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => return Err(e.into()),
+                Err(e) => return Err(CaseError::Failed(format!("creator {i} panicked: {e}"))),
+            }
+        }
+        ensure!(winners.len() == 1, "16 concurrent creates of one key: {} returned true", winners.len());
+        let got = s.get("k", None).await?;
+        let expected = Bytes::from(format!("v{}", winners[0]));
+        ensure!(got == Some(expected), "the winner wrote v{} but the key holds {}", winners[0], describe(&got));
+        Ok(())
+    }
+
+    /// The one case that needs two stores from one factory.
+    pub async fn delete_all_spares_other_stores<F: StoreFactory>(factory: &F) -> CaseResult {
+        let a = factory.new_store().await?;
+        let b = factory.new_store().await?;
+        a.set("shared-name", bytes("a"), None).await?;
+        b.set("shared-name", bytes("b"), None).await?;
+        b.set("only-b", bytes("b"), Some(LONG)).await?;
+        a.delete_all().await?;
+        let got = b.get("shared-name", None).await?;
+        ensure!(got == Some(bytes("b")), "delete_all on one store changed another store's key to {}", describe(&got));
+        ensure!(b.exists("only-b").await?, "delete_all on one store removed another store's key");
+        let got = a.get("shared-name", None).await?;
+        ensure!(got.is_none(), "delete_all left {} behind", describe(&got));
+        Ok(())
+    }
+
+}
+
+type BoxFuture<'a> = Pin<Box<dyn Future<Output = CaseResult> + Send + 'a>>;
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        /// The name of every case, in the order the suite runs them.
+        pub const CASE_NAMES: &[&str] = &[$(stringify!($name)),*];
+
+        pub(crate) async fn run<F: StoreFactory>(name: &str, factory: &F) -> CaseResult {
+            let case: BoxFuture<'_> = match name {
+                $(stringify!($name) => Box::pin(list::$name(factory)),)*
+                other => panic!("no conformance case is called `{other}`; see CASE_NAMES"),
+            };
+            case.await
+        }
+    };
+}
+
+// The order here is the order of `store_conformance!`; a test of the macro
+// fails if the two lists drift apart.
+cases! {
+    get_missing_is_none,
+    set_then_get_round_trips,
+    set_replaces_the_value,
+    set_without_expiry_never_expires,
+    set_with_zero_expiry_never_expires,
+    set_resets_expiry,
+    expires_in_reports_remaining_time,
+    expires_in_of_missing_is_none,
+    expired_keys_are_invisible_everywhere,
+    never_early_and_gone_within_a_second,
+    renew_extends_expiry,
+    renew_returns_the_value,
+    renew_leaves_permanent_key_permanent,
+    renew_does_not_revive_expired_key,
+    renew_of_zero_does_not_renew,
+    delete_removes_the_key,
+    delete_of_missing_key_is_ok,
+    delete_all_empties_the_store,
+    delete_all_spares_other_stores,
+    exists_tracks_presence,
+    delete_expired_counts_exactly,
+    delete_expired_on_empty_store_is_zero,
+    create_writes_a_missing_key,
+    create_refuses_a_live_key,
+    create_replaces_an_expired_row,
+    update_refuses_a_missing_key,
+    update_refuses_an_expired_key,
+    update_writes_a_live_key,
+    empty_key_is_rejected,
+    key_of_255_bytes_is_accepted,
+    key_of_256_bytes_is_rejected,
+    key_with_nul_is_rejected,
+    non_ascii_key_round_trips,
+    empty_value_round_trips,
+    value_with_nul_bytes_round_trips,
+    value_of_32k_minus_1_round_trips,
+    value_of_32k_plus_1_round_trips,
+    value_of_1mib_round_trips,
+    concurrent_writes_to_one_key_leave_one_whole_value,
+    concurrent_writes_to_distinct_keys_lose_none,
+    concurrent_creates_of_one_key_have_one_winner,
+}

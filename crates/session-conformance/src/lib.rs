@@ -1,0 +1,179 @@
+//! The conformance suite of the session [`Store`] contract.
+//!
+//! Add this crate as a dev-dependency of your store and give the suite an
+//! async factory that returns a fresh, isolated store (its own table or
+//! keyspace) on every call. Two ways to run it:
+//!
+//! * [`store_conformance!`] expands, in your test file, to one `#[test]` per
+//!   case, so `cargo test` lists every case by name and a failure names the
+//!   case that caught it.
+//! * [`run_all`] runs every case (concurrently, so the expiry waits
+//!   overlap) and returns a [`Report`], for harnesses of your own.
+//!
+//! ```
+//! use session_core::MemoryStore;
+//!
+//! # #[tokio::main] async fn main() {
+//! let report = session_conformance::run_all(&|| async { MemoryStore::new() }).await;
+//! assert!(report.all_passed(), "{report}");
+//! # }
+//! ```
+//!
+//! A factory that may not be able to make a store (no database reachable)
+//! implements [`StoreFactory`] itself and returns [`Skip`] with the reason:
+//! the case then prints that it was skipped instead of failing.
+
+mod cases;
+mod factory;
+mod report;
+
+pub use cases::CASE_NAMES;
+pub use factory::{Skip, StoreFactory};
+pub use report::{CaseOutcome, Outcome, Report};
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+pub use session_core::Store;
+
+/// The longest a single case may run before it counts as failed (a store
+/// that hangs must not hang the suite).
+pub const CASE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs the case called `name` against stores from `factory`.
+///
+/// # Panics
+///
+/// If `name` is not one of [`CASE_NAMES`].
+pub async fn run_case<F: StoreFactory>(name: &str, factory: &F) -> CaseOutcome {
+    let started = Instant::now();
+    let outcome = match tokio::time::timeout(CASE_TIMEOUT, cases::run(name, factory)).await {
+        Ok(Ok(())) => Outcome::Passed,
+        Ok(Err(cases::CaseError::Failed(why))) => Outcome::Failed(why),
+        Ok(Err(cases::CaseError::Skipped(why))) => Outcome::Skipped(why),
+        Err(_) => Outcome::Failed(format!("did not finish within {CASE_TIMEOUT:?}")),
+    };
+    CaseOutcome {
+        name: CASE_NAMES
+            .iter()
+            .find(|n| **n == name)
+            .copied()
+            .unwrap_or("unknown"),
+        outcome,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Runs every case concurrently against stores from `factory` and reports
+/// each outcome.
+pub async fn run_all<F: StoreFactory>(factory: &F) -> Report {
+    let outcomes = join_all(CASE_NAMES.iter().map(|name| run_case(name, factory))).await;
+    Report { outcomes }
+}
+
+/// Runs one case on a runtime of its own and panics with the failure, if
+/// any. This is what [`store_conformance!`] calls from each test.
+#[doc(hidden)]
+pub fn __run_case_blocking<F: StoreFactory>(name: &str, factory: F) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("the conformance suite could not start a tokio runtime");
+    let outcome = runtime.block_on(run_case(name, &factory));
+    match outcome.outcome {
+        Outcome::Passed => {}
+        Outcome::Skipped(why) => println!("conformance case `{name}` skipped: {why}"),
+        Outcome::Failed(why) => panic!("conformance case `{name}` failed: {why}"),
+    }
+}
+
+/// Expands to one `#[test]` per conformance case, each running the case
+/// against stores made by the factory expression.
+///
+/// The factory is an expression evaluated once per test: a closure
+/// returning a future of a [`Store`], or any [`StoreFactory`].
+///
+/// ```ignore
+/// // tests/conformance.rs of your store
+/// session_conformance::store_conformance!(|| async { my_store::MyStore::new() });
+///
+/// // or several suites in one file, each in a module of its own
+/// // (the module sees the file's items through `use super::*`):
+/// session_conformance::store_conformance!(file_db, || async { file_store().await });
+/// ```
+#[macro_export]
+macro_rules! store_conformance {
+    ($module:ident, $factory:expr $(,)?) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::store_conformance!($factory);
+        }
+    };
+    ($factory:expr $(,)?) => {
+        $crate::__conformance_tests! { $factory;
+            get_missing_is_none,
+            set_then_get_round_trips,
+            set_replaces_the_value,
+            set_without_expiry_never_expires,
+            set_with_zero_expiry_never_expires,
+            set_resets_expiry,
+            expires_in_reports_remaining_time,
+            expires_in_of_missing_is_none,
+            expired_keys_are_invisible_everywhere,
+            never_early_and_gone_within_a_second,
+            renew_extends_expiry,
+            renew_returns_the_value,
+            renew_leaves_permanent_key_permanent,
+            renew_does_not_revive_expired_key,
+            renew_of_zero_does_not_renew,
+            delete_removes_the_key,
+            delete_of_missing_key_is_ok,
+            delete_all_empties_the_store,
+            delete_all_spares_other_stores,
+            exists_tracks_presence,
+            delete_expired_counts_exactly,
+            delete_expired_on_empty_store_is_zero,
+            create_writes_a_missing_key,
+            create_refuses_a_live_key,
+            create_replaces_an_expired_row,
+            update_refuses_a_missing_key,
+            update_refuses_an_expired_key,
+            update_writes_a_live_key,
+            empty_key_is_rejected,
+            key_of_255_bytes_is_accepted,
+            key_of_256_bytes_is_rejected,
+            key_with_nul_is_rejected,
+            non_ascii_key_round_trips,
+            empty_value_round_trips,
+            value_with_nul_bytes_round_trips,
+            value_of_32k_minus_1_round_trips,
+            value_of_32k_plus_1_round_trips,
+            value_of_1mib_round_trips,
+            concurrent_writes_to_one_key_leave_one_whole_value,
+            concurrent_writes_to_distinct_keys_lose_none,
+            concurrent_creates_of_one_key_have_one_winner,
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::__run_case_blocking(stringify!($case), $factory);
+            }
+        )*
+
+        /// Fails if this expansion of the macro misses a case of the suite.
+        #[test]
+        fn conformance_macro_lists_every_case() {
+            let listed: &[&str] = &[$(stringify!($case)),*];
+            assert_eq!(listed, $crate::CASE_NAMES);
+        }
+    };
+}
