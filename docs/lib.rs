@@ -3,11 +3,19 @@
 
 #![cfg(doctest)]
 
-#[doc = include_str!("index.md")]
-pub struct Index;
+macro_rules! pages {
+    ($($name:ident => $file:literal),* $(,)?) => {$(
+        #[doc = include_str!($file)]
+        pub struct $name;
+    )*};
+}
 
-#[doc = include_str!("store-contract.md")]
-pub struct StoreContract;
-
-#[doc = include_str!("custom-store.md")]
-pub struct CustomStore;
+pages! {
+    Index => "index.md",
+    StoreContract => "store-contract.md",
+    CustomStore => "custom-store.md",
+    Sqlite => "sqlite.md",
+    Postgres => "postgres.md",
+    Oracle => "oracle.md",
+    Performance => "performance.md",
+}

@@ -97,10 +97,17 @@ fn near(actual: Option<Duration>, expected: Duration) -> bool {
 
 async fn expect_gone<S: Store + ?Sized>(store: &S, key: &str, when: &str) -> CaseResult {
     let value = store.get(key, None).await?;
-    ensure!(value.is_none(), "{when}: get returned {}, expected None", describe(&value));
+    ensure!(
+        value.is_none(),
+        "{when}: get returned {}, expected None",
+        describe(&value)
+    );
     ensure!(!store.exists(key).await?, "{when}: exists returned true");
     let ttl = store.expires_in(key).await?;
-    ensure!(ttl.is_none(), "{when}: expires_in returned {ttl:?}, expected None");
+    ensure!(
+        ttl.is_none(),
+        "{when}: expires_in returned {ttl:?}, expected None"
+    );
     Ok(())
 }
 
@@ -143,9 +150,17 @@ mod list {
     pub async fn get_missing_is_none<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         let got = s.get("missing", None).await?;
-        ensure!(got.is_none(), "get of a missing key returned {}", describe(&got));
+        ensure!(
+            got.is_none(),
+            "get of a missing key returned {}",
+            describe(&got)
+        );
         let got = s.get("missing", Some(LONG)).await?;
-        ensure!(got.is_none(), "renewing get of a missing key returned {}", describe(&got));
+        ensure!(
+            got.is_none(),
+            "renewing get of a missing key returned {}",
+            describe(&got)
+        );
         Ok(())
     }
 
@@ -153,7 +168,11 @@ mod list {
         let s = f.new_store().await?;
         s.set("k", bytes("value"), Some(LONG)).await?;
         let got = s.get("k", None).await?;
-        ensure!(got == Some(bytes("value")), "get after set returned {}", describe(&got));
+        ensure!(
+            got == Some(bytes("value")),
+            "get after set returned {}",
+            describe(&got)
+        );
         Ok(())
     }
 
@@ -162,25 +181,41 @@ mod list {
         s.set("k", bytes("first"), Some(LONG)).await?;
         s.set("k", bytes("second"), Some(LONG)).await?;
         let got = s.get("k", None).await?;
-        ensure!(got == Some(bytes("second")), "after two sets get returned {}", describe(&got));
+        ensure!(
+            got == Some(bytes("second")),
+            "after two sets get returned {}",
+            describe(&got)
+        );
         Ok(())
     }
 
     pub async fn set_without_expiry_never_expires<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         s.set("k", bytes("v"), None).await?;
-        ensure!(s.exists("k").await?, "a key set without expiry does not exist");
+        ensure!(
+            s.exists("k").await?,
+            "a key set without expiry does not exist"
+        );
         let ttl = s.expires_in("k").await?;
-        ensure!(ttl.is_none(), "a key set without expiry has expires_in {ttl:?}");
+        ensure!(
+            ttl.is_none(),
+            "a key set without expiry has expires_in {ttl:?}"
+        );
         Ok(())
     }
 
     pub async fn set_with_zero_expiry_never_expires<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         s.set("k", bytes("v"), Some(Duration::ZERO)).await?;
-        ensure!(s.exists("k").await?, "a key set with zero expiry does not exist (zero means never)");
+        ensure!(
+            s.exists("k").await?,
+            "a key set with zero expiry does not exist (zero means never)"
+        );
         let ttl = s.expires_in("k").await?;
-        ensure!(ttl.is_none(), "a key set with zero expiry has expires_in {ttl:?}, expected None");
+        ensure!(
+            ttl.is_none(),
+            "a key set with zero expiry has expires_in {ttl:?}, expected None"
+        );
         Ok(())
     }
 
@@ -189,13 +224,22 @@ mod list {
         s.set("k", bytes("v"), secs(100)).await?;
         s.set("k", bytes("v"), secs(1000)).await?;
         let ttl = s.expires_in("k").await?;
-        ensure!(near(ttl, Duration::from_secs(1000)), "set with 1000 s after 100 s: expires_in {ttl:?}");
+        ensure!(
+            near(ttl, Duration::from_secs(1000)),
+            "set with 1000 s after 100 s: expires_in {ttl:?}"
+        );
         s.set("k", bytes("v"), None).await?;
         let ttl = s.expires_in("k").await?;
-        ensure!(ttl.is_none(), "set without expiry after 1000 s: expires_in {ttl:?}, expected None");
+        ensure!(
+            ttl.is_none(),
+            "set without expiry after 1000 s: expires_in {ttl:?}, expected None"
+        );
         s.set("k", bytes("v"), secs(50)).await?;
         let ttl = s.expires_in("k").await?;
-        ensure!(near(ttl, Duration::from_secs(50)), "set with 50 s after no expiry: expires_in {ttl:?}");
+        ensure!(
+            near(ttl, Duration::from_secs(50)),
+            "set with 50 s after no expiry: expires_in {ttl:?}"
+        );
         Ok(())
     }
 
@@ -203,7 +247,10 @@ mod list {
         let s = f.new_store().await?;
         s.set("k", bytes("v"), secs(60)).await?;
         let ttl = s.expires_in("k").await?;
-        ensure!(near(ttl, Duration::from_secs(60)), "set with 60 s: expires_in {ttl:?}");
+        ensure!(
+            near(ttl, Duration::from_secs(60)),
+            "set with 60 s: expires_in {ttl:?}"
+        );
         Ok(())
     }
 
@@ -241,7 +288,11 @@ mod list {
                 checked - before,
                 describe(&got)
             );
-            ensure!(alive, "{:?} after a set with {ttl:?}: exists returned false", checked - before);
+            ensure!(
+                alive,
+                "{:?} after a set with {ttl:?}: exists returned false",
+                checked - before
+            );
             ensure!(
                 remaining.is_some(),
                 "{:?} after a set with {ttl:?}: expires_in returned None",
@@ -258,11 +309,17 @@ mod list {
         s.set("k", bytes("v"), secs(10)).await?;
         s.get("k", secs(500)).await?;
         let ttl = s.expires_in("k").await?;
-        ensure!(near(ttl, Duration::from_secs(500)), "get renewing for 500 s: expires_in {ttl:?}");
+        ensure!(
+            near(ttl, Duration::from_secs(500)),
+            "get renewing for 500 s: expires_in {ttl:?}"
+        );
         // Renewal may also shorten: the expiry becomes now + renew_for.
         s.get("k", secs(100)).await?;
         let ttl = s.expires_in("k").await?;
-        ensure!(near(ttl, Duration::from_secs(100)), "get renewing for 100 s: expires_in {ttl:?}");
+        ensure!(
+            near(ttl, Duration::from_secs(100)),
+            "get renewing for 100 s: expires_in {ttl:?}"
+        );
         Ok(())
     }
 
@@ -270,7 +327,11 @@ mod list {
         let s = f.new_store().await?;
         s.set("k", bytes("v"), secs(10)).await?;
         let got = s.get("k", secs(100)).await?;
-        ensure!(got == Some(bytes("v")), "renewing get returned {}", describe(&got));
+        ensure!(
+            got == Some(bytes("v")),
+            "renewing get returned {}",
+            describe(&got)
+        );
         s.set("p", bytes("permanent"), None).await?;
         let got = s.get("p", secs(100)).await?;
         ensure!(
@@ -286,7 +347,10 @@ mod list {
         s.set("p", bytes("v"), None).await?;
         s.get("p", secs(100)).await?;
         let ttl = s.expires_in("p").await?;
-        ensure!(ttl.is_none(), "a renewing get gave a key without expiry the expiry {ttl:?}");
+        ensure!(
+            ttl.is_none(),
+            "a renewing get gave a key without expiry the expiry {ttl:?}"
+        );
         Ok(())
     }
 
@@ -296,7 +360,11 @@ mod list {
         s.set("k", bytes("v"), Some(SHORT)).await?;
         wait_past_expiry(written, SHORT).await;
         let got = s.get("k", Some(LONG)).await?;
-        ensure!(got.is_none(), "renewing get of an expired key returned {}", describe(&got));
+        ensure!(
+            got.is_none(),
+            "renewing get of an expired key returned {}",
+            describe(&got)
+        );
         expect_gone(&s, "k", "after a renewing get of an expired key").await
     }
 
@@ -304,9 +372,16 @@ mod list {
         let s = f.new_store().await?;
         s.set("k", bytes("v"), secs(300)).await?;
         let got = s.get("k", Some(Duration::ZERO)).await?;
-        ensure!(got == Some(bytes("v")), "get with renew_for zero returned {}", describe(&got));
+        ensure!(
+            got == Some(bytes("v")),
+            "get with renew_for zero returned {}",
+            describe(&got)
+        );
         let ttl = s.expires_in("k").await?;
-        ensure!(near(ttl, Duration::from_secs(300)), "after renew_for zero: expires_in {ttl:?}, expected about 300 s");
+        ensure!(
+            near(ttl, Duration::from_secs(300)),
+            "after renew_for zero: expires_in {ttl:?}, expected about 300 s"
+        );
         Ok(())
     }
 
@@ -316,7 +391,10 @@ mod list {
         s.set("other", bytes("w"), Some(LONG)).await?;
         s.delete("k").await?;
         expect_gone(&s, "k", "after delete").await?;
-        ensure!(s.exists("other").await?, "delete of one key removed another");
+        ensure!(
+            s.exists("other").await?,
+            "delete of one key removed another"
+        );
         Ok(())
     }
 
@@ -337,16 +415,25 @@ mod list {
         }
         s.delete_all().await?;
         for i in 0..10 {
-            ensure!(!s.exists(&format!("k{i}")).await?, "key k{i} survived delete_all");
+            ensure!(
+                !s.exists(&format!("k{i}")).await?,
+                "key k{i} survived delete_all"
+            );
         }
         s.set("after", bytes("v"), None).await?;
-        ensure!(s.exists("after").await?, "the store is unusable after delete_all");
+        ensure!(
+            s.exists("after").await?,
+            "the store is unusable after delete_all"
+        );
         Ok(())
     }
 
     pub async fn exists_tracks_presence<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
-        ensure!(!s.exists("k").await?, "exists of a missing key returned true");
+        ensure!(
+            !s.exists("k").await?,
+            "exists of a missing key returned true"
+        );
         s.set("k", bytes("v"), Some(LONG)).await?;
         ensure!(s.exists("k").await?, "exists after set returned false");
         s.delete("k").await?;
@@ -358,7 +445,8 @@ mod list {
         let s = f.new_store().await?;
         let written = Instant::now();
         for i in 0..3 {
-            s.set(&format!("expired{i}"), bytes("v"), Some(SHORT)).await?;
+            s.set(&format!("expired{i}"), bytes("v"), Some(SHORT))
+                .await?;
         }
         for i in 0..2 {
             s.set(&format!("live{i}"), bytes("v"), Some(LONG)).await?;
@@ -366,10 +454,17 @@ mod list {
         s.set("permanent", bytes("v"), None).await?;
         wait_past_expiry(written, SHORT).await;
         let removed = s.delete_expired().await?;
-        ensure!(removed == 3, "delete_expired with 3 expired rows returned {removed}");
+        ensure!(
+            removed == 3,
+            "delete_expired with 3 expired rows returned {removed}"
+        );
         for key in ["live0", "live1", "permanent"] {
             let got = s.get(key, None).await?;
-            ensure!(got == Some(bytes("v")), "delete_expired touched `{key}`: get returned {}", describe(&got));
+            ensure!(
+                got == Some(bytes("v")),
+                "delete_expired touched `{key}`: get returned {}",
+                describe(&got)
+            );
         }
         let again = s.delete_expired().await?;
         ensure!(again == 0, "a second delete_expired returned {again}");
@@ -379,7 +474,10 @@ mod list {
     pub async fn delete_expired_on_empty_store_is_zero<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         let removed = s.delete_expired().await?;
-        ensure!(removed == 0, "delete_expired on an empty store returned {removed}");
+        ensure!(
+            removed == 0,
+            "delete_expired on an empty store returned {removed}"
+        );
         Ok(())
     }
 
@@ -388,9 +486,16 @@ mod list {
         let wrote = s.create("k", bytes("v"), secs(100)).await?;
         ensure!(wrote, "create of a missing key returned false");
         let got = s.get("k", None).await?;
-        ensure!(got == Some(bytes("v")), "get after create returned {}", describe(&got));
+        ensure!(
+            got == Some(bytes("v")),
+            "get after create returned {}",
+            describe(&got)
+        );
         let ttl = s.expires_in("k").await?;
-        ensure!(near(ttl, Duration::from_secs(100)), "create with 100 s: expires_in {ttl:?}");
+        ensure!(
+            near(ttl, Duration::from_secs(100)),
+            "create with 100 s: expires_in {ttl:?}"
+        );
         Ok(())
     }
 
@@ -400,10 +505,17 @@ mod list {
         let wrote = s.create("k", bytes("intruder"), Some(LONG)).await?;
         ensure!(!wrote, "create over a live key returned true");
         let got = s.get("k", None).await?;
-        ensure!(got == Some(bytes("original")), "create over a live key changed it to {}", describe(&got));
+        ensure!(
+            got == Some(bytes("original")),
+            "create over a live key changed it to {}",
+            describe(&got)
+        );
         s.set("p", bytes("original"), None).await?;
         let wrote = s.create("p", bytes("intruder"), None).await?;
-        ensure!(!wrote, "create over a live key without expiry returned true");
+        ensure!(
+            !wrote,
+            "create over a live key without expiry returned true"
+        );
         Ok(())
     }
 
@@ -415,9 +527,16 @@ mod list {
         let wrote = s.create("k", bytes("new"), secs(100)).await?;
         ensure!(wrote, "create over an expired row returned false");
         let got = s.get("k", None).await?;
-        ensure!(got == Some(bytes("new")), "get after create over an expired row returned {}", describe(&got));
+        ensure!(
+            got == Some(bytes("new")),
+            "get after create over an expired row returned {}",
+            describe(&got)
+        );
         let ttl = s.expires_in("k").await?;
-        ensure!(near(ttl, Duration::from_secs(100)), "create with 100 s over an expired row: expires_in {ttl:?}");
+        ensure!(
+            near(ttl, Duration::from_secs(100)),
+            "create with 100 s over an expired row: expires_in {ttl:?}"
+        );
         Ok(())
     }
 
@@ -444,9 +563,16 @@ mod list {
         let wrote = s.update("k", bytes("new"), secs(500)).await?;
         ensure!(wrote, "update of a live key returned false");
         let got = s.get("k", None).await?;
-        ensure!(got == Some(bytes("new")), "get after update returned {}", describe(&got));
+        ensure!(
+            got == Some(bytes("new")),
+            "get after update returned {}",
+            describe(&got)
+        );
         let ttl = s.expires_in("k").await?;
-        ensure!(near(ttl, Duration::from_secs(500)), "update with 500 s: expires_in {ttl:?}");
+        ensure!(
+            near(ttl, Duration::from_secs(500)),
+            "update with 500 s: expires_in {ttl:?}"
+        );
         s.set("p", bytes("old"), None).await?;
         let wrote = s.update("p", bytes("new"), None).await?;
         ensure!(wrote, "update of a live key without expiry returned false");
@@ -480,7 +606,11 @@ mod list {
         let wide = format!("{}k", "é".repeat(127));
         round_trip(&s, &wide, bytes("wide")).await?;
         let got = s.get(&ascii, None).await?;
-        ensure!(got == Some(bytes("ascii")), "two 255-byte keys collided: {}", describe(&got));
+        ensure!(
+            got == Some(bytes("ascii")),
+            "two 255-byte keys collided: {}",
+            describe(&got)
+        );
         Ok(())
     }
 
@@ -498,18 +628,28 @@ mod list {
 
     pub async fn non_ascii_key_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
-        for (i, key) in ["ключ", "鍵-🔑", "ǅ\u{301}e", "'; DROP TABLE x; --"].iter().enumerate() {
+        for (i, key) in ["ключ", "鍵-🔑", "ǅ\u{301}e", "'; DROP TABLE x; --"]
+            .iter()
+            .enumerate()
+        {
             round_trip(&s, key, Bytes::from(format!("value {i}"))).await?;
         }
         let got = s.get("ключ", None).await?;
-        ensure!(got == Some(bytes("value 0")), "non-ASCII keys collided: {}", describe(&got));
+        ensure!(
+            got == Some(bytes("value 0")),
+            "non-ASCII keys collided: {}",
+            describe(&got)
+        );
         Ok(())
     }
 
     pub async fn empty_value_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         round_trip(&s, "k", Bytes::new()).await?;
-        ensure!(s.exists("k").await?, "a key with the empty value does not exist");
+        ensure!(
+            s.exists("k").await?,
+            "a key with the empty value does not exist"
+        );
         Ok(())
     }
 
@@ -533,7 +673,9 @@ mod list {
         round_trip(&s, "k", patterned(1024 * 1024, 3)).await
     }
 
-    pub async fn concurrent_writes_to_one_key_leave_one_whole_value<F: StoreFactory>(f: &F) -> CaseResult {
+    pub async fn concurrent_writes_to_one_key_leave_one_whole_value<F: StoreFactory>(
+        f: &F,
+    ) -> CaseResult {
         let s = f.new_store().await?;
         let s = Arc::new(s);
         let value = |i: usize| Bytes::from(vec![i as u8; 4096 + i]);
@@ -551,21 +693,25 @@ mod list {
         }
         let got = s.get("k", None).await?;
         ensure!(
-            got.as_ref().is_some_and(|g| (0..64).any(|i| *g == value(i))),
+            got.as_ref()
+                .is_some_and(|g| (0..64).any(|i| *g == value(i))),
             "after 64 concurrent writes the value is {}, none of the written ones",
             describe(&got)
         );
         Ok(())
     }
 
-    pub async fn concurrent_writes_to_distinct_keys_lose_none<F: StoreFactory>(f: &F) -> CaseResult {
+    pub async fn concurrent_writes_to_distinct_keys_lose_none<F: StoreFactory>(
+        f: &F,
+    ) -> CaseResult {
         let s = f.new_store().await?;
         let s = Arc::new(s);
         let tasks: Vec<_> = (0..64)
             .map(|i| {
                 let s = s.clone();
                 tokio::spawn(async move {
-                    s.set(&format!("k{i}"), Bytes::from(format!("v{i}")), Some(LONG)).await
+                    s.set(&format!("k{i}"), Bytes::from(format!("v{i}")), Some(LONG))
+                        .await
                 })
             })
             .collect();
@@ -586,7 +732,9 @@ mod list {
         Ok(())
     }
 
-    pub async fn concurrent_creates_of_one_key_have_one_winner<F: StoreFactory>(f: &F) -> CaseResult {
+    pub async fn concurrent_creates_of_one_key_have_one_winner<F: StoreFactory>(
+        f: &F,
+    ) -> CaseResult {
         let s = f.new_store().await?;
         let s = Arc::new(s);
         let start = Arc::new(tokio::sync::Barrier::new(16));
@@ -596,7 +744,8 @@ mod list {
                 let start = start.clone();
                 tokio::spawn(async move {
                     start.wait().await;
-                    s.create("k", Bytes::from(format!("v{i}")), Some(LONG)).await
+                    s.create("k", Bytes::from(format!("v{i}")), Some(LONG))
+                        .await
                 })
             })
             .collect();
@@ -609,10 +758,19 @@ mod list {
                 Err(e) => return Err(CaseError::Failed(format!("creator {i} panicked: {e}"))),
             }
         }
-        ensure!(winners.len() == 1, "16 concurrent creates of one key: {} returned true", winners.len());
+        ensure!(
+            winners.len() == 1,
+            "16 concurrent creates of one key: {} returned true",
+            winners.len()
+        );
         let got = s.get("k", None).await?;
         let expected = Bytes::from(format!("v{}", winners[0]));
-        ensure!(got == Some(expected), "the winner wrote v{} but the key holds {}", winners[0], describe(&got));
+        ensure!(
+            got == Some(expected),
+            "the winner wrote v{} but the key holds {}",
+            winners[0],
+            describe(&got)
+        );
         Ok(())
     }
 
@@ -625,13 +783,19 @@ mod list {
         b.set("only-b", bytes("b"), Some(LONG)).await?;
         a.delete_all().await?;
         let got = b.get("shared-name", None).await?;
-        ensure!(got == Some(bytes("b")), "delete_all on one store changed another store's key to {}", describe(&got));
-        ensure!(b.exists("only-b").await?, "delete_all on one store removed another store's key");
+        ensure!(
+            got == Some(bytes("b")),
+            "delete_all on one store changed another store's key to {}",
+            describe(&got)
+        );
+        ensure!(
+            b.exists("only-b").await?,
+            "delete_all on one store removed another store's key"
+        );
         let got = a.get("shared-name", None).await?;
         ensure!(got.is_none(), "delete_all left {} behind", describe(&got));
         Ok(())
     }
-
 }
 
 type BoxFuture<'a> = Pin<Box<dyn Future<Output = CaseResult> + Send + 'a>>;

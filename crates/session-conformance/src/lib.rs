@@ -83,8 +83,24 @@ pub fn __run_case_blocking<F: StoreFactory>(name: &str, factory: F) {
     let outcome = runtime.block_on(run_case(name, &factory));
     match outcome.outcome {
         Outcome::Passed => {}
-        Outcome::Skipped(why) => println!("conformance case `{name}` skipped: {why}"),
+        Outcome::Skipped(why) => report_skip(&why),
         Outcome::Failed(why) => panic!("conformance case `{name}` failed: {why}"),
+    }
+}
+
+/// Prints a skip reason once per process, straight to stderr so the test
+/// harness's output capture cannot hide it: a skipped suite is never silent.
+fn report_skip(why: &str) {
+    use std::io::Write;
+    static REPORTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut reported = REPORTED.lock().unwrap_or_else(|p| p.into_inner());
+    if !reported.iter().any(|r| r == why) {
+        reported.push(why.to_owned());
+        let _ = writeln!(
+            std::io::stderr(),
+            "conformance suite skipped ({} cases): {why}",
+            CASE_NAMES.len()
+        );
     }
 }
 

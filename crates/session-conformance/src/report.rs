@@ -53,7 +53,8 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let count = |want: fn(&Outcome) -> bool| self.outcomes.iter().filter(|c| want(&c.outcome)).count();
+        let count =
+            |want: fn(&Outcome) -> bool| self.outcomes.iter().filter(|c| want(&c.outcome)).count();
         writeln!(
             f,
             "conformance: {} passed, {} failed, {} skipped",

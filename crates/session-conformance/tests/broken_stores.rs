@@ -159,27 +159,47 @@ async fn assert_caught(defect: Defect, case: &str) {
     }
     // The same case passes against the honest reference store.
     let honest = run_case(case, &|| async { MemoryStore::new() }).await;
-    assert_eq!(honest.outcome, Outcome::Passed, "`{case}` fails MemoryStore");
+    assert_eq!(
+        honest.outcome,
+        Outcome::Passed,
+        "`{case}` fails MemoryStore"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_ignoring_expiry_fails() {
-    assert_caught(Defect::IgnoresExpiry, "expired_keys_are_invisible_everywhere").await;
+    assert_caught(
+        Defect::IgnoresExpiry,
+        "expired_keys_are_invisible_everywhere",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_renewing_permanent_keys_fails() {
-    assert_caught(Defect::RenewsPermanentKeys, "renew_leaves_permanent_key_permanent").await;
+    assert_caught(
+        Defect::RenewsPermanentKeys,
+        "renew_leaves_permanent_key_permanent",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_whose_delete_all_reaches_another_fails() {
-    assert_caught(Defect::DeleteAllReachesOtherStores, "delete_all_spares_other_stores").await;
+    assert_caught(
+        Defect::DeleteAllReachesOtherStores,
+        "delete_all_spares_other_stores",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_with_racy_create_fails() {
-    assert_caught(Defect::CreateIsNotAtomic, "concurrent_creates_of_one_key_have_one_winner").await;
+    assert_caught(
+        Defect::CreateIsNotAtomic,
+        "concurrent_creates_of_one_key_have_one_winner",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -205,5 +225,9 @@ async fn a_store_ignoring_renewal_fails() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_truncating_large_values_fails() {
-    assert_caught(Defect::TruncatesLargeValues, "value_of_32k_plus_1_round_trips").await;
+    assert_caught(
+        Defect::TruncatesLargeValues,
+        "value_of_32k_plus_1_round_trips",
+    )
+    .await;
 }

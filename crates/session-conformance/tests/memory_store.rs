@@ -19,5 +19,8 @@ async fn run_all_passes_within_30_seconds() {
     );
     assert!(report.all_passed(), "{report}");
     assert_eq!(report.outcomes.len(), session_conformance::CASE_NAMES.len());
-    assert!(elapsed < Duration::from_secs(30), "the suite took {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "the suite took {elapsed:?}"
+    );
 }

@@ -418,10 +418,7 @@ impl SessionConfigBuilder {
         if b.max_age < limits::MIN_MAX_AGE || b.max_age > limits::MAX_MAX_AGE {
             return Err(Error::invalid_config(
                 "max_age",
-                format!(
-                    "must be 1 s to 400 days (34560000 s), got {:?}",
-                    b.max_age
-                ),
+                format!("must be 1 s to 400 days (34560000 s), got {:?}", b.max_age),
             ));
         }
         if !b.path.starts_with('/') {
@@ -472,7 +469,10 @@ impl SessionConfigBuilder {
         let exclude_set = RegexSet::new(&b.exclude)
             .map_err(|e| Error::invalid_config("exclude", e.to_string()))?;
         if b.exclude_opt_key.is_empty() {
-            return Err(Error::invalid_config("exclude_opt_key", "must not be empty"));
+            return Err(Error::invalid_config(
+                "exclude_opt_key",
+                "must not be empty",
+            ));
         }
         if b.store.is_empty() {
             return Err(Error::invalid_config("store", "must not be empty"));
@@ -488,9 +488,8 @@ impl SessionConfigBuilder {
             ));
         }
         // Whole seconds: the cookie's Max-Age cannot say more.
-        let max_age = Duration::from_secs(
-            b.max_age.as_secs() + u64::from(b.max_age.subsec_nanos() > 0),
-        );
+        let max_age =
+            Duration::from_secs(b.max_age.as_secs() + u64::from(b.max_age.subsec_nanos() > 0));
         Ok(SessionConfig {
             key: b.key,
             max_age,

@@ -128,20 +128,37 @@ impl ExtensionConfig {
                 ));
             }
         };
-        let mut unknown: Vec<String> = section
+        let config = ExtensionConfig { section };
+        config.ensure_only(accepted)?;
+        Ok(config)
+    }
+
+    /// Refuses this config if its `litestar` section holds a key outside
+    /// `accepted`, naming the unknown keys and the accepted ones.
+    ///
+    /// An adapter given an `ExtensionConfig` parsed for another adapter
+    /// calls this with its own keys, so a PostgreSQL-only key never passes
+    /// silently into a SQLite store.
+    pub fn ensure_only(&self, accepted: &[&str]) -> Result<(), Error> {
+        let mut unknown: Vec<String> = self
             .keys()
-            .filter(|k| !accepted.contains(&k.as_str()))
-            .cloned()
+            .filter(|k| !accepted.contains(k))
+            .map(str::to_owned)
             .collect();
-        if !unknown.is_empty() {
-            unknown.sort();
-            return Err(Error::UnknownConfigKeys {
-                section: EXTENSION.into(),
-                unknown,
-                accepted: accepted.iter().map(|s| s.to_string()).collect(),
-            });
+        if unknown.is_empty() {
+            return Ok(());
         }
-        Ok(ExtensionConfig { section })
+        unknown.sort();
+        Err(Error::UnknownConfigKeys {
+            section: EXTENSION.into(),
+            unknown,
+            accepted: accepted.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    /// The keys set in the `litestar` section.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.section.keys().map(String::as_str)
     }
 
     /// The raw value of `key`, if set.
@@ -178,7 +195,12 @@ impl ExtensionConfig {
     }
 
     /// An integer key within `range`, or `default` when unset.
-    pub fn int_in(&self, key: &str, range: RangeInclusive<i64>, default: i64) -> Result<i64, Error> {
+    pub fn int_in(
+        &self,
+        key: &str,
+        range: RangeInclusive<i64>,
+        default: i64,
+    ) -> Result<i64, Error> {
         let value = match self.get(key) {
             None => return Ok(default),
             Some(v) => v,
@@ -259,7 +281,11 @@ mod tests {
 
     #[test]
     fn defaults_when_section_missing() {
-        for doc in [json!({}), json!({"litestar": null}), json!({"other_ext": {"x": 1}})] {
+        for doc in [
+            json!({}),
+            json!({"litestar": null}),
+            json!({"other_ext": {"x": 1}}),
+        ] {
             let cfg = ExtensionConfig::from_value(doc, ACCEPTED).unwrap();
             assert_eq!(cfg.session_table(63).unwrap().table(), "litestar_session");
             assert!(!cfg.bool("in_memory", false).unwrap());
@@ -285,17 +311,15 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_key() {
-        let cfg =
-            ExtensionConfig::from_value(json!({"litestar": {"in_memory": "yes"}}), ACCEPTED)
-                .unwrap();
+        let cfg = ExtensionConfig::from_value(json!({"litestar": {"in_memory": "yes"}}), ACCEPTED)
+            .unwrap();
         let err = cfg.bool("in_memory", false).unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid configuration `litestar.in_memory`: expected true or false, found the string \"yes\""
         );
-        let cfg =
-            ExtensionConfig::from_value(json!({"litestar": {"session_table": 5}}), ACCEPTED)
-                .unwrap();
+        let cfg = ExtensionConfig::from_value(json!({"litestar": {"session_table": 5}}), ACCEPTED)
+            .unwrap();
         assert!(cfg.session_table(63).is_err());
     }
 

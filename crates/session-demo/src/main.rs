@@ -1,0 +1,106 @@
+//! `cargo run -p session-demo`: serves the demo on 127.0.0.1:8000.
+//!
+//! `--bind ADDR` or `BIND` changes the address; `DATABASE_URL` picks the
+//! store (`sqlite://session-demo.sqlite` by default, `postgres://...` for
+//! PostgreSQL). `RUST_LOG` sets the log filter (default `info`).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+
+const USAGE: &str = "usage: session-demo [--bind ADDR]
+
+Serves the session demo (login, profile, logout).
+
+  --bind ADDR     address to listen on (env BIND; default 127.0.0.1:8000)
+  DATABASE_URL    sqlite://path (default sqlite://session-demo.sqlite),
+                  sqlite::memory: or postgres://user@host/db
+  RUST_LOG        log filter (default info)";
+
+fn parse_bind() -> Result<SocketAddr, String> {
+    let mut bind = std::env::var("BIND").ok();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--bind" => bind = Some(args.next().ok_or("--bind needs an address")?),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => {
+                if let Some(addr) = other.strip_prefix("--bind=") {
+                    bind = Some(addr.to_owned());
+                } else {
+                    return Err(format!("unknown argument {other:?}\n\n{USAGE}"));
+                }
+            }
+        }
+    }
+    let bind = bind.unwrap_or_else(|| "127.0.0.1:8000".into());
+    bind.parse()
+        .map_err(|e| format!("--bind {bind:?} is not an address like 127.0.0.1:8000: {e}"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let addr = match parse_bind() {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("session-demo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| session_demo::DEFAULT_DATABASE_URL.into());
+    let store = match session_demo::open_store(&url, session_core::ExtensionConfig::new()).await {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!(
+                "session-demo: cannot open the session store {}: {}",
+                session_demo::redact(&url),
+                chain(&e)
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("session-demo: cannot listen on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = session_demo::app(store, session_demo::session_config());
+    println!(
+        "session-demo: serving on http://{addr}/ (sessions in {})",
+        session_demo::redact(&url)
+    );
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        eprintln!("session-demo: server error: {e}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

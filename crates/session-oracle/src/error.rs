@@ -1,0 +1,236 @@
+//! Oracle and ODPI-C error codes, and what the store makes of them.
+//!
+//! The mapping is a pure function of the code ([`classify`], [`map_error`]),
+//! so it is tested without a database or a client library;
+//! [`ErrorCode::of`] is the thin adapter from an [`oracle::Error`].
+
+use std::fmt;
+
+use session_core::{BoxError, Error};
+
+use crate::BACKEND;
+
+/// An error code of the Oracle stack: `ORA-nnnnn` from the database or the
+/// client, `DPI-nnnn` from ODPI-C (the C layer under the `oracle` crate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// `ORA-nnnnn`, e.g. `Ora(1)` for ORA-00001.
+    Ora(i32),
+    /// `DPI-nnnn`, e.g. `Dpi(1047)` for DPI-1047.
+    Dpi(i32),
+}
+
+impl ErrorCode {
+    /// The code of a driver error, if it carries one.
+    pub fn of(err: &oracle::Error) -> Option<Self> {
+        if let Some(code) = err.oci_code() {
+            return Some(ErrorCode::Ora(code));
+        }
+        if let Some(code) = err.dpi_code() {
+            return Some(ErrorCode::Dpi(code));
+        }
+        // Errors the crate wraps differently still carry the code in their
+        // message ("DPI-1047: Cannot locate ...").
+        err.db_error()
+            .and_then(|db| ErrorCode::parse(db.message()))
+            .or_else(|| ErrorCode::parse(&err.to_string()))
+    }
+
+    /// Finds the first `ORA-nnnnn` or `DPI-nnnn` in a message, as Oracle
+    /// prints them (`"ORA-00439: feature not enabled: ..."`).
+    pub fn parse(message: &str) -> Option<Self> {
+        let bytes = message.as_bytes();
+        (0..bytes.len()).find_map(|i| {
+            let rest = &message[i..];
+            let (make, digits): (fn(i32) -> ErrorCode, &str) =
+                if let Some(d) = rest.strip_prefix("ORA-") {
+                    (ErrorCode::Ora, d)
+                } else if let Some(d) = rest.strip_prefix("DPI-") {
+                    (ErrorCode::Dpi, d)
+                } else {
+                    return None;
+                };
+            let end = digits
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(digits.len());
+            if end == 0 || end > 9 {
+                return None;
+            }
+            digits[..end].parse().ok().map(make)
+        })
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorCode::Ora(n) => write!(f, "ORA-{n:05}"),
+            ErrorCode::Dpi(n) => write!(f, "DPI-{n:04}"),
+        }
+    }
+}
+
+/// What an error code means to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// DPI-1047: the Oracle client library (Instant Client) cannot be loaded.
+    ClientLibraryMissing,
+    /// ORA-00439: Database In-Memory is not enabled (not licensed, or
+    /// `INMEMORY_SIZE` is zero).
+    InMemoryNotEnabled,
+    /// ORA-62142: the In-Memory column store is not available (not sized).
+    InMemoryNotAvailable,
+    /// ORA-00001: a unique constraint (the primary key) was violated: two
+    /// writers inserted one key at once.
+    UniqueViolation,
+    /// ORA-00955 (name already used) or ORA-01408 (column list already
+    /// indexed): the object `create_table` makes exists already.
+    AlreadyExists,
+    /// ORA-00942: the session table does not exist.
+    TableMissing,
+    /// The database cannot be reached, refused the login, or the
+    /// connection was lost.
+    Connection,
+    /// Anything else: reported with its context and cause.
+    Other,
+}
+
+/// Classifies an error code.
+pub fn classify(code: Option<ErrorCode>) -> ErrorClass {
+    match code {
+        Some(ErrorCode::Dpi(1047)) => ErrorClass::ClientLibraryMissing,
+        Some(ErrorCode::Ora(439)) => ErrorClass::InMemoryNotEnabled,
+        Some(ErrorCode::Ora(62142)) => ErrorClass::InMemoryNotAvailable,
+        Some(ErrorCode::Ora(1)) => ErrorClass::UniqueViolation,
+        Some(ErrorCode::Ora(955 | 1408)) => ErrorClass::AlreadyExists,
+        Some(ErrorCode::Ora(942)) => ErrorClass::TableMissing,
+        // Lost or refused connections: end-of-file on channel, not
+        // connected, connection lost, TNS errors, bad login, locked account,
+        // and ODPI-C's "not connected" / "closed by ORA-3113".
+        Some(ErrorCode::Ora(
+            1012
+            | 1017
+            | 1033
+            | 1034
+            | 1089
+            | 1090
+            | 3113
+            | 3114
+            | 3135
+            | 12153..=12699
+            | 28000
+            | 28001,
+        ))
+        | Some(ErrorCode::Dpi(1010 | 1080)) => ErrorClass::Connection,
+        _ => ErrorClass::Other,
+    }
+}
+
+/// The guidance given when the Oracle client library is missing.
+pub const CLIENT_LIBRARY_HELP: &str = "the Oracle client library could not be loaded (DPI-1047): \
+     this store needs the Oracle Instant Client (Basic or Basic Light package, 64-bit, \
+     version 19 or later) on the machine that runs it. Install it and point the loader at it: \
+     on Linux set LD_LIBRARY_PATH to the Instant Client directory (or register that \
+     directory with ldconfig), or set ORACLE_HOME for a full client install; on macOS put it \
+     in DYLD_LIBRARY_PATH or ~/lib; on Windows add it to PATH";
+
+/// The guidance given for ORA-00439 (In-Memory not enabled).
+pub const IN_MEMORY_NOT_ENABLED_HELP: &str = "Database In-Memory is not enabled (ORA-00439): \
+     `in_memory` needs Oracle Database Enterprise Edition 12.1.0.2 or later with the \
+     separately licensed In-Memory option, and a non-zero INMEMORY_SIZE. Check the license, \
+     then `SELECT value FROM v$parameter WHERE name = 'inmemory_size'`; if it is 0, run \
+     `ALTER SYSTEM SET INMEMORY_SIZE=1G SCOPE=SPFILE` and restart the database, \
+     or set `in_memory` to false";
+
+/// The guidance given for ORA-62142 (In-Memory column store not sized).
+pub const IN_MEMORY_NOT_AVAILABLE_HELP: &str = "the In-Memory column store is not available \
+     (ORA-62142): INMEMORY_SIZE is not configured. Check \
+     `SELECT value FROM v$parameter WHERE name = 'inmemory_size'`; set it with \
+     `ALTER SYSTEM SET INMEMORY_SIZE=1G SCOPE=SPFILE` and restart the database \
+     (500 MB to 2 GB suits session stores), or set `in_memory` to false";
+
+/// Turns a classified driver error into the store's [`Error`], keeping
+/// `source` (the driver error) as its cause.
+///
+/// `context` says what was being done ("get session", "connect to ...").
+/// The guidance for DPI-1047, ORA-00439 and ORA-62142 replaces nothing: the
+/// driver's own message stays available as the error's source.
+pub fn map_error(code: Option<ErrorCode>, context: &str, source: BoxError) -> Error {
+    match classify(code) {
+        ErrorClass::ClientLibraryMissing => {
+            Error::backend(BACKEND, format!("{context}: {CLIENT_LIBRARY_HELP}"), source)
+        }
+        ErrorClass::InMemoryNotEnabled => Error::backend(
+            BACKEND,
+            format!("{context}: {IN_MEMORY_NOT_ENABLED_HELP}"),
+            source,
+        ),
+        ErrorClass::InMemoryNotAvailable => Error::backend(
+            BACKEND,
+            format!("{context}: {IN_MEMORY_NOT_AVAILABLE_HELP}"),
+            source,
+        ),
+        ErrorClass::UniqueViolation => Error::backend(
+            BACKEND,
+            format!(
+                "{context}: unique constraint violated on session_id (ORA-00001) \
+                 after one retry"
+            ),
+            source,
+        ),
+        ErrorClass::TableMissing => Error::backend(
+            BACKEND,
+            format!(
+                "{context}: the session table does not exist (ORA-00942); \
+                 call OracleStore::create_table() or run the migration first"
+            ),
+            source,
+        ),
+        ErrorClass::Connection => Error::connection(BACKEND, context.to_owned(), source),
+        ErrorClass::AlreadyExists | ErrorClass::Other => {
+            let context = match code {
+                Some(code) => format!("{context} ({code})"),
+                None => context.to_owned(),
+            };
+            Error::backend(BACKEND, context, source)
+        }
+    }
+}
+
+/// [`map_error`] for a driver error: reads its code with [`ErrorCode::of`]
+/// and keeps it as the source.
+pub fn from_oracle(err: oracle::Error, context: &str) -> Error {
+    let code = ErrorCode::of(&err);
+    map_error(code, context, Box::new(err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_found_in_messages() {
+        assert_eq!(
+            ErrorCode::parse("ORA-00439: feature not enabled: Database In-Memory"),
+            Some(ErrorCode::Ora(439))
+        );
+        assert_eq!(
+            ErrorCode::parse("DPI Error: DPI-1047: Cannot locate a 64-bit Oracle Client library"),
+            Some(ErrorCode::Dpi(1047))
+        );
+        assert_eq!(ErrorCode::parse("ORA-: nothing"), None);
+        assert_eq!(ErrorCode::parse("no code here"), None);
+        assert_eq!(ErrorCode::Ora(1).to_string(), "ORA-00001");
+        assert_eq!(ErrorCode::Dpi(1047).to_string(), "DPI-1047");
+    }
+
+    #[test]
+    fn other_codes_are_named_in_the_context() {
+        let err = map_error(
+            Some(ErrorCode::Ora(1722)),
+            "set session",
+            Box::new(std::io::Error::other("ORA-01722: invalid number")),
+        );
+        assert_eq!(err.to_string(), "oracle: set session (ORA-01722)");
+    }
+}

@@ -1,0 +1,61 @@
+//! [`OracleStore`]: the session [`Store`](session_core::Store) on Oracle
+//! Database, on the `oracle` crate (ODPI-C) and a bb8 pool.
+//!
+//! * The table is SQLSpec's Oracle session table, column for column, so a
+//!   table made by SQLSpec and one made here are interchangeable; with
+//!   `in_memory` it is created `INMEMORY` (Oracle Database In-Memory, a
+//!   separately licensed Enterprise Edition option).
+//! * The `oracle` driver is blocking: every call runs on
+//!   `tokio::task::spawn_blocking`, never on the async runtime's workers.
+//! * The driver loads the Oracle Instant Client at run time. This crate
+//!   builds without it; a store cannot connect without it, and says so
+//!   (DPI-1047) with how to install it and point the loader at it.
+//! * Configuration is SQLSpec's extension config: exactly
+//!   `{"litestar": {"session_table": ..., "in_memory": ...}}`
+//!   ([`StoreSettings`]); any other key is refused by name.
+//!
+//! ```no_run
+//! use session_oracle::{ConnectOptions, OracleStore, StoreSettings};
+//!
+//! # #[tokio::main] async fn main() -> session_core::Result<()> {
+//! let settings = StoreSettings::from_json_str(
+//!     r#"{"litestar": {"session_table": "app_sessions", "in_memory": false}}"#,
+//! )?;
+//! let options = ConnectOptions::new("app_user", "secret", "db.internal:1521/FREEPDB1")
+//!     .pool_max(20);
+//! let store = OracleStore::connect(options, settings).await?;
+//! store.create_table().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! See `docs/oracle.md` for setup, the schema, In-Memory and how to run the
+//! conformance suite against a real database.
+
+pub mod error;
+mod manager;
+mod settings;
+pub mod sql;
+mod store;
+
+pub use manager::{
+    ConnectError, ConnectErrors, ConnectOptions, OracleConnection, OracleConnectionManager,
+};
+pub use settings::{ACCEPTED_KEYS, IN_MEMORY_KEY, StoreSettings};
+pub use sql::InMemoryStatus;
+pub use store::{
+    DELETE_EXPIRED_BATCH, INLINE_VALUE_MAX, MAX_EXPIRY, OraclePool, OracleStore, ttl_seconds,
+};
+
+/// The backend name in this crate's errors.
+pub const BACKEND: &str = "oracle";
+
+/// The identifier limit this store validates table names against: 128
+/// bytes, as Oracle Database 12.2 and later allow (12.1 and older allow 30).
+///
+/// The workspace's own limit is stricter and applies first: table names
+/// (and so the derived `idx_<table>_expires_at`) are at most 63
+/// characters, so a table name is at most 48 characters. On Oracle 12.1 or
+/// earlier keep the index name within 30, i.e. the table name within 15.
+/// Unquoted names are stored upper case by Oracle (`app_sessions` is
+/// `APP_SESSIONS` in `user_tables`).
+pub const MAX_IDENTIFIER_LEN: usize = 128;

@@ -1,0 +1,283 @@
+//! Every SQL statement of [`OracleStore`](crate::OracleStore), built once
+//! from a validated [`TableName`] and the `in_memory` flag.
+//!
+//! Nothing but the validated table name (and the index name derived from
+//! it) is ever spliced into this text; keys, values and durations are bound
+//! parameters (`:sid`, `:val`, `:ttl`, `:batch`, `:tbl`). The functions here
+//! are pure, so the SQL is tested without a database.
+//!
+//! ```
+//! use session_core::TableName;
+//! use session_oracle::sql::{Statements, ValueSql};
+//!
+//! let table = TableName::new("app_sessions", session_oracle::MAX_IDENTIFIER_LEN).unwrap();
+//! let sql = Statements::new(&table, true);
+//! assert!(sql.create_table().ends_with(") INMEMORY"));
+//! assert!(sql.set(ValueSql::Bound).starts_with("MERGE INTO app_sessions t"));
+//! ```
+
+use session_core::TableName;
+
+/// How a statement that writes a value carries it.
+///
+/// Oracle stores a zero-length `BLOB` bind as `NULL`, which the `NOT NULL`
+/// `data` column refuses; the empty value is therefore written as
+/// `EMPTY_BLOB()` in the SQL text instead of a bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueSql {
+    /// The value is the bind parameter `:val` (any non-empty value).
+    Bound,
+    /// The value is the empty `BLOB`, written as `EMPTY_BLOB()`.
+    Empty,
+}
+
+impl ValueSql {
+    /// The kind of SQL that writes `value`.
+    pub fn for_value(value: &[u8]) -> Self {
+        if value.is_empty() {
+            ValueSql::Empty
+        } else {
+            ValueSql::Bound
+        }
+    }
+
+    fn expr(self) -> &'static str {
+        match self {
+            ValueSql::Bound => ":val",
+            ValueSql::Empty => "EMPTY_BLOB()",
+        }
+    }
+}
+
+/// A pair of statement texts, one per [`ValueSql`].
+#[derive(Debug, Clone)]
+struct ByValue {
+    bound: String,
+    empty: String,
+}
+
+impl ByValue {
+    fn new(build: impl Fn(&str) -> String) -> Self {
+        ByValue {
+            bound: build(ValueSql::Bound.expr()),
+            empty: build(ValueSql::Empty.expr()),
+        }
+    }
+
+    fn get(&self, kind: ValueSql) -> &str {
+        match kind {
+            ValueSql::Bound => &self.bound,
+            ValueSql::Empty => &self.empty,
+        }
+    }
+}
+
+/// The expiry expression, on the database clock: `NULL` when `:ttl` is
+/// bound to `NULL` (no expiry), else now + `:ttl` seconds.
+const EXPIRY: &str = "SYSTIMESTAMP + NUMTODSINTERVAL(:ttl, 'SECOND')";
+
+/// The statements of one session table, built once at construction.
+#[derive(Debug, Clone)]
+pub struct Statements {
+    create_table: String,
+    create_index: String,
+    drop_table: String,
+    in_memory_status: String,
+    get: String,
+    get_renew: String,
+    get_permanent: String,
+    set: ByValue,
+    create: ByValue,
+    update: ByValue,
+    delete: String,
+    delete_all: String,
+    exists: String,
+    expires_in: String,
+    delete_expired: String,
+}
+
+impl Statements {
+    /// Builds every statement for `table`; with `in_memory`, the table DDL
+    /// ends in ` INMEMORY` (Oracle Database In-Memory column store).
+    pub fn new(table: &TableName, in_memory: bool) -> Self {
+        let t = table.qualified();
+        let index = table.index_name();
+        let live = "(expires_at IS NULL OR expires_at > SYSTIMESTAMP)";
+        Statements {
+            create_table: format!(
+                "CREATE TABLE {t} (\n    \
+                 session_id VARCHAR2(255) PRIMARY KEY,\n    \
+                 data BLOB NOT NULL,\n    \
+                 expires_at TIMESTAMP WITH TIME ZONE,\n    \
+                 created_at TIMESTAMP WITH TIME ZONE DEFAULT SYSTIMESTAMP NOT NULL,\n    \
+                 updated_at TIMESTAMP WITH TIME ZONE DEFAULT SYSTIMESTAMP NOT NULL\n\
+                 ){}",
+                if in_memory { " INMEMORY" } else { "" }
+            ),
+            create_index: format!("CREATE INDEX {index} ON {t}(expires_at)"),
+            drop_table: format!("DROP TABLE {t} PURGE"),
+            in_memory_status: "SELECT inmemory FROM user_tables WHERE table_name = UPPER(:tbl)"
+                .to_owned(),
+            get: format!("SELECT data FROM {t} WHERE session_id = :sid AND {live}"),
+            get_renew: format!(
+                "UPDATE {t} SET expires_at = {EXPIRY} \
+                 WHERE session_id = :sid AND expires_at > SYSTIMESTAMP \
+                 RETURNING data INTO :val"
+            ),
+            get_permanent: format!(
+                "SELECT data FROM {t} WHERE session_id = :sid AND expires_at IS NULL"
+            ),
+            set: ByValue::new(|val| {
+                format!(
+                    "MERGE INTO {t} t USING (SELECT :sid AS session_id FROM dual) s \
+                     ON (t.session_id = s.session_id) \
+                     WHEN MATCHED THEN UPDATE SET t.data = {val}, t.expires_at = {EXPIRY}, \
+                     t.updated_at = SYSTIMESTAMP \
+                     WHEN NOT MATCHED THEN INSERT (session_id, data, expires_at, created_at, updated_at) \
+                     VALUES (s.session_id, {val}, {EXPIRY}, SYSTIMESTAMP, SYSTIMESTAMP)"
+                )
+            }),
+            create: ByValue::new(|val| {
+                format!(
+                    "MERGE INTO {t} t USING (SELECT :sid AS session_id FROM dual) s \
+                     ON (t.session_id = s.session_id) \
+                     WHEN MATCHED THEN UPDATE SET t.data = {val}, t.expires_at = {EXPIRY}, \
+                     t.created_at = SYSTIMESTAMP, t.updated_at = SYSTIMESTAMP \
+                     WHERE t.expires_at <= SYSTIMESTAMP \
+                     WHEN NOT MATCHED THEN INSERT (session_id, data, expires_at, created_at, updated_at) \
+                     VALUES (s.session_id, {val}, {EXPIRY}, SYSTIMESTAMP, SYSTIMESTAMP)"
+                )
+            }),
+            update: ByValue::new(|val| {
+                format!(
+                    "UPDATE {t} SET data = {val}, expires_at = {EXPIRY}, updated_at = SYSTIMESTAMP \
+                     WHERE session_id = :sid AND {live}"
+                )
+            }),
+            delete: format!("DELETE FROM {t} WHERE session_id = :sid"),
+            delete_all: format!("DELETE FROM {t}"),
+            exists: format!("SELECT COUNT(*) FROM {t} WHERE session_id = :sid AND {live}"),
+            expires_in: format!(
+                "SELECT EXTRACT(DAY FROM r) * 86400 + EXTRACT(HOUR FROM r) * 3600 \
+                 + EXTRACT(MINUTE FROM r) * 60 + EXTRACT(SECOND FROM r) \
+                 FROM (SELECT expires_at - SYSTIMESTAMP AS r FROM {t} \
+                 WHERE session_id = :sid AND expires_at > SYSTIMESTAMP)"
+            ),
+            delete_expired: format!(
+                "DELETE FROM {t} WHERE expires_at <= SYSTIMESTAMP AND ROWNUM <= :batch"
+            ),
+        }
+    }
+
+    /// `CREATE TABLE`: the seed's Oracle DDL, column for column, plus
+    /// ` INMEMORY` when `in_memory` is set. Fails with ORA-00955 if the
+    /// table exists (the store treats that as success).
+    pub fn create_table(&self) -> &str {
+        &self.create_table
+    }
+
+    /// `CREATE INDEX idx_<table>_expires_at ON <table>(expires_at)`.
+    pub fn create_index(&self) -> &str {
+        &self.create_index
+    }
+
+    /// `DROP TABLE <table> PURGE`.
+    pub fn drop_table(&self) -> &str {
+        &self.drop_table
+    }
+
+    /// The seed's verification query: `user_tables.inmemory` of the table
+    /// (bind `:tbl` to the table name; Oracle stores unquoted names upper
+    /// case, hence `UPPER`).
+    pub fn in_memory_status(&self) -> &str {
+        &self.in_memory_status
+    }
+
+    /// The value of a live key (`:sid`), without renewal.
+    pub fn get(&self) -> &str {
+        &self.get
+    }
+
+    /// The renewing read: one `UPDATE ... RETURNING data INTO :val` that
+    /// moves the expiry of a live, expiring key to now + `:ttl` seconds.
+    pub fn get_renew(&self) -> &str {
+        &self.get_renew
+    }
+
+    /// The value of a key without expiry (the renewing read's second step
+    /// when its `UPDATE` matched no row).
+    pub fn get_permanent(&self) -> &str {
+        &self.get_permanent
+    }
+
+    /// The upsert: one `MERGE` that replaces the value and expiry of an
+    /// existing row (keeping `created_at`) or inserts a new one.
+    pub fn set(&self, value: ValueSql) -> &str {
+        self.set.get(value)
+    }
+
+    /// Insert-if-absent: a `MERGE` whose `UPDATE` branch only replaces an
+    /// expired row; one row affected means it wrote.
+    pub fn create(&self, value: ValueSql) -> &str {
+        self.create.get(value)
+    }
+
+    /// Replace-if-live: one row affected means it wrote.
+    pub fn update(&self, value: ValueSql) -> &str {
+        self.update.get(value)
+    }
+
+    /// Delete one key.
+    pub fn delete(&self) -> &str {
+        &self.delete
+    }
+
+    /// Delete every row of the table.
+    pub fn delete_all(&self) -> &str {
+        &self.delete_all
+    }
+
+    /// `COUNT(*)` of the live row of `:sid` (0 or 1).
+    pub fn exists(&self) -> &str {
+        &self.exists
+    }
+
+    /// Remaining seconds of a live, expiring key, computed on the database
+    /// clock; no row when missing, expired or without expiry.
+    pub fn expires_in(&self) -> &str {
+        &self.expires_in
+    }
+
+    /// One batch of cleanup: at most `:batch` expired rows.
+    pub fn delete_expired(&self) -> &str {
+        &self.delete_expired
+    }
+}
+
+/// What `user_tables.inmemory` says about the session table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InMemoryStatus {
+    /// `ENABLED`: the table is in the In-Memory column store.
+    Enabled,
+    /// `DISABLED` (or `NULL`): a regular table.
+    Disabled,
+    /// The current user has no table of that name.
+    TableNotFound,
+}
+
+impl InMemoryStatus {
+    /// Interprets the query's result: `None` when no row came back, else
+    /// the `inmemory` column (`ENABLED`, `DISABLED` or `NULL`).
+    pub fn from_row(row: Option<Option<&str>>) -> Self {
+        match row {
+            None => InMemoryStatus::TableNotFound,
+            Some(Some(v)) if v.trim().eq_ignore_ascii_case("ENABLED") => InMemoryStatus::Enabled,
+            Some(_) => InMemoryStatus::Disabled,
+        }
+    }
+
+    /// True only for [`InMemoryStatus::Enabled`].
+    pub fn is_enabled(self) -> bool {
+        self == InMemoryStatus::Enabled
+    }
+}

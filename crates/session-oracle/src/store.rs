@@ -1,0 +1,571 @@
+//! [`OracleStore`]: the [`Store`] on Oracle Database.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use oracle::sql_type::{OracleType, ToSql};
+use session_core::{Error, Result, Store, TableName, non_zero, validate_key};
+use tracing::Instrument;
+
+use crate::BACKEND;
+use crate::error::{ErrorClass, ErrorCode, classify, from_oracle, map_error};
+use crate::manager::{ConnectErrors, ConnectOptions, OracleConnectionManager};
+use crate::settings::StoreSettings;
+use crate::sql::{InMemoryStatus, Statements, ValueSql};
+
+/// Values up to this many bytes are bound as `RAW`; longer ones go through
+/// the large-object path (a temporary `BLOB` written by the client and
+/// bound). 2000 bytes is the longest `RAW` every Oracle SQL context accepts
+/// (`MAX_STRING_SIZE = STANDARD`), so the large-object path covers
+/// everything above 32 KB and more.
+pub const INLINE_VALUE_MAX: usize = 2000;
+
+/// Rows `delete_expired` removes per statement (and per commit).
+pub const DELETE_EXPIRED_BATCH: u32 = 1000;
+
+/// Expiries longer than this (about 1000 years) are shortened to it: the
+/// database's `TIMESTAMP` ends at year 9999.
+pub const MAX_EXPIRY: Duration = Duration::from_secs(1000 * 365 * 24 * 3600);
+
+/// The pool type of an [`OracleStore`].
+pub type OraclePool = bb8::Pool<OracleConnectionManager>;
+
+/// A session [`Store`] on Oracle Database, through the `oracle` crate (ODPI-C,
+/// which loads the Oracle Instant Client at run time) and a bb8 pool.
+///
+/// * **Schema**: the seed's Oracle table (`VARCHAR2(255)` key, `BLOB` data,
+///   `TIMESTAMP WITH TIME ZONE` expiry and audit columns with `SYSTIMESTAMP`
+///   defaults, an index on `expires_at`), `INMEMORY` when the settings ask
+///   for it. [`create_table`](Self::create_table) makes it idempotently.
+/// * **Blocking driver**: every driver call runs on
+///   `tokio::task::spawn_blocking`, never on the runtime's workers. The
+///   store needs a tokio runtime.
+/// * **Statements**: `set` is one `MERGE`; a renewing `get` is one
+///   `UPDATE ... RETURNING data INTO`; expiry is computed and compared on the
+///   database clock (`SYSTIMESTAMP`). Each write commits on its own.
+/// * **Values**: any bytes up to at least 1 MiB; above
+///   [`INLINE_VALUE_MAX`] bytes through a temporary `BLOB`; the empty value
+///   as `EMPTY_BLOB()`.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use bytes::Bytes;
+/// use session_core::Store;
+/// use session_oracle::{ConnectOptions, OracleStore, StoreSettings};
+///
+/// # #[tokio::main] async fn main() -> session_core::Result<()> {
+/// let options = ConnectOptions::new("app_user", "secret", "db.internal:1521/FREEPDB1");
+/// let store = OracleStore::connect(options, StoreSettings::new()).await?;
+/// store.create_table().await?;
+/// store.set("user:1", Bytes::from_static(b"{}"), Some(Duration::from_secs(3600))).await?;
+/// # Ok(()) }
+/// ```
+pub struct OracleStore {
+    pool: OraclePool,
+    settings: StoreSettings,
+    sql: Arc<Statements>,
+    connect_errors: Option<ConnectErrors>,
+}
+
+impl fmt::Debug for OracleStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OracleStore")
+            .field("table", &self.settings.table())
+            .field("in_memory", &self.settings.is_in_memory())
+            .field("pool", &self.pool.state())
+            .finish()
+    }
+}
+
+impl OracleStore {
+    /// Opens a pool with `options` and makes a store on it.
+    ///
+    /// One connection is opened before this returns (bounded by the
+    /// connection timeout), so a missing Oracle client library (DPI-1047),
+    /// bad credentials or an unreachable database are reported here, with
+    /// the driver's error as the cause. The table is not created: call
+    /// [`create_table`](Self::create_table) (or run the migration).
+    pub async fn connect(options: ConnectOptions, settings: StoreSettings) -> Result<Self> {
+        options.validate()?;
+        let context = options.describe();
+        let manager = OracleConnectionManager::new(options.clone());
+        let errors = manager.connect_errors();
+        let first = match tokio::time::timeout(
+            options.connection_timeout,
+            manager.connect_blocking(),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(err)) => return Err(err.into_error(&context)),
+            Err(_) => {
+                return Err(Error::connection(
+                    BACKEND,
+                    context,
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "no connection within the connection timeout of {:?}",
+                            options.connection_timeout
+                        ),
+                    ),
+                ));
+            }
+        };
+        let pool = bb8::Pool::builder()
+            .max_size(options.pool_max)
+            .min_idle(Some(options.pool_min))
+            .connection_timeout(options.connection_timeout)
+            .test_on_check_out(options.test_on_check_out)
+            .build_unchecked(manager);
+        // The first connection joins the pool; if the pool has no room for
+        // it (it filled up meanwhile), it is simply closed.
+        let _ = pool.add(first);
+        Ok(Self::from_parts(pool, settings, Some(errors)))
+    }
+
+    /// Makes a store on an existing pool, checking out one connection first
+    /// so that a pool that cannot connect is reported here.
+    ///
+    /// To have later pool timeouts report the last connection error too,
+    /// pass the manager's [`connect_errors`](OracleConnectionManager::connect_errors)
+    /// to [`with_connect_errors`](Self::with_connect_errors).
+    pub async fn from_pool(pool: OraclePool, settings: StoreSettings) -> Result<Self> {
+        let store = Self::from_parts(pool, settings, None);
+        match store.pool.get().await {
+            Ok(conn) => drop(conn),
+            Err(bb8::RunError::User(err)) => {
+                return Err(err.into_error("check out a first connection from the pool"));
+            }
+            Err(bb8::RunError::TimedOut) => {
+                // Ask the manager directly, to report why it cannot connect.
+                return match store.pool.dedicated_connection().await {
+                    Err(err) => Err(err.into_error("connect a first pool connection")),
+                    Ok(_) => Err(Error::PoolTimeout {
+                        backend: BACKEND,
+                        waited: store.pool_timeout(),
+                    }),
+                };
+            }
+        }
+        Ok(store)
+    }
+
+    /// Reports `errors` (from the pool's manager) when a checkout times out.
+    pub fn with_connect_errors(mut self, errors: ConnectErrors) -> Self {
+        self.connect_errors = Some(errors);
+        self
+    }
+
+    fn from_parts(
+        pool: OraclePool,
+        settings: StoreSettings,
+        connect_errors: Option<ConnectErrors>,
+    ) -> Self {
+        let sql = Arc::new(Statements::new(settings.table(), settings.is_in_memory()));
+        OracleStore {
+            pool,
+            settings,
+            sql,
+            connect_errors,
+        }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &OraclePool {
+        &self.pool
+    }
+
+    /// The session table.
+    pub fn table(&self) -> &TableName {
+        self.settings.table()
+    }
+
+    /// The settings the store was made with.
+    pub fn settings(&self) -> &StoreSettings {
+        &self.settings
+    }
+
+    /// The SQL this store runs.
+    pub fn statements(&self) -> &Statements {
+        &self.sql
+    }
+
+    fn pool_timeout(&self) -> Duration {
+        self.pool.config().connection_timeout
+    }
+
+    /// Creates the session table and its `expires_at` index if they do not
+    /// exist. Idempotent: an existing table or index (ORA-00955, or
+    /// ORA-01408 for an index on the column under another name) is not an
+    /// error. An existing table is not altered (not made `INMEMORY`); check
+    /// with [`in_memory_status`](Self::in_memory_status).
+    ///
+    /// With `in_memory`, a database without the In-Memory option or with no
+    /// `INMEMORY_SIZE` fails with an error saying so (ORA-00439, ORA-62142).
+    pub async fn create_table(&self) -> Result<()> {
+        self.write("create_table", |conn, sql| {
+            for ddl in [sql.create_table(), sql.create_index()] {
+                if let Err(err) = conn.execute(ddl, &[]) {
+                    if classify(ErrorCode::of(&err)) != ErrorClass::AlreadyExists {
+                        return Err(err);
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Drops the session table and every session in it (`DROP TABLE ...
+    /// PURGE`); a missing table is not an error. For tests and teardown.
+    pub async fn drop_table(&self) -> Result<()> {
+        self.write("drop_table", |conn, sql| {
+            match conn.execute(sql.drop_table(), &[]) {
+                Ok(_) => Ok(()),
+                Err(err) if classify(ErrorCode::of(&err)) == ErrorClass::TableMissing => Ok(()),
+                Err(err) => Err(err),
+            }
+        })
+        .await
+    }
+
+    /// Whether the table is in the In-Memory column store, per
+    /// `user_tables.inmemory` (the seed's verification query, comparing
+    /// with the upper-cased table name as Oracle stores unquoted names).
+    pub async fn in_memory_status(&self) -> Result<InMemoryStatus> {
+        let name = self.settings.table().table().to_owned();
+        self.read("in_memory_status", move |conn, sql| {
+            match conn
+                .query_row_as_named::<Option<String>>(sql.in_memory_status(), &[("tbl", &name)])
+            {
+                Ok(value) => Ok(InMemoryStatus::from_row(Some(value.as_deref()))),
+                Err(err) if err.kind() == oracle::ErrorKind::NoDataFound => {
+                    Ok(InMemoryStatus::from_row(None))
+                }
+                Err(err) => Err(err),
+            }
+        })
+        .await
+    }
+
+    /// Runs a reading `op` (no transaction to end); see [`run`](Self::run).
+    async fn read<T, F>(&self, op: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&oracle::Connection, &Statements) -> oracle::Result<T> + Send + 'static,
+    {
+        self.run(op, false, f).await
+    }
+
+    /// Runs a writing `op`: commits when it succeeds, rolls back when it
+    /// fails; see [`run`](Self::run).
+    async fn write<T, F>(&self, op: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&oracle::Connection, &Statements) -> oracle::Result<T> + Send + 'static,
+    {
+        self.run(op, true, f).await
+    }
+
+    /// Runs `op` on a pooled connection on a blocking thread, inside a
+    /// tracing span (operation and table; never keys or values). A write
+    /// is committed when it succeeds; any failure is rolled back, so the
+    /// connection goes back to the pool with no open transaction.
+    async fn run<T, F>(&self, op: &'static str, commit: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&oracle::Connection, &Statements) -> oracle::Result<T> + Send + 'static,
+    {
+        let span = tracing::debug_span!("session_oracle", op, table = %self.settings.table());
+        async move {
+            let conn = self.checkout().await?;
+            let sql = self.sql.clone();
+            let span = tracing::Span::current();
+            let joined = tokio::task::spawn_blocking(move || {
+                let _entered = span.enter();
+                let db = conn.connection();
+                match f(db, &sql) {
+                    Ok(value) if commit => db.commit().map(|()| value),
+                    Ok(value) => Ok(value),
+                    Err(err) => {
+                        if let Err(rollback) = db.rollback() {
+                            tracing::debug!(error = %rollback, "rollback after a failed operation failed");
+                        }
+                        Err(err)
+                    }
+                }
+            })
+            .await;
+            match joined {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(err)) => {
+                    let err = from_oracle(err, &format!("{op} on table {}", self.table()));
+                    tracing::debug!(error = %err, "operation failed");
+                    Err(err)
+                }
+                Err(join) => Err(Error::backend(
+                    BACKEND,
+                    format!("{op}: the blocking task running the driver call failed"),
+                    join,
+                )),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn checkout(&self) -> Result<bb8::PooledConnection<'static, OracleConnectionManager>> {
+        match self.pool.get_owned().await {
+            Ok(conn) => Ok(conn),
+            Err(bb8::RunError::User(err)) => Err(err.into_error("check out a pool connection")),
+            Err(bb8::RunError::TimedOut) => {
+                let waited = self.pool_timeout();
+                match self.connect_errors.as_ref().and_then(ConnectErrors::last) {
+                    Some(last) => {
+                        let code = ErrorCode::of(&last);
+                        Err(map_error(
+                            code,
+                            &format!(
+                                "no pool connection within {waited:?}; the last connection attempt failed"
+                            ),
+                            Box::new(last),
+                        ))
+                    }
+                    None => Err(Error::PoolTimeout {
+                        backend: BACKEND,
+                        waited,
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// Seconds to bind as `:ttl`: `None` (SQL `NULL`, no expiry) for `None` or
+/// zero, else the duration in seconds, at most [`MAX_EXPIRY`].
+pub fn ttl_seconds(duration: Option<Duration>) -> Option<f64> {
+    non_zero(duration).map(|d| d.min(MAX_EXPIRY).as_secs_f64())
+}
+
+/// Binds a value: `RAW` up to [`INLINE_VALUE_MAX`] bytes, a temporary
+/// `BLOB` above.
+fn with_value_bind<R>(value: &[u8], f: impl FnOnce(&dyn ToSql) -> R) -> R {
+    if value.len() > INLINE_VALUE_MAX {
+        f(&(&value, &OracleType::BLOB))
+    } else {
+        f(&value)
+    }
+}
+
+/// Executes a write of `value` (`set`, `create` or `update` SQL) and
+/// returns the rows it affected.
+fn execute_write(
+    conn: &oracle::Connection,
+    sql: &str,
+    key: &str,
+    value: &[u8],
+    ttl: Option<f64>,
+) -> oracle::Result<u64> {
+    let stmt = match ValueSql::for_value(value) {
+        ValueSql::Empty => conn.execute_named(sql, &[("sid", &key), ("ttl", &ttl)])?,
+        ValueSql::Bound => with_value_bind(value, |val| {
+            conn.execute_named(sql, &[("sid", &key), ("val", val), ("ttl", &ttl)])
+        })?,
+    };
+    stmt.row_count()
+}
+
+fn is_unique_violation(err: &oracle::Error) -> bool {
+    classify(ErrorCode::of(err)) == ErrorClass::UniqueViolation
+}
+
+/// A `BLOB` read back: `NULL` (Oracle's zero-length value) is empty.
+fn into_bytes(value: Option<Vec<u8>>) -> Bytes {
+    value.map(Bytes::from).unwrap_or_default()
+}
+
+fn optional<T>(result: oracle::Result<T>) -> oracle::Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if err.kind() == oracle::ErrorKind::NoDataFound => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+#[async_trait]
+impl Store for OracleStore {
+    async fn get(&self, key: &str, renew_for: Option<Duration>) -> Result<Option<Bytes>> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        match ttl_seconds(renew_for) {
+            None => {
+                self.read("get", move |conn, sql| {
+                    let row = optional(
+                        conn.query_row_as_named::<Option<Vec<u8>>>(sql.get(), &[("sid", &key)]),
+                    )?;
+                    Ok(row.map(into_bytes))
+                })
+                .await
+            }
+            Some(ttl) => {
+                self.write("get_renew", move |conn, sql| {
+                    let mut stmt = conn.statement(sql.get_renew()).build()?;
+                    stmt.execute_named(&[
+                        ("ttl", &ttl),
+                        ("sid", &key),
+                        ("val", &OracleType::BLOB),
+                    ])?;
+                    if stmt.row_count()? > 0 {
+                        let returned: Vec<Option<Vec<u8>>> = stmt.returned_values("val")?;
+                        return Ok(Some(into_bytes(returned.into_iter().next().flatten())));
+                    }
+                    // Nothing live with an expiry: a key without one is
+                    // returned as it is, never given an expiry.
+                    let row = optional(conn.query_row_as_named::<Option<Vec<u8>>>(
+                        sql.get_permanent(),
+                        &[("sid", &key)],
+                    ))?;
+                    Ok(row.map(into_bytes))
+                })
+                .await
+            }
+        }
+    }
+
+    async fn set(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<()> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        let ttl = ttl_seconds(expires_in);
+        self.write("set", move |conn, sql| {
+            let text = sql.set(ValueSql::for_value(&value));
+            match execute_write(conn, text, &key, &value, ttl) {
+                Ok(_) => Ok(()),
+                // Two MERGEs inserting one new key at once: the loser's
+                // INSERT branch hits the primary key. The row now exists, so
+                // the retry takes the UPDATE branch.
+                Err(err) if is_unique_violation(&err) => {
+                    tracing::debug!("ORA-00001 from a concurrent MERGE; retrying once");
+                    execute_write(conn, text, &key, &value, ttl).map(|_| ())
+                }
+                Err(err) => Err(err),
+            }
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.write("delete", move |conn, sql| {
+            conn.execute_named(sql.delete(), &[("sid", &key)])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_all(&self) -> Result<()> {
+        self.write("delete_all", |conn, sql| {
+            conn.execute(sql.delete_all(), &[])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.read("exists", move |conn, sql| {
+            let count = conn.query_row_as_named::<u64>(sql.exists(), &[("sid", &key)])?;
+            Ok(count > 0)
+        })
+        .await
+    }
+
+    async fn expires_in(&self, key: &str) -> Result<Option<Duration>> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.read("expires_in", move |conn, sql| {
+            let seconds = optional(
+                conn.query_row_as_named::<Option<f64>>(sql.expires_in(), &[("sid", &key)]),
+            )?
+            .flatten();
+            Ok(seconds
+                .filter(|s| *s > 0.0)
+                .and_then(|s| Duration::try_from_secs_f64(s).ok()))
+        })
+        .await
+    }
+
+    async fn delete_expired(&self) -> Result<u64> {
+        self.write("delete_expired", |conn, sql| {
+            let mut total = 0;
+            loop {
+                let stmt =
+                    conn.execute_named(sql.delete_expired(), &[("batch", &DELETE_EXPIRED_BATCH)])?;
+                let removed = stmt.row_count()?;
+                conn.commit()?;
+                total += removed;
+                if removed < u64::from(DELETE_EXPIRED_BATCH) {
+                    break;
+                }
+            }
+            tracing::debug!(removed = total, "expired sessions deleted");
+            Ok(total)
+        })
+        .await
+    }
+
+    async fn create(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        let ttl = ttl_seconds(expires_in);
+        self.write("create", move |conn, sql| {
+            let text = sql.create(ValueSql::for_value(&value));
+            match execute_write(conn, text, &key, &value, ttl) {
+                Ok(rows) => Ok(rows > 0),
+                // Another writer inserted the key between our MERGE's read
+                // and its INSERT: the key is live and not ours.
+                Err(err) if is_unique_violation(&err) => Ok(false),
+                Err(err) => Err(err),
+            }
+        })
+        .await
+    }
+
+    async fn update(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        let ttl = ttl_seconds(expires_in);
+        self.write("update", move |conn, sql| {
+            let text = sql.update(ValueSql::for_value(&value));
+            Ok(execute_write(conn, text, &key, &value, ttl)? > 0)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_is_null_for_none_and_zero_and_capped() {
+        assert_eq!(ttl_seconds(None), None);
+        assert_eq!(ttl_seconds(Some(Duration::ZERO)), None);
+        assert_eq!(ttl_seconds(Some(Duration::from_millis(1500))), Some(1.5));
+        assert_eq!(
+            ttl_seconds(Some(Duration::MAX)),
+            Some(MAX_EXPIRY.as_secs_f64())
+        );
+    }
+
+    #[test]
+    fn null_blob_reads_as_empty() {
+        assert_eq!(into_bytes(None), Bytes::new());
+        assert_eq!(into_bytes(Some(vec![0, 1])), Bytes::from_static(&[0, 1]));
+    }
+}

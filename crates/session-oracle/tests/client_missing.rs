@@ -1,0 +1,116 @@
+//! Construction on a machine without the Oracle client library (this
+//! workspace's CI machines have none): the store reports DPI-1047 with how
+//! to install and load the Instant Client, instead of a bare failure or a
+//! pool timeout.
+//!
+//! On a machine that has the client, the same calls must fail as connection
+//! errors instead (nothing listens on the address used), so the test checks
+//! something either way.
+
+use std::error::Error as _;
+use std::time::{Duration, Instant};
+
+use session_core::Error;
+use session_oracle::{ConnectOptions, OracleConnectionManager, OracleStore, StoreSettings};
+
+/// Nothing listens on port 1 of the loopback address.
+const NOWHERE: &str = "127.0.0.1:1/nothing";
+
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(" <- ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn client_library_present() -> bool {
+    // The driver's own answer: initialising it loads the library.
+    match oracle::InitParams::new().init() {
+        Ok(_) => true,
+        Err(err) => err.dpi_code() != Some(1047),
+    }
+}
+
+fn check_connect_failure(err: &Error) {
+    println!("{}", chain(err));
+    let text = chain(err);
+    if client_library_present() {
+        assert!(
+            matches!(err, Error::Connection { .. }),
+            "with a client: {text}"
+        );
+    } else {
+        assert!(matches!(err, Error::Backend { .. }), "{text}");
+        assert!(err.to_string().contains("Oracle Instant Client"), "{text}");
+        assert!(err.to_string().contains("LD_LIBRARY_PATH"), "{text}");
+        // The driver's own DPI-1047 is kept as the cause.
+        let cause = err
+            .source()
+            .expect("the driver error is the source")
+            .to_string();
+        assert!(cause.contains("DPI-1047"), "{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_without_the_client_library_says_how_to_install_it() {
+    let options =
+        ConnectOptions::new("app", "secret", NOWHERE).connection_timeout(Duration::from_secs(20));
+    let err = OracleStore::connect(options, StoreSettings::new())
+        .await
+        .expect_err("no database listens there");
+    check_connect_failure(&err);
+    assert!(
+        err.to_string().contains(NOWHERE),
+        "names what it connected to: {err}"
+    );
+    assert!(!chain(&err).contains("secret"), "never prints the password");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_pool_that_cannot_connect_reports_why_not_a_timeout() {
+    let options = ConnectOptions::new("app", "secret", NOWHERE);
+    let manager = OracleConnectionManager::new(options);
+    let errors = manager.connect_errors();
+    let pool = bb8::Pool::builder()
+        .max_size(2)
+        .connection_timeout(Duration::from_millis(500))
+        .build_unchecked(manager);
+    let started = Instant::now();
+    let err = OracleStore::from_pool(pool, StoreSettings::new())
+        .await
+        .expect_err("no database listens there");
+    assert!(!matches!(err, Error::PoolTimeout { .. }), "{}", chain(&err));
+    check_connect_failure(&err);
+    // The manager kept the last connection error for later checkouts.
+    assert!(errors.last().is_some());
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn invalid_pool_settings_are_refused_by_name() {
+    for (options, field) in [
+        (ConnectOptions::new("u", "p", "db").pool_max(0), "pool_max"),
+        (
+            ConnectOptions::new("u", "p", "db").pool_min(5).pool_max(2),
+            "pool_min",
+        ),
+        (
+            ConnectOptions::new("u", "p", "db").connection_timeout(Duration::ZERO),
+            "connection_timeout",
+        ),
+        (ConnectOptions::new("", "p", "db"), "user"),
+    ] {
+        let err = OracleStore::connect(options, StoreSettings::new())
+            .await
+            .unwrap_err();
+        let Error::InvalidConfig { field: got, .. } = &err else {
+            panic!("expected InvalidConfig, got {err:?}");
+        };
+        assert_eq!(got, field);
+    }
+}

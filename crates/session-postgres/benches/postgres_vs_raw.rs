@@ -1,0 +1,479 @@
+//! `PostgresStore` against raw `tokio-postgres` prepared statements doing
+//! the minimum SQL, on the same server, in one run.
+//!
+//! Run with `cargo bench -p session-postgres`. Cases: read, renewing read,
+//! write, create and delete of ~1 KiB sessions among 10,000, at 1 and 16
+//! concurrent tasks; and cleanup of 50,000 expired rows among 100,000.
+//! The raw side has a pool of the same size (a semaphore and a LIFO stack
+//! of connections, each with its statements prepared once). Each operation case runs 5
+//! rounds of 5,000 operations, store and raw back to back (alternating which
+//! goes first); the tables give the medians, and the ratio is the median of
+//! the rounds' ratios (store ops/s over raw ops/s). Cleanup: median of 3.
+//! Prints Markdown tables, as in `docs/performance.md`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use session_core::{Bytes, Store};
+use session_postgres::{PoolSettings, PostgresStore, PostgresStoreConfig};
+use tokio_postgres::{Client, Statement};
+
+const SESSIONS: usize = 10_000;
+const VALUE_LEN: usize = 1024;
+const POOL: usize = 16;
+const CLEANUP_ROWS: usize = 100_000;
+/// Rounds per operation case, store and raw back to back; medians reported.
+const ROUNDS: usize = 5;
+/// Operations per run.
+const OPS: usize = 5_000;
+/// Rounds of the cleanup case (each repopulates 100,000 rows).
+const CLEANUP_ROUNDS: usize = 3;
+const DAY: f64 = 86_400.0;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Op {
+    Read,
+    RenewingRead,
+    Write,
+    Create,
+    Delete,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::RenewingRead => "renewing read",
+            Op::Write => "write",
+            Op::Create => "create",
+            Op::Delete => "delete",
+        }
+    }
+}
+
+/// One raw connection with its statements, prepared once.
+struct RawConn {
+    client: Client,
+    get: Statement,
+    renew: Statement,
+    set: Statement,
+    create: Statement,
+    delete: Statement,
+}
+
+/// The raw side's pool: the minimum a pool does. A semaphore of `POOL`
+/// permits and a LIFO stack of connections, each with its statements
+/// prepared once.
+struct Raw {
+    permits: tokio::sync::Semaphore,
+    idle: std::sync::Mutex<Vec<RawConn>>,
+}
+
+/// A connection taken from [`Raw`], put back on drop.
+struct Checkout<'a> {
+    raw: &'a Raw,
+    conn: Option<RawConn>,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl std::ops::Deref for Checkout<'_> {
+    type Target = RawConn;
+    fn deref(&self) -> &RawConn {
+        self.conn.as_ref().expect("checked out")
+    }
+}
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.raw.idle.lock().expect("pool lock").push(conn);
+        }
+    }
+}
+
+impl Raw {
+    async fn connect(url: &str, table: &str) -> Raw {
+        let mut conns = Vec::with_capacity(POOL);
+        for _ in 0..POOL {
+            let client = session_test_support::connect(url).await.expect("connect");
+            let prepare = |sql: String| {
+                let client = &client;
+                async move { client.prepare(&sql).await.expect("prepare") }
+            };
+            let get = prepare(format!(
+                "SELECT data FROM {table} WHERE session_id = $1 \
+                 AND (expires_at IS NULL OR expires_at > now())"
+            ))
+            .await;
+            let renew = prepare(format!(
+                "UPDATE {table} SET expires_at = now() + $2::float8 * interval '1 second' \
+                 WHERE session_id = $1 AND expires_at > now() RETURNING data"
+            ))
+            .await;
+            let set = prepare(format!(
+                "INSERT INTO {table} (session_id, data, expires_at) \
+                 VALUES ($1, $2, now() + $3::float8 * interval '1 second') \
+                 ON CONFLICT (session_id) DO UPDATE SET data = EXCLUDED.data, \
+                 expires_at = EXCLUDED.expires_at, updated_at = now()"
+            ))
+            .await;
+            let create = prepare(format!(
+                "INSERT INTO {table} (session_id, data, expires_at) \
+                 VALUES ($1, $2, now() + $3::float8 * interval '1 second') \
+                 ON CONFLICT (session_id) DO NOTHING"
+            ))
+            .await;
+            let delete = prepare(format!("DELETE FROM {table} WHERE session_id = $1")).await;
+            conns.push(RawConn {
+                client,
+                get,
+                renew,
+                set,
+                create,
+                delete,
+            });
+        }
+        Raw {
+            permits: tokio::sync::Semaphore::new(POOL),
+            idle: std::sync::Mutex::new(conns),
+        }
+    }
+
+    async fn get(&self) -> Checkout<'_> {
+        let permit = self.permits.acquire().await.expect("semaphore open");
+        let conn = self.idle.lock().expect("pool lock").pop();
+        Checkout {
+            raw: self,
+            conn,
+            _permit: permit,
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Target {
+    Store(Arc<PostgresStore>),
+    Raw(Arc<Raw>),
+}
+
+impl Target {
+    async fn run(&self, op: Op, key: &str, value: &Bytes) {
+        let ttl = Some(Duration::from_secs(DAY as u64));
+        match self {
+            Target::Store(s) => match op {
+                Op::Read => drop(s.get(key, None).await.expect("get")),
+                Op::RenewingRead => drop(s.get(key, ttl).await.expect("renewing get")),
+                Op::Write => s.set(key, value.clone(), ttl).await.expect("set"),
+                Op::Create => assert!(s.create(key, value.clone(), ttl).await.expect("create")),
+                Op::Delete => s.delete(key).await.expect("delete"),
+            },
+            Target::Raw(r) => {
+                let c = r.get().await;
+                let data: &[u8] = value;
+                match op {
+                    Op::Read => {
+                        let row = c.client.query_opt(&c.get, &[&key]).await.expect("get");
+                        drop(row.map(|r| Bytes::copy_from_slice(r.get::<_, &[u8]>(0))));
+                    }
+                    Op::RenewingRead => {
+                        let row = c
+                            .client
+                            .query_opt(&c.renew, &[&key, &DAY])
+                            .await
+                            .expect("renew");
+                        drop(row.map(|r| Bytes::copy_from_slice(r.get::<_, &[u8]>(0))));
+                    }
+                    Op::Write => {
+                        c.client
+                            .execute(&c.set, &[&key, &data, &DAY])
+                            .await
+                            .expect("set");
+                    }
+                    Op::Create => {
+                        let n = c
+                            .client
+                            .execute(&c.create, &[&key, &data, &DAY])
+                            .await
+                            .expect("create");
+                        assert_eq!(n, 1);
+                    }
+                    Op::Delete => {
+                        c.client.execute(&c.delete, &[&key]).await.expect("delete");
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct Measured {
+    ops_per_sec: f64,
+    p99: Duration,
+}
+
+/// A small xorshift: the same key sequence for both sides, no dependency.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+async fn measure(target: &Target, op: Op, tasks: usize, ops: usize, tag: &str) -> Measured {
+    let value = Bytes::from(vec![0xab; VALUE_LEN]);
+    let per_task = ops / tasks;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let target = target.clone();
+            let value = value.clone();
+            let tag = tag.to_owned();
+            tokio::spawn(async move {
+                let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ (t as u64 + 1);
+                let mut latencies = Vec::with_capacity(per_task);
+                for i in 0..per_task {
+                    let key = match op {
+                        Op::Read | Op::RenewingRead | Op::Write => {
+                            format!("s{}", next(&mut seed) % SESSIONS as u64)
+                        }
+                        Op::Create | Op::Delete => format!("{tag}_{t}_{i}"),
+                    };
+                    let t0 = Instant::now();
+                    target.run(op, &key, &value).await;
+                    latencies.push(t0.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(ops);
+    for h in handles {
+        all.extend(h.await.expect("bench task"));
+    }
+    let elapsed = started.elapsed();
+    all.sort_unstable();
+    let p99 = all[(all.len() * 99 / 100).min(all.len() - 1)];
+    Measured {
+        ops_per_sec: all.len() as f64 / elapsed.as_secs_f64(),
+        p99,
+    }
+}
+
+async fn populate(client: &Client, table: &str, rows: usize, expired_every_other: bool) {
+    let expiry = if expired_every_other {
+        "CASE WHEN i % 2 = 0 THEN now() - interval '1 hour' ELSE now() + interval '1 day' END"
+    } else {
+        "now() + interval '1 day'"
+    };
+    client
+        .batch_execute(&format!(
+            "TRUNCATE {table};
+             INSERT INTO {table} (session_id, data, expires_at)
+               SELECT 's' || i, decode(repeat('ab', {VALUE_LEN}), 'hex'), {expiry}
+               FROM generate_series(0, {}) i;",
+            rows - 1
+        ))
+        .await
+        .expect("populate");
+    vacuum(client, table).await;
+}
+
+/// Rows keyed `<tag>_<task>_<i>` for the delete case to remove.
+async fn populate_for_delete(client: &Client, table: &str, tag: &str, tasks: usize, ops: usize) {
+    let per_task = ops / tasks;
+    client
+        .batch_execute(&format!(
+            "INSERT INTO {table} (session_id, data, expires_at)
+               SELECT '{tag}_' || t || '_' || i, decode(repeat('ab', {VALUE_LEN}), 'hex'),
+                      now() + interval '1 day'
+               FROM generate_series(0, {}) t, generate_series(0, {}) i;",
+            tasks - 1,
+            per_task - 1
+        ))
+        .await
+        .expect("populate for delete");
+    vacuum(client, table).await;
+}
+
+/// Both sides start each case from a vacuumed, analysed table.
+async fn vacuum(client: &Client, table: &str) {
+    client
+        .batch_execute(&format!("VACUUM ANALYZE {table}"))
+        .await
+        .expect("vacuum");
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn fmt_rate(x: f64) -> String {
+    let n = x.round() as u64;
+    if n >= 1000 {
+        format!("{},{:03}", n / 1000, n % 1000)
+    } else {
+        n.to_string()
+    }
+}
+
+fn fmt_latency(d: Duration) -> String {
+    if d >= Duration::from_millis(10) {
+        format!("{:.0} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    }
+}
+
+fn main() {
+    let url = match session_test_support::pg_url() {
+        Ok(url) => url,
+        Err(reason) => {
+            println!("benchmark skipped: {reason}");
+            return;
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(bench(&url));
+}
+
+async fn bench(url: &str) {
+    let admin = session_test_support::connect(url).await.expect("connect");
+    let store_table = session_test_support::unique_table_name("bench_store");
+    let raw_table = session_test_support::unique_table_name("bench_raw");
+    let make_store = |table: &str| {
+        PostgresStore::from_url(
+            url,
+            PoolSettings {
+                max_size: POOL,
+                ..PoolSettings::default()
+            },
+            PostgresStoreConfig::new().with_table(table).expect("table"),
+        )
+        .expect("store")
+    };
+    let store = Arc::new(make_store(&store_table));
+    store.create_table().await.expect("create table");
+    // The raw side's table is identical: the same DDL.
+    for ddl in PostgresStoreConfig::new()
+        .with_table(&raw_table)
+        .expect("table")
+        .ddl()
+    {
+        admin.batch_execute(&ddl).await.expect("raw ddl");
+    }
+    let raw = Arc::new(Raw::connect(url, &raw_table).await);
+    let targets = [
+        ("raw", Target::Raw(raw), raw_table.clone()),
+        ("store", Target::Store(store.clone()), store_table.clone()),
+    ];
+
+    for (_, _, table) in &targets {
+        populate(&admin, table, SESSIONS, false).await;
+    }
+    // Warm up: every statement prepared, the pool filled, caches hot.
+    for (name, target, _) in &targets {
+        for op in [Op::Read, Op::RenewingRead, Op::Write] {
+            measure(target, op, POOL, 2_000, &format!("warm_{name}")).await;
+        }
+    }
+    println!("| case | tasks | store ops/s | store p99 | raw ops/s | raw p99 | store/raw |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let mut case_id = 0;
+    for op in [
+        Op::Read,
+        Op::RenewingRead,
+        Op::Write,
+        Op::Create,
+        Op::Delete,
+    ] {
+        for tasks in [1, POOL] {
+            // rounds[side] holds (ops/s, p99) of each round.
+            let mut rounds: [Vec<Measured>; 2] = [Vec::new(), Vec::new()];
+            let mut ratios = Vec::with_capacity(ROUNDS);
+            for round in 0..ROUNDS {
+                // Back to back, alternating which side goes first.
+                let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+                for side in order {
+                    let (_, target, table) = &targets[side];
+                    case_id += 1;
+                    let tag = format!("c{case_id}");
+                    if op == Op::Delete {
+                        populate_for_delete(&admin, table, &tag, tasks, OPS).await;
+                    }
+                    rounds[side].push(measure(target, op, tasks, OPS, &tag).await);
+                }
+                let (raw, ours) = (&rounds[0][round], &rounds[1][round]);
+                ratios.push(ours.ops_per_sec / raw.ops_per_sec);
+            }
+            let median_rate = |side: usize| median(rounds[side].iter().map(|m| m.ops_per_sec));
+            let median_p99 = |side: usize| {
+                Duration::from_secs_f64(median(rounds[side].iter().map(|m| m.p99.as_secs_f64())))
+            };
+            println!(
+                "| {} | {tasks} | {} | {} | {} | {} | {:.2} |",
+                op.name(),
+                fmt_rate(median_rate(1)),
+                fmt_latency(median_p99(1)),
+                fmt_rate(median_rate(0)),
+                fmt_latency(median_p99(0)),
+                median(ratios.into_iter())
+            );
+        }
+    }
+
+    // Cleanup: 50,000 expired among 100,000 rows, one call each side: the
+    // raw side as one DELETE, the store in its default batches of 5,000,
+    // each its own short transaction.
+    let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..CLEANUP_ROUNDS {
+        let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            let table = if side == 0 { &raw_table } else { &store_table };
+            populate(&admin, table, CLEANUP_ROWS, true).await;
+            let started = Instant::now();
+            let removed = if side == 0 {
+                admin
+                    .execute(
+                        &format!("DELETE FROM {table} WHERE expires_at <= now()"),
+                        &[],
+                    )
+                    .await
+                    .expect("raw cleanup")
+            } else {
+                store.delete_expired().await.expect("store cleanup")
+            };
+            times[side].push(started.elapsed().as_secs_f64());
+            assert_eq!(removed, (CLEANUP_ROWS / 2) as u64);
+        }
+    }
+    let raw = median(times[0].iter().copied());
+    let ours = median(times[1].iter().copied());
+    println!();
+    println!(
+        "| cleanup: 50,000 expired of 100,000 rows | store (batches of 5,000) | raw (one DELETE) | store/raw |"
+    );
+    println!("| --- | ---: | ---: | ---: |");
+    println!(
+        "| time (median of {CLEANUP_ROUNDS}) | {} | {} | {:.2} |",
+        fmt_latency(Duration::from_secs_f64(ours)),
+        fmt_latency(Duration::from_secs_f64(raw)),
+        raw / ours
+    );
+
+    admin
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {store_table}; DROP TABLE IF EXISTS {raw_table};"
+        ))
+        .await
+        .expect("drop bench tables");
+}

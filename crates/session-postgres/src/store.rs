@@ -1,0 +1,512 @@
+//! [`PostgresStore`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
+use session_core::{Error, Result, Store, non_zero, validate_key};
+use tokio_postgres::Row;
+use tokio_postgres::config::Host;
+use tokio_postgres::types::ToSql;
+use tracing::{Instrument, Span};
+
+use crate::config::{PoolSettings, PostgresStoreConfig};
+use crate::error::{BACKEND, pool_error, statement_error};
+
+type Params<'a> = [&'a (dyn ToSql + Sync)];
+
+/// The statements of one store, with the table name formatted in once.
+#[derive(Debug)]
+struct Statements {
+    get: String,
+    get_renew: String,
+    set: String,
+    create: String,
+    update: String,
+    delete: String,
+    delete_all: String,
+    exists: String,
+    expires_in: String,
+    delete_expired_batch: String,
+}
+
+impl Statements {
+    fn new(table: &str) -> Self {
+        // `now() + $n * interval '1 second'` with $n a float8 of seconds:
+        // the database's clock decides; NULL (no expiry) stays NULL.
+        const LIVE: &str = "(expires_at IS NULL OR expires_at > now())";
+        Statements {
+            get: format!("SELECT data FROM {table} WHERE session_id = $1 AND {LIVE}"),
+            // One round trip: the CTE renews a live row with an expiry and
+            // returns it; the second branch returns a row without expiry
+            // untouched. The branches are disjoint (expires_at > now() vs
+            // IS NULL), and the SELECT reads the statement's snapshot, so
+            // an expired row is neither revived nor returned.
+            get_renew: format!(
+                "WITH renewed AS (\
+                     UPDATE {table} SET expires_at = now() + $2::float8 * interval '1 second' \
+                     WHERE session_id = $1 AND expires_at > now() RETURNING data\
+                 ) \
+                 SELECT data FROM renewed \
+                 UNION ALL \
+                 SELECT data FROM {table} WHERE session_id = $1 AND expires_at IS NULL \
+                 LIMIT 1"
+            ),
+            set: format!(
+                "INSERT INTO {table} (session_id, data, expires_at) \
+                 VALUES ($1, $2, now() + $3::float8 * interval '1 second') \
+                 ON CONFLICT (session_id) DO UPDATE SET \
+                     data = EXCLUDED.data, expires_at = EXCLUDED.expires_at, updated_at = now()"
+            ),
+            // Writes a missing key, or replaces an expired row (a new
+            // session: created_at moves too); a live row is left alone and
+            // the statement reports 0 rows.
+            create: format!(
+                "INSERT INTO {table} AS s (session_id, data, expires_at) \
+                 VALUES ($1, $2, now() + $3::float8 * interval '1 second') \
+                 ON CONFLICT (session_id) DO UPDATE SET \
+                     data = EXCLUDED.data, expires_at = EXCLUDED.expires_at, \
+                     created_at = now(), updated_at = now() \
+                 WHERE s.expires_at IS NOT NULL AND s.expires_at <= now()"
+            ),
+            update: format!(
+                "UPDATE {table} SET data = $2, \
+                     expires_at = now() + $3::float8 * interval '1 second', updated_at = now() \
+                 WHERE session_id = $1 AND {LIVE}"
+            ),
+            delete: format!("DELETE FROM {table} WHERE session_id = $1"),
+            delete_all: format!("DELETE FROM {table}"),
+            exists: format!(
+                "SELECT EXISTS (SELECT 1 FROM {table} WHERE session_id = $1 AND {LIVE})"
+            ),
+            expires_in: format!(
+                "SELECT EXTRACT(EPOCH FROM expires_at - now())::float8 FROM {table} \
+                 WHERE session_id = $1 AND expires_at > now()"
+            ),
+            // One batch: the physical addresses of the oldest expired rows,
+            // read in order from the partial index (ORDER BY makes the
+            // planner walk the index instead of rescanning the heap from its
+            // start on every batch, which grows quadratic), deleted in one
+            // short statement. The predicate is repeated so a row revived by
+            // a concurrent write between the two scans is re-checked and
+            // spared.
+            delete_expired_batch: format!(
+                "DELETE FROM {table} WHERE ctid = ANY(ARRAY(\
+                     SELECT ctid FROM {table} WHERE expires_at <= now() \
+                     ORDER BY expires_at LIMIT $1\
+                 )) AND expires_at <= now()"
+            ),
+        }
+    }
+}
+
+/// A session [`Store`] on PostgreSQL, through a `deadpool-postgres` pool.
+///
+/// Rows live in SQLSpec's session table (see
+/// [`PostgresStoreConfig::ddl`]), so a table created by SQLSpec and one
+/// created here are interchangeable. Expiry is computed and compared on the
+/// database's clock (`now()`), so application servers with skewed clocks
+/// agree. Every statement is prepared once per connection and reused, and
+/// every operation is one statement, one round trip (the renewing `get`
+/// included); only [`delete_expired`](Store::delete_expired) runs one
+/// statement per batch.
+///
+/// Cloning is cheap and shares the pool.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use session_core::{Bytes, Store};
+/// use session_postgres::{PoolSettings, PostgresStore, PostgresStoreConfig};
+///
+/// # async fn demo() -> session_core::Result<()> {
+/// let store = PostgresStore::from_url(
+///     "postgresql://app@127.0.0.1:5432/app",
+///     PoolSettings::default(),
+///     PostgresStoreConfig::new(),
+/// )?;
+/// store.create_table().await?;
+/// store.set("k", Bytes::from_static(b"v"), Some(Duration::from_secs(3600))).await?;
+/// assert_eq!(store.get("k", None).await?, Some(Bytes::from_static(b"v")));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    config: Arc<PostgresStoreConfig>,
+    sql: Arc<Statements>,
+    /// `schema.table`, for logs and error messages.
+    table: Arc<str>,
+    /// `host:port` of the server (never the password), for error messages.
+    address: Arc<str>,
+}
+
+impl PostgresStore {
+    /// The keys of the `litestar` extension config this store honours
+    /// (same as [`crate::ACCEPTED_KEYS`]): pass them to
+    /// [`ExtensionConfig`](session_core::ExtensionConfig) parsing.
+    pub const ACCEPTED_KEYS: &'static [&'static str] = crate::config::ACCEPTED_KEYS;
+
+    /// A store on a pool the application already has.
+    ///
+    /// The pool should have a wait and create timeout (and so a runtime) so
+    /// that a database that is down gives an error in bounded time; a pool
+    /// without timeouts waits as long as the driver does. Its recycling
+    /// method is the application's choice; the default, `Fast`, discards
+    /// connections the server closed.
+    ///
+    /// No connection is made until the first call.
+    pub fn new(pool: Pool, config: PostgresStoreConfig) -> Self {
+        Self::build(pool, config, "the application's pool".into())
+    }
+
+    /// A store with a pool of its own on the server at `url`
+    /// (`postgresql://user[:password]@host[:port]/database[?options]`, or
+    /// the `key=value` form), without TLS.
+    ///
+    /// No connection is made until the first call. The URL is checked now:
+    /// a malformed one is an [`Error::InvalidConfig`] naming `url` (the URL
+    /// itself is not repeated, it may hold a password).
+    pub fn from_url(url: &str, pool: PoolSettings, config: PostgresStoreConfig) -> Result<Self> {
+        pool.validate()?;
+        let mut pg_config: tokio_postgres::Config = url.parse().map_err(|e| {
+            Error::invalid_config("url", format!("not a PostgreSQL connection URL: {e}"))
+        })?;
+        pg_config.connect_timeout(pool.connect_timeout);
+        let address = address_of(&pg_config);
+        let recycling_method = if pool.verify_on_checkout {
+            RecyclingMethod::Verified
+        } else {
+            RecyclingMethod::Fast
+        };
+        let manager = Manager::from_config(
+            pg_config,
+            tokio_postgres::NoTls,
+            ManagerConfig { recycling_method },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool.max_size)
+            .wait_timeout(Some(pool.wait_timeout))
+            .create_timeout(Some(pool.connect_timeout))
+            .recycle_timeout(Some(pool.connect_timeout))
+            // The most recently used connection first: at low concurrency
+            // one warm backend serves the calls instead of all in turn, and
+            // surplus connections stay idle.
+            .queue_mode(QueueMode::Lifo)
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::invalid_config("pool", e.to_string()))?;
+        Ok(Self::build(pool, config, address))
+    }
+
+    fn build(pool: Pool, config: PostgresStoreConfig, address: String) -> Self {
+        let table = config.table().qualified();
+        PostgresStore {
+            pool,
+            sql: Arc::new(Statements::new(&table)),
+            config: Arc::new(config),
+            table: table.into(),
+            address: address.into(),
+        }
+    }
+
+    /// The pool this store uses.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The settings this store was made with.
+    pub fn config(&self) -> &PostgresStoreConfig {
+        &self.config
+    }
+
+    /// Creates the session table and its partial expiry index if they do not
+    /// exist (see [`PostgresStoreConfig::ddl`]); an existing table is used
+    /// as it is.
+    ///
+    /// Safe when many application instances start at once: the DDL runs in
+    /// one transaction under a transaction-scoped advisory lock keyed on the
+    /// qualified table name, so concurrent callers wait for each other and
+    /// all succeed. The schema of a `schema.table` name must exist.
+    pub async fn create_table(&self) -> Result<()> {
+        let span = self.span("create_table");
+        async {
+            let mut client = self.client().await?;
+            let fail = |e| statement_error(e, "create table", &self.table, &self.address);
+            let tx = client.transaction().await.map_err(fail)?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&advisory_lock_key(&self.table)],
+            )
+            .await
+            .map_err(fail)?;
+            for statement in self.config.ddl() {
+                tx.batch_execute(&statement).await.map_err(fail)?;
+            }
+            tx.commit().await.map_err(fail)
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn span(&self, op: &'static str) -> Span {
+        tracing::debug_span!("session_store", backend = BACKEND, op, table = &*self.table)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(|e| {
+            let timeouts = self.pool.timeouts();
+            pool_error(e, &self.address, timeouts.wait, timeouts.create)
+        })
+    }
+
+    async fn query_opt(&self, op: &str, sql: &str, params: &Params<'_>) -> Result<Option<Row>> {
+        let client = self.client().await?;
+        let fail = |e| statement_error(e, op, &self.table, &self.address);
+        let statement = client.prepare_cached(sql).await.map_err(fail)?;
+        client.query_opt(&statement, params).await.map_err(fail)
+    }
+
+    async fn execute(&self, op: &str, sql: &str, params: &Params<'_>) -> Result<u64> {
+        let client = self.client().await?;
+        let fail = |e| statement_error(e, op, &self.table, &self.address);
+        let statement = client.prepare_cached(sql).await.map_err(fail)?;
+        client.execute(&statement, params).await.map_err(fail)
+    }
+
+    fn column<'r, T: tokio_postgres::types::FromSql<'r>>(
+        &self,
+        op: &str,
+        row: &'r Row,
+    ) -> Result<T> {
+        row.try_get(0)
+            .map_err(|e| statement_error(e, op, &self.table, &self.address))
+    }
+}
+
+/// Seconds as the `float8` the statements take; `None` (no expiry) binds
+/// NULL.
+fn seconds(duration: Option<Duration>) -> Option<f64> {
+    non_zero(duration).map(|d| d.as_secs_f64())
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn get(&self, key: &str, renew_for: Option<Duration>) -> Result<Option<Bytes>> {
+        validate_key(key)?;
+        async {
+            let row = match seconds(renew_for) {
+                None => self.query_opt("get", &self.sql.get, &[&key]).await?,
+                Some(secs) => {
+                    self.query_opt("get", &self.sql.get_renew, &[&key, &secs])
+                        .await?
+                }
+            };
+            match row {
+                None => Ok(None),
+                Some(row) => {
+                    let data: &[u8] = self.column("get", &row)?;
+                    Ok(Some(Bytes::copy_from_slice(data)))
+                }
+            }
+        }
+        .instrument(self.span("get"))
+        .await
+    }
+
+    async fn set(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<()> {
+        validate_key(key)?;
+        let secs = seconds(expires_in);
+        let data: &[u8] = &value;
+        self.execute("set", &self.sql.set, &[&key, &data, &secs])
+            .instrument(self.span("set"))
+            .await
+            .map(drop)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        validate_key(key)?;
+        self.execute("delete", &self.sql.delete, &[&key])
+            .instrument(self.span("delete"))
+            .await
+            .map(drop)
+    }
+
+    async fn delete_all(&self) -> Result<()> {
+        self.execute("delete_all", &self.sql.delete_all, &[])
+            .instrument(self.span("delete_all"))
+            .await
+            .map(drop)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        async {
+            match self.query_opt("exists", &self.sql.exists, &[&key]).await? {
+                Some(row) => self.column("exists", &row),
+                None => Ok(false),
+            }
+        }
+        .instrument(self.span("exists"))
+        .await
+    }
+
+    async fn expires_in(&self, key: &str) -> Result<Option<Duration>> {
+        validate_key(key)?;
+        async {
+            let Some(row) = self
+                .query_opt("expires_in", &self.sql.expires_in, &[&key])
+                .await?
+            else {
+                return Ok(None);
+            };
+            let secs: Option<f64> = self.column("expires_in", &row)?;
+            // The row is live, so the remainder is positive; a NaN or
+            // out-of-range value cannot come from a timestamp difference.
+            Ok(secs.and_then(|s| Duration::try_from_secs_f64(s.max(0.0)).ok()))
+        }
+        .instrument(self.span("expires_in"))
+        .await
+    }
+
+    async fn delete_expired(&self) -> Result<u64> {
+        async {
+            let batch = self.config.delete_batch_size();
+            let limit = i64::from(batch);
+            let mut total = 0u64;
+            loop {
+                // Each batch is its own statement, so its own short
+                // transaction: readers never wait behind one huge delete.
+                let removed = self
+                    .execute("delete_expired", &self.sql.delete_expired_batch, &[&limit])
+                    .await?;
+                total += removed;
+                if removed < u64::from(batch) {
+                    break;
+                }
+            }
+            tracing::debug!(removed = total, "deleted expired sessions");
+            Ok(total)
+        }
+        .instrument(self.span("delete_expired"))
+        .await
+    }
+
+    async fn create(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
+        validate_key(key)?;
+        let secs = seconds(expires_in);
+        let data: &[u8] = &value;
+        self.execute("create", &self.sql.create, &[&key, &data, &secs])
+            .instrument(self.span("create"))
+            .await
+            .map(|rows| rows == 1)
+    }
+
+    async fn update(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
+        validate_key(key)?;
+        let secs = seconds(expires_in);
+        let data: &[u8] = &value;
+        self.execute("update", &self.sql.update, &[&key, &data, &secs])
+            .instrument(self.span("update"))
+            .await
+            .map(|rows| rows == 1)
+    }
+}
+
+/// `host:port[,host:port...]` of a connection config: never the user or
+/// password.
+fn address_of(config: &tokio_postgres::Config) -> String {
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports
+                .get(i)
+                .or_else(|| ports.first())
+                .copied()
+                .unwrap_or(5432);
+            match host {
+                Host::Tcp(name) => format!("{name}:{port}"),
+                Host::Unix(path) => format!("{}/.s.PGSQL.{port}", path.display()),
+            }
+        })
+        .collect();
+    if hosts.is_empty() {
+        // libpq's default when no host is given.
+        let port = ports.first().copied().unwrap_or(5432);
+        format!("localhost:{port}")
+    } else {
+        hosts.join(",")
+    }
+}
+
+/// The advisory lock key of a table: FNV-1a (64 bit) of a fixed prefix and
+/// the qualified name, the same in every process and every build.
+pub(crate) fn advisory_lock_key(qualified_table: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in b"session_postgres.create_table:"
+        .iter()
+        .chain(qualified_table.as_bytes())
+    {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_never_holds_the_password() {
+        let config: tokio_postgres::Config = "postgresql://app:s3cret@db.internal:6543/sessions"
+            .parse()
+            .unwrap();
+        assert_eq!(address_of(&config), "db.internal:6543");
+        let config: tokio_postgres::Config = "host=a,b port=1,2 password=s3cret".parse().unwrap();
+        assert_eq!(address_of(&config), "a:1,b:2");
+    }
+
+    #[test]
+    fn lock_keys_are_stable_and_distinct() {
+        assert_eq!(
+            advisory_lock_key("litestar_session"),
+            advisory_lock_key("litestar_session")
+        );
+        assert_ne!(
+            advisory_lock_key("litestar_session"),
+            advisory_lock_key("auth.litestar_session")
+        );
+    }
+
+    #[test]
+    fn a_malformed_url_is_refused_without_repeating_it() {
+        let err = PostgresStore::from_url(
+            "postgresql://app:s3cret@host:notaport/db",
+            PoolSettings::default(),
+            PostgresStoreConfig::new(),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("`url`"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn an_empty_pool_is_refused() {
+        let err = PostgresStore::from_url(
+            "postgresql://app@host/db",
+            PoolSettings {
+                max_size: 0,
+                ..PoolSettings::default()
+            },
+            PostgresStoreConfig::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("`max_size`"), "{err}");
+    }
+}

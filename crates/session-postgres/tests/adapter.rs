@@ -1,0 +1,747 @@
+//! What is particular to PostgreSQL: the schema as SQLSpec has it, storage
+//! parameters, concurrent `create_table`, the database clock, the pool and
+//! the errors.
+
+use std::error::Error as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_core::{Bytes, Error, Store};
+use session_postgres::{PoolSettings, PostgresStore, PostgresStoreConfig};
+use session_test_support::{ThrowawayCluster, connect, pg_required, unique_table_name};
+
+/// The test server, and the tables a test made (dropped when it ends).
+struct Db {
+    url: String,
+    client: tokio_postgres::Client,
+    tables: Vec<String>,
+    schemas: Vec<String>,
+}
+
+impl Db {
+    /// The test server, or `None` (after printing why) when there is none.
+    async fn get() -> Option<Db> {
+        match session_test_support::pg_url() {
+            Ok(url) => {
+                let client = connect(&url).await.expect("connect to the test server");
+                Some(Db {
+                    url,
+                    client,
+                    tables: Vec::new(),
+                    schemas: Vec::new(),
+                })
+            }
+            Err(reason) => {
+                println!("skipped: {reason}");
+                None
+            }
+        }
+    }
+
+    fn table(&mut self, prefix: &str) -> String {
+        let name = unique_table_name(prefix);
+        self.tables.push(name.clone());
+        name
+    }
+
+    async fn schema(&mut self, prefix: &str) -> String {
+        let name = unique_table_name(prefix);
+        self.client
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await
+            .unwrap();
+        self.schemas.push(name.clone());
+        name
+    }
+
+    fn store(&self, config: PostgresStoreConfig) -> PostgresStore {
+        self.store_with(config, PoolSettings::default())
+    }
+
+    fn store_with(&self, config: PostgresStoreConfig, pool: PoolSettings) -> PostgresStore {
+        PostgresStore::from_url(&self.url, pool, config).unwrap()
+    }
+
+    /// A store on a fresh table it created.
+    async fn fresh_store(&mut self, prefix: &str) -> (PostgresStore, String) {
+        let table = self.table(prefix);
+        let store = self.store(PostgresStoreConfig::new().with_table(&table).unwrap());
+        store.create_table().await.unwrap();
+        (store, table)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let mut sql = String::new();
+        for table in &self.tables {
+            sql.push_str(&format!("DROP TABLE IF EXISTS {table};"));
+        }
+        for schema in &self.schemas {
+            sql.push_str(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE;"));
+        }
+        let url = self.url.clone();
+        // Blocking cleanup on a runtime of its own: Drop cannot await.
+        let result = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let client = connect(&url).await.map_err(|e| e.to_string())?;
+                client.batch_execute(&sql).await.map_err(|e| e.to_string())
+            })
+        })
+        .join();
+        if !matches!(result, Ok(Ok(()))) {
+            eprintln!(
+                "could not drop {:?} and schemas {:?}: {result:?}",
+                self.tables, self.schemas
+            );
+        }
+    }
+}
+
+fn v(s: &'static str) -> Bytes {
+    Bytes::from_static(s.as_bytes())
+}
+
+const HOUR: Option<Duration> = Some(Duration::from_secs(3600));
+
+#[tokio::test]
+async fn reloptions_carry_fillfactor_and_autovacuum_settings() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let (_, defaults) = db.fresh_store("reloptdef").await;
+    let custom = db.table("reloptcustom");
+    let store = db.store(
+        PostgresStoreConfig::from_value(serde_json::json!({"litestar": {
+            "session_table": custom,
+            "fillfactor": 70,
+            "autovacuum_vacuum_scale_factor": 0.1,
+            "autovacuum_analyze_scale_factor": 0.5,
+        }}))
+        .unwrap(),
+    );
+    store.create_table().await.unwrap();
+
+    for (table, expected) in [
+        (
+            &defaults,
+            [
+                "fillfactor=80",
+                "autovacuum_vacuum_scale_factor=0.05",
+                "autovacuum_analyze_scale_factor=0.02",
+            ],
+        ),
+        (
+            &custom,
+            [
+                "fillfactor=70",
+                "autovacuum_vacuum_scale_factor=0.1",
+                "autovacuum_analyze_scale_factor=0.5",
+            ],
+        ),
+    ] {
+        let row = db
+            .client
+            .query_one(
+                "SELECT reloptions FROM pg_class WHERE oid = $1::text::regclass",
+                &[table],
+            )
+            .await
+            .unwrap();
+        let mut options: Vec<String> = row.get(0);
+        options.sort();
+        let mut expected = expected.map(String::from).to_vec();
+        expected.sort();
+        assert_eq!(options, expected, "reloptions of {table}");
+    }
+}
+
+#[tokio::test]
+async fn the_expiry_index_is_partial() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let (_, table) = db.fresh_store("partialidx").await;
+    let row = db
+        .client
+        .query_one(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = $1 AND indexname <> $2",
+            &[&table, &format!("{table}_pkey")],
+        )
+        .await
+        .unwrap();
+    let name: String = row.get(0);
+    let def: String = row.get(1);
+    assert_eq!(name, format!("idx_{table}_expires_at"));
+    assert!(
+        def.starts_with(&format!("CREATE INDEX idx_{table}_expires_at ON "))
+            && def.ends_with(&format!(
+                ".{table} USING btree (expires_at) WHERE (expires_at IS NOT NULL)"
+            )),
+        "{def}"
+    );
+}
+
+#[tokio::test]
+async fn columns_and_types_match_the_seed() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let (_, table) = db.fresh_store("columns").await;
+    let rows = db
+        .client
+        .query(
+            "SELECT column_name::text, data_type::text, is_nullable::text, column_default::text \
+             FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position",
+            &[&table],
+        )
+        .await
+        .unwrap();
+    let columns: Vec<(String, String, String, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let tz = "timestamp with time zone";
+    let now = Some("CURRENT_TIMESTAMP".to_owned());
+    assert_eq!(
+        columns,
+        vec![
+            ("session_id".into(), "text".into(), "NO".into(), None),
+            ("data".into(), "bytea".into(), "NO".into(), None),
+            ("expires_at".into(), tz.into(), "YES".into(), None),
+            ("created_at".into(), tz.into(), "NO".into(), now.clone()),
+            ("updated_at".into(), tz.into(), "NO".into(), now),
+        ]
+    );
+    let pk: String = db
+        .client
+        .query_one(
+            "SELECT a.attname::text FROM pg_index i \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indrelid = $1::text::regclass AND i.indisprimary",
+            &[&table],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pk, "session_id");
+}
+
+#[tokio::test]
+async fn eight_instances_creating_the_table_at_once_all_succeed() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let table = db.table("createrace");
+    // Eight application instances: eight stores, eight pools.
+    let stores: Vec<PostgresStore> = (0..8)
+        .map(|_| db.store(PostgresStoreConfig::new().with_table(&table).unwrap()))
+        .collect();
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let tasks: Vec<_> = stores
+        .into_iter()
+        .map(|store| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.create_table().await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let store = db.store(PostgresStoreConfig::new().with_table(&table).unwrap());
+    store.create_table().await.unwrap(); // and once more, later
+    store.set("k", v("v"), None).await.unwrap();
+    assert_eq!(store.get("k", None).await.unwrap(), Some(v("v")));
+}
+
+#[tokio::test]
+async fn a_table_made_by_sqlspec_is_used_as_is() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let table = db.table("sqlspec");
+    // The seed's DDL, verbatim but for the name.
+    db.client
+        .batch_execute(&format!(
+            "CREATE TABLE {table} (
+                session_id TEXT PRIMARY KEY,
+                data BYTEA NOT NULL,
+                expires_at TIMESTAMPTZ,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,
+                updated_at TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP
+            ) WITH (fillfactor = 80);
+            CREATE INDEX idx_{table}_expires_at
+            ON {table}(expires_at) WHERE expires_at IS NOT NULL;"
+        ))
+        .await
+        .unwrap();
+    // Rows as SQLSpec writes them: JSON bytes, absolute expiry.
+    db.client
+        .execute(
+            &format!(
+                "INSERT INTO {table} (session_id, data, expires_at) VALUES \
+                 ('live', $1, now() + interval '1 hour'), \
+                 ('permanent', $2, NULL), \
+                 ('expired', $3, now() - interval '1 second')"
+            ),
+            &[
+                &br#"{"user_id": 1}"#.as_slice(),
+                &br#"{"theme": "dark"}"#.as_slice(),
+                &b"{}".as_slice(),
+            ],
+        )
+        .await
+        .unwrap();
+
+    let store = db.store(PostgresStoreConfig::new().with_table(&table).unwrap());
+    store.create_table().await.unwrap(); // leaves it as it is
+    assert_eq!(
+        store.get("live", None).await.unwrap(),
+        Some(v(r#"{"user_id": 1}"#))
+    );
+    assert_eq!(
+        store
+            .get("permanent", Some(Duration::from_secs(60)))
+            .await
+            .unwrap(),
+        Some(v(r#"{"theme": "dark"}"#))
+    );
+    assert_eq!(store.get("expired", None).await.unwrap(), None);
+    assert!(!store.exists("expired").await.unwrap());
+    let ttl = store.expires_in("live").await.unwrap().unwrap();
+    assert!(
+        ttl > Duration::from_secs(3500) && ttl <= Duration::from_secs(3600),
+        "{ttl:?}"
+    );
+    assert_eq!(store.expires_in("permanent").await.unwrap(), None);
+    assert_eq!(store.delete_expired().await.unwrap(), 1);
+
+    // And what the store writes, SQLSpec reads.
+    store.set("ours", v(r#"{"a": 2}"#), HOUR).await.unwrap();
+    let row = db
+        .client
+        .query_one(
+            &format!("SELECT data, expires_at > now() FROM {table} WHERE session_id = 'ours'"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let data: Vec<u8> = row.get(0);
+    let live: bool = row.get(1);
+    assert_eq!(data, br#"{"a": 2}"#);
+    assert!(live);
+    // The hand-made table kept its own settings.
+    let options: Vec<String> = db
+        .client
+        .query_one(
+            "SELECT reloptions FROM pg_class WHERE oid = $1::text::regclass",
+            &[&table],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(options, vec!["fillfactor=80".to_owned()]);
+}
+
+#[tokio::test]
+async fn expiry_follows_the_database_clock() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let (store, table) = db.fresh_store("dbclock").await;
+    store.set("k", v("v"), HOUR).await.unwrap();
+    let row = db
+        .client
+        .query_one(
+            &format!(
+                "SELECT EXTRACT(EPOCH FROM expires_at - now())::float8, \
+                        EXTRACT(EPOCH FROM expires_at - created_at)::float8 \
+                 FROM {table} WHERE session_id = 'k'"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let remaining: f64 = row.get(0);
+    let since_write: f64 = row.get(1);
+    assert!(remaining > 3590.0 && remaining <= 3600.0, "{remaining}");
+    // Computed in the same statement as created_at: exactly the hour.
+    assert!((since_write - 3600.0).abs() < 1e-6, "{since_write}");
+
+    // Moving the row's expiry one second into the past by the database's
+    // clock makes it invisible, whatever this machine's clock says.
+    db.client
+        .execute(
+            &format!(
+                "UPDATE {table} SET expires_at = now() - interval '1 second' WHERE session_id = 'k'"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.get("k", None).await.unwrap(), None);
+    assert_eq!(store.get("k", HOUR).await.unwrap(), None);
+    assert!(!store.update("k", v("w"), HOUR).await.unwrap());
+    assert!(store.create("k", v("new"), HOUR).await.unwrap());
+
+    // A renewal is computed on the database too.
+    store.get("k", Some(Duration::from_secs(60))).await.unwrap();
+    let remaining: f64 = db
+        .client
+        .query_one(
+            &format!(
+                "SELECT EXTRACT(EPOCH FROM expires_at - now())::float8 FROM {table} WHERE session_id = 'k'"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(remaining > 50.0 && remaining <= 60.0, "{remaining}");
+}
+
+#[tokio::test]
+async fn set_keeps_created_at_and_create_over_expired_row_renews_it() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let (store, table) = db.fresh_store("audit").await;
+    let stamps = |key: &'static str| {
+        let sql = format!(
+            "SELECT created_at = updated_at, created_at < now() - interval '30 minutes' \
+             FROM {table} WHERE session_id = '{key}'"
+        );
+        let client = &db.client;
+        async move {
+            let row = client.query_one(&sql, &[]).await.unwrap();
+            (row.get::<_, bool>(0), row.get::<_, bool>(1))
+        }
+    };
+    store.set("k", v("1"), HOUR).await.unwrap();
+    db.client
+        .execute(
+            &format!(
+                "UPDATE {table} SET created_at = now() - interval '1 hour', \
+                 updated_at = now() - interval '1 hour'"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    store.set("k", v("2"), HOUR).await.unwrap();
+    // created_at survived the upsert; updated_at moved.
+    assert_eq!(stamps("k").await, (false, true));
+    assert!(store.update("k", v("3"), HOUR).await.unwrap());
+    assert_eq!(stamps("k").await, (false, true));
+
+    // An expired row replaced by create is a new session.
+    db.client
+        .execute(
+            &format!("UPDATE {table} SET expires_at = now() - interval '1 second'"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(store.create("k", v("new"), HOUR).await.unwrap());
+    assert_eq!(stamps("k").await, (true, false));
+}
+
+#[tokio::test]
+async fn delete_expired_works_in_batches_and_spares_live_rows() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let table = db.table("batches");
+    let store = db.store(
+        PostgresStoreConfig::new()
+            .with_table(&table)
+            .unwrap()
+            .with_delete_batch_size(3)
+            .unwrap(),
+    );
+    store.create_table().await.unwrap();
+    db.client
+        .batch_execute(&format!(
+            "INSERT INTO {table} (session_id, data, expires_at)
+               SELECT 'expired' || i, '\\x00', now() - interval '1 minute' FROM generate_series(1, 10) i;
+             INSERT INTO {table} (session_id, data, expires_at)
+               SELECT 'live' || i, '\\x00', now() + interval '1 hour' FROM generate_series(1, 4) i;
+             INSERT INTO {table} (session_id, data) VALUES ('permanent', '\\x00');"
+        ))
+        .await
+        .unwrap();
+    // 10 rows in batches of 3: 3, 3, 3, 1.
+    assert_eq!(store.delete_expired().await.unwrap(), 10);
+    let left: i64 = db
+        .client
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 5);
+    assert!(store.exists("permanent").await.unwrap());
+    assert!(store.exists("live4").await.unwrap());
+    assert_eq!(store.delete_expired().await.unwrap(), 0);
+
+    // Exactly one batch's worth: the loop runs a second, empty batch.
+    db.client
+        .batch_execute(&format!(
+            "INSERT INTO {table} (session_id, data, expires_at)
+               SELECT 'again' || i, '\\x00', now() - interval '1 minute' FROM generate_series(1, 3) i;"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.delete_expired().await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_pool_of_one_serves_fifty_concurrent_callers() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let table = db.table("poolofone");
+    let store = Arc::new(db.store_with(
+        PostgresStoreConfig::new().with_table(&table).unwrap(),
+        PoolSettings {
+            max_size: 1,
+            wait_timeout: Duration::from_secs(60),
+            ..PoolSettings::default()
+        },
+    ));
+    store.create_table().await.unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let key = format!("k{i}");
+                store.set(&key, Bytes::from(format!("v{i}")), HOUR).await?;
+                store.get(&key, HOUR).await
+            })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let got = task.await.unwrap().unwrap();
+        assert_eq!(got, Some(Bytes::from(format!("v{i}"))));
+    }
+    assert_eq!(store.pool().status().max_size, 1);
+}
+
+#[tokio::test]
+async fn a_schema_qualified_table_works() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let schema = db.schema("auth").await;
+    let table = unique_table_name("sessions");
+    let store = db.store(
+        PostgresStoreConfig::from_json_str(&format!(
+            r#"{{"litestar": {{"session_table": "{schema}.{table}"}}}}"#
+        ))
+        .unwrap(),
+    );
+    assert_eq!(store.config().table().schema(), Some(schema.as_str()));
+    store.create_table().await.unwrap();
+    store.create_table().await.unwrap();
+    store.set("k", v("v"), HOUR).await.unwrap();
+    assert_eq!(store.get("k", HOUR).await.unwrap(), Some(v("v")));
+    let row = db
+        .client
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = $2",
+            &[&schema, &table],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 1);
+    let index: i64 = db
+        .client
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = $2",
+            &[&schema, &format!("idx_{table}_expires_at")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(index, 1);
+    // The same name unqualified is another table: absent from the search path.
+    let public = db.store(PostgresStoreConfig::new().with_table(&table).unwrap());
+    let err = public.get("k", None).await.unwrap_err();
+    assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+}
+
+#[test]
+fn unknown_keys_and_bad_values_are_refused_by_name() {
+    let err = PostgresStoreConfig::from_json_str(
+        r#"{"litestar": {"session_table": "s", "fill_factor": 80, "in_memory": true}}"#,
+    )
+    .unwrap_err();
+    match &err {
+        Error::UnknownConfigKeys { unknown, .. } => {
+            assert_eq!(unknown, &["fill_factor", "in_memory"])
+        }
+        other => panic!("expected UnknownConfigKeys, got {other:?}"),
+    }
+    for (doc, field) in [
+        (r#"{"litestar": {"fillfactor": 9}}"#, "litestar.fillfactor"),
+        (
+            r#"{"litestar": {"fillfactor": 101}}"#,
+            "litestar.fillfactor",
+        ),
+        (
+            r#"{"litestar": {"fillfactor": "80"}}"#,
+            "litestar.fillfactor",
+        ),
+        (
+            r#"{"litestar": {"autovacuum_vacuum_scale_factor": 1.5}}"#,
+            "litestar.autovacuum_vacuum_scale_factor",
+        ),
+        (
+            r#"{"litestar": {"autovacuum_analyze_scale_factor": -0.1}}"#,
+            "litestar.autovacuum_analyze_scale_factor",
+        ),
+    ] {
+        match PostgresStoreConfig::from_json_str(doc) {
+            Err(Error::InvalidConfig { field: f, .. }) => assert_eq!(f, field, "{doc}"),
+            other => panic!("{doc}: expected InvalidConfig, got {other:?}"),
+        }
+    }
+    for name in ["a;b", "a.b.c", "x.\"y\"", &"t".repeat(49)] {
+        let doc = serde_json::json!({"litestar": {"session_table": name}});
+        assert!(
+            matches!(
+                PostgresStoreConfig::from_value(doc),
+                Err(Error::InvalidIdentifier { .. })
+            ),
+            "{name}"
+        );
+    }
+    assert!(PostgresStoreConfig::new().with_fillfactor(5).is_err());
+    assert!(
+        PostgresStoreConfig::new()
+            .with_delete_batch_size(0)
+            .is_err()
+    );
+    let toml = PostgresStoreConfig::from_toml_str(
+        "[litestar]\nsession_table = \"app.sessions\"\nfillfactor = 100\n",
+    )
+    .unwrap();
+    assert_eq!(toml.fillfactor(), 100);
+    assert_eq!(toml.table().qualified(), "app.sessions");
+}
+
+#[tokio::test]
+async fn a_missing_table_is_a_backend_error_with_its_sqlstate() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let table = db.table("nosuchtable");
+    let store = db.store(PostgresStoreConfig::new().with_table(&table).unwrap());
+    let err = store.get("k", None).await.unwrap_err();
+    let Error::Backend { context, .. } = &err else {
+        panic!("expected Error::Backend, got {err:?}")
+    };
+    assert!(context.contains(&table), "{context}");
+    assert!(context.contains("42P01"), "{context}");
+    let source = err
+        .source()
+        .and_then(|s| s.downcast_ref::<tokio_postgres::Error>())
+        .expect("the driver's error is the source");
+    assert_eq!(
+        source.code(),
+        Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE)
+    );
+}
+
+#[tokio::test]
+async fn a_refused_connection_names_the_address_not_the_password() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let store = PostgresStore::from_url(
+        &format!("postgresql://app:hunter2@127.0.0.1:{port}/app"),
+        PoolSettings::default(),
+        PostgresStoreConfig::new(),
+    )
+    .unwrap();
+    let err = store.get("k", None).await.unwrap_err();
+    let Error::Connection { context, .. } = &err else {
+        panic!("expected Error::Connection, got {err:?}")
+    };
+    assert!(context.contains(&format!("127.0.0.1:{port}")), "{context}");
+    assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+    assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn an_exhausted_pool_is_a_pool_timeout() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let table = db.table("pooltimeout");
+    let wait = Duration::from_millis(200);
+    let store = db.store_with(
+        PostgresStoreConfig::new().with_table(&table).unwrap(),
+        PoolSettings {
+            max_size: 1,
+            wait_timeout: wait,
+            ..PoolSettings::default()
+        },
+    );
+    store.create_table().await.unwrap();
+    let held = store.pool().get().await.unwrap();
+    match store.get("k", None).await {
+        Err(Error::PoolTimeout { waited, .. }) => assert_eq!(waited, wait),
+        other => panic!("expected Error::PoolTimeout, got {other:?}"),
+    }
+    drop(held);
+    assert_eq!(store.get("k", None).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn calls_succeed_again_after_the_database_comes_back() {
+    let cluster = match ThrowawayCluster::start() {
+        Ok(cluster) => cluster,
+        Err(reason) if !pg_required() => {
+            println!("skipped: cannot start a throwaway cluster: {reason}");
+            return;
+        }
+        Err(reason) => panic!("cannot start a throwaway cluster: {reason}"),
+    };
+    let store = PostgresStore::from_url(
+        &cluster.url(),
+        PoolSettings {
+            max_size: 4,
+            ..PoolSettings::default()
+        },
+        PostgresStoreConfig::new(),
+    )
+    .unwrap();
+    store.create_table().await.unwrap();
+    store.set("k", v("v"), None).await.unwrap();
+
+    cluster.stop().unwrap();
+    let err = store.get("k", None).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Connection { .. }),
+        "expected Error::Connection while the database is down, got {err:?}"
+    );
+    cluster.restart().unwrap();
+    // The broken connections are discarded and new ones made.
+    assert_eq!(store.get("k", None).await.unwrap(), Some(v("v")));
+
+    // And after a crash.
+    cluster.kill().unwrap();
+    assert!(store.exists("k").await.unwrap_err().is_transient());
+    cluster.restart().unwrap();
+    assert!(store.exists("k").await.unwrap());
+}

@@ -1,0 +1,135 @@
+//! The session table's DDL and the statements built from a [`TableName`].
+//!
+//! The DDL is SQLSpec's SQLite schema, column for column and type for type,
+//! so a table created by SQLSpec and one created here are interchangeable.
+
+use session_core::TableName;
+
+/// The DDL of the session table `table`: the `CREATE TABLE IF NOT EXISTS`
+/// statement, then the `CREATE INDEX IF NOT EXISTS` of the partial index on
+/// `expires_at`. Both are idempotent.
+///
+/// The columns are those of SQLSpec's SQLite store: `session_id TEXT PRIMARY
+/// KEY`, `data BLOB NOT NULL`, `expires_at INTEGER` (unix seconds, `NULL` for
+/// a session that never expires), `created_at` and `updated_at` (`INTEGER NOT
+/// NULL`, unix seconds).
+///
+/// ```
+/// use session_core::TableName;
+/// use session_sqlite::schema::ddl;
+///
+/// let table = TableName::new("litestar_session", 63).unwrap();
+/// let ddl = ddl(&table);
+/// assert!(ddl[0].starts_with("CREATE TABLE IF NOT EXISTS litestar_session ("));
+/// assert!(ddl[1].contains("idx_litestar_session_expires_at"));
+/// ```
+pub fn ddl(table: &TableName) -> Vec<String> {
+    let name = table.qualified();
+    let index = table.index_name();
+    // A schema-qualified table keeps its index in the same schema; SQLite
+    // names the schema on the index, not on the table of `ON`.
+    let index_qualified = match table.schema() {
+        Some(schema) => format!("{schema}.{index}"),
+        None => index,
+    };
+    let bare = table.table();
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {name} (\n    \
+             session_id TEXT PRIMARY KEY,\n    \
+             data BLOB NOT NULL,\n    \
+             expires_at INTEGER,\n    \
+             created_at INTEGER NOT NULL DEFAULT (strftime('%s', 'now')),\n    \
+             updated_at INTEGER NOT NULL DEFAULT (strftime('%s', 'now'))\n)"
+        ),
+        format!(
+            "CREATE INDEX IF NOT EXISTS {index_qualified}\nON {bare}(expires_at) WHERE expires_at IS NOT NULL"
+        ),
+    ]
+}
+
+/// The statement `delete_expired` runs repeatedly, each run its own
+/// transaction: delete at most `?2` rows whose `expires_at` is at or before
+/// `?1` (unix seconds). The inner `SELECT` filters on `expires_at` alone, so
+/// SQLite finds the rows through the partial index `idx_<table>_expires_at`.
+///
+/// ```
+/// use session_core::TableName;
+/// let table = TableName::new("litestar_session", 63).unwrap();
+/// let sql = session_sqlite::schema::delete_expired_batch(&table);
+/// assert!(sql.starts_with("DELETE FROM litestar_session WHERE rowid IN"));
+/// ```
+pub fn delete_expired_batch(table: &TableName) -> String {
+    let t = table.qualified();
+    format!(
+        "DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} \
+         WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2)"
+    )
+}
+
+/// Every statement the store runs, formatted once with the validated table
+/// name when the store is built. All values are bound parameters.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    /// `?1` key, `?2` now (unix seconds).
+    pub get: String,
+    /// `?1` key, `?2` now, `?3` new expiry, `?4` now as the update time.
+    pub renew: String,
+    /// `?1` key, `?2` data, `?3` expiry, `?4` now.
+    pub set: String,
+    /// `?1` key.
+    pub delete: String,
+    pub delete_all: String,
+    /// `?1` key, `?2` now.
+    pub exists: String,
+    /// `?1` key, `?2` now.
+    pub expires_at: String,
+    /// `?1` now, `?2` batch size.
+    pub delete_expired: String,
+    /// `?1` key, `?2` data, `?3` expiry, `?4` now.
+    pub create: String,
+    /// `?1` key, `?2` data, `?3` expiry, `?4` now.
+    pub update: String,
+}
+
+impl Statements {
+    pub(crate) fn new(table: &TableName) -> Self {
+        let t = table.qualified();
+        // A row is live iff it has no expiry or its expiry (whole seconds,
+        // rounded up when written) is later than now (whole seconds, rounded
+        // down). See `clock` for why this is never early and at most one
+        // second late.
+        const LIVE: &str = "(expires_at IS NULL OR expires_at > ?2)";
+        Statements {
+            get: format!("SELECT data FROM {t} WHERE session_id = ?1 AND {LIVE}"),
+            // One statement for every case: a live row with an expiry gets
+            // the new one, a live row without keeps NULL, and a missing or
+            // expired row matches nothing (one statement on a miss too).
+            renew: format!(
+                "UPDATE {t} SET expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE ?3 END, \
+                 updated_at = ?4 WHERE session_id = ?1 AND {LIVE} RETURNING data"
+            ),
+            set: format!(
+                "REPLACE INTO {t} (session_id, data, expires_at, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, COALESCE((SELECT created_at FROM {t} WHERE session_id = ?1), ?4), ?4)"
+            ),
+            delete: format!("DELETE FROM {t} WHERE session_id = ?1"),
+            delete_all: format!("DELETE FROM {t}"),
+            exists: format!("SELECT 1 FROM {t} WHERE session_id = ?1 AND {LIVE}"),
+            expires_at: format!("SELECT expires_at FROM {t} WHERE session_id = ?1 AND {LIVE}"),
+            delete_expired: delete_expired_batch(table),
+            create: format!(
+                "INSERT INTO {t} (session_id, data, expires_at, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?4) \
+                 ON CONFLICT(session_id) DO UPDATE SET data = excluded.data, \
+                 expires_at = excluded.expires_at, created_at = excluded.created_at, \
+                 updated_at = excluded.updated_at \
+                 WHERE {t}.expires_at IS NOT NULL AND {t}.expires_at <= ?4"
+            ),
+            update: format!(
+                "UPDATE {t} SET data = ?2, expires_at = ?3, updated_at = ?4 \
+                 WHERE session_id = ?1 AND (expires_at IS NULL OR expires_at > ?4)"
+            ),
+        }
+    }
+}

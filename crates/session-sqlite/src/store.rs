@@ -1,0 +1,646 @@
+//! [`SqliteStore`]: the [`Store`] on an r2d2 pool of rusqlite connections.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use r2d2::{Pool, PooledConnection};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use session_core::{
+    Error, ExtensionConfig, Result, SESSION_TABLE_KEY, Store, TableName, async_trait, non_zero,
+    validate_key,
+};
+use tracing::Instrument;
+
+use crate::clock::Now;
+use crate::options::{SqliteOptions, init_connection};
+use crate::schema::{Statements, ddl};
+
+const BACKEND: &str = "sqlite";
+
+/// SQLite's identifiers have no length limit of their own; the SPEC's 63
+/// characters apply.
+const IDENTIFIER_LIMIT: usize = 63;
+
+/// A session [`Store`] on SQLite: the embedded default.
+///
+/// Rows live in SQLSpec's SQLite table (see [`schema::ddl`](crate::schema::ddl)),
+/// so a table created by SQLSpec is used as is. Expiry is `INTEGER` unix
+/// seconds computed in Rust and compared as integers, so the partial index
+/// on `expires_at` serves cleanup; a key is never early and gone at most one
+/// second after its expiry.
+///
+/// Every operation takes a connection from an r2d2 pool and runs on
+/// tokio's blocking thread pool (`spawn_blocking`), so a slow disk never
+/// stalls the async workers; the methods must be called from within a tokio
+/// runtime (outside one they return an error). Statements are formatted
+/// once, at construction, with the validated table name, prepared once per
+/// connection and cached; every value is a bound parameter.
+///
+/// Cloning is cheap and shares the pool.
+///
+/// ```
+/// use std::time::Duration;
+/// use session_core::{Bytes, ExtensionConfig, Store};
+/// use session_sqlite::SqliteStore;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> session_core::Result<()> {
+/// let store = SqliteStore::in_memory(ExtensionConfig::new())?;
+/// store.create_table().await?;
+/// store.set("k", Bytes::from_static(b"v"), Some(Duration::from_secs(60))).await?;
+/// assert_eq!(store.get("k", None).await?, Some(Bytes::from_static(b"v")));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool<SqliteConnectionManager>,
+    table: TableName,
+    sql: Statements,
+    busy_timeout: Duration,
+    pool_timeout: Duration,
+    batch_size: u32,
+    location: String,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("location", &self.inner.location)
+            .field("table", &self.inner.table)
+            .field("batch_size", &self.inner.batch_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a database lives, parsed from a path or `sqlite:` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Location {
+    File(PathBuf),
+    Memory,
+}
+
+fn parse_location(location: &str) -> Result<Location> {
+    let refuse = |reason: &str| Err(Error::invalid_config("path", reason.to_owned()));
+    if matches!(
+        location,
+        ":memory:" | "sqlite::memory:" | "sqlite://:memory:"
+    ) {
+        return Ok(Location::Memory);
+    }
+    let path = if let Some(rest) = location
+        .strip_prefix("sqlite://")
+        .or_else(|| location.strip_prefix("sqlite:"))
+    {
+        if rest.contains('?') {
+            return refuse(
+                "query parameters in a sqlite: URL are not supported; \
+                 set the pool size and busy timeout with SqliteOptions",
+            );
+        }
+        rest
+    } else {
+        location
+    };
+    if path.is_empty() {
+        return refuse("the database path is empty; give a file path, a sqlite:// URL or :memory:");
+    }
+    Ok(Location::File(PathBuf::from(path)))
+}
+
+impl SqliteStore {
+    /// The extension-config keys this store honours: exactly
+    /// `session_table`. Parse configs with it so any other key is refused
+    /// by name:
+    ///
+    /// ```
+    /// use session_core::ExtensionConfig;
+    /// use session_sqlite::SqliteStore;
+    ///
+    /// let err = ExtensionConfig::from_json_str(
+    ///     r#"{"litestar": {"session_table": "s", "fillfactor": 80}}"#,
+    ///     SqliteStore::ACCEPTED_KEYS,
+    /// )
+    /// .unwrap_err();
+    /// assert!(err.to_string().contains("`fillfactor`"));
+    /// ```
+    pub const ACCEPTED_KEYS: &'static [&'static str] = &[SESSION_TABLE_KEY];
+
+    /// Opens (creating if needed) the file database at `location` with the
+    /// default [`SqliteOptions`]; see [`open_with`](Self::open_with).
+    pub fn open(location: &str, config: ExtensionConfig) -> Result<Self> {
+        Self::open_with(location, config, SqliteOptions::default())
+    }
+
+    /// Opens the database at `location`: a file path, a `sqlite://path` or
+    /// `sqlite:path` URL (`sqlite:///var/lib/app/sessions.db` is an absolute
+    /// path), or `:memory:` / `sqlite::memory:` for an in-memory database
+    /// (see [`in_memory_with`](Self::in_memory_with)).
+    ///
+    /// The file database is switched to the WAL journal, and every pooled
+    /// connection gets `synchronous=NORMAL` and the busy timeout. Opening
+    /// checks, before returning, that the database can be opened and
+    /// written: a missing directory, an unreadable file or a read-only
+    /// database is an error here, not at the first request. The table is
+    /// not created: call [`create_table`](Self::create_table) (idempotent),
+    /// or run the migrations.
+    ///
+    /// Errors: [`Error::InvalidConfig`] for a bad location or option,
+    /// [`Error::InvalidIdentifier`] for a bad `session_table`,
+    /// [`Error::UnknownConfigKeys`] for another adapter's key,
+    /// [`Error::Connection`] when the database cannot be opened or written.
+    pub fn open_with(
+        location: &str,
+        config: ExtensionConfig,
+        options: SqliteOptions,
+    ) -> Result<Self> {
+        match parse_location(location)? {
+            Location::Memory => Self::in_memory_with(config, options),
+            Location::File(path) => Self::open_file(&path, config, options),
+        }
+    }
+
+    fn open_file(path: &Path, config: ExtensionConfig, options: SqliteOptions) -> Result<Self> {
+        options.validate()?;
+        let table = table_from(&config)?;
+        let shown = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Err(e) = std::fs::metadata(dir) {
+                return Err(Error::connection(
+                    BACKEND,
+                    format!(
+                        "cannot open the database {shown}: its directory {} is not accessible",
+                        dir.display()
+                    ),
+                    e,
+                ));
+            }
+        }
+        let cannot = |what: &str, e: rusqlite::Error| {
+            Error::connection(BACKEND, format!("cannot {what} the database {shown}"), e)
+        };
+        // One connection of our own proves, before the pool exists, that the
+        // file can be opened and written, and switches it to WAL.
+        let mut probe = Connection::open_with_flags(path, SqliteOptions::file_flags())
+            .map_err(|e| cannot("open", e))?;
+        init_connection(&mut probe, options.get_busy_timeout(), true)
+            .map_err(|e| cannot("configure", e))?;
+        if probe.is_readonly("main").map_err(|e| cannot("open", e))? {
+            return Err(Error::connection(
+                BACKEND,
+                format!("cannot write the database {shown}"),
+                "the file is read-only",
+            ));
+        }
+        let mode: String = probe
+            .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+            .map_err(|e| cannot("switch to WAL", e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(database = %shown, journal_mode = %mode, "SQLite refused the WAL journal");
+        }
+        // Taking the write lock creates the WAL file: fails now, not at the
+        // first request, in a directory that is not writable.
+        probe
+            .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+            .map_err(|e| cannot("write", e))?;
+        drop(probe);
+
+        let manager = options.connection_manager(path);
+        let pool = Pool::builder()
+            .max_size(options.get_pool_size())
+            .min_idle(Some(1))
+            .connection_timeout(options.get_pool_timeout())
+            .build(manager)
+            .map_err(|e| {
+                Error::connection(BACKEND, format!("cannot open the database {shown}"), e)
+            })?;
+        Ok(Self::assemble(pool, table, &options, shown))
+    }
+
+    /// A fresh in-memory database, private to this store and its clones,
+    /// with the default options; see [`in_memory_with`](Self::in_memory_with).
+    pub fn in_memory(config: ExtensionConfig) -> Result<Self> {
+        Self::in_memory_with(config, SqliteOptions::default())
+    }
+
+    /// A fresh in-memory database, private to this store and its clones.
+    ///
+    /// It lives as long as the store: a uniquely named shared-cache memory
+    /// database held open by the connection manager, served by a pool of
+    /// exactly one connection (SQLite's shared cache locks whole tables and
+    /// does not wait for them, so more connections would only trade
+    /// throughput for "table is locked" errors). `pool_size` is ignored.
+    pub fn in_memory_with(config: ExtensionConfig, options: SqliteOptions) -> Result<Self> {
+        options.validate()?;
+        let table = table_from(&config)?;
+        let busy = options.get_busy_timeout();
+        let manager = SqliteConnectionManager::memory()
+            .with_init(move |conn| init_connection(conn, busy, false));
+        let pool = Pool::builder()
+            .max_size(1)
+            .min_idle(Some(1))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connection_timeout(options.get_pool_timeout())
+            .build(manager)
+            .map_err(|e| Error::connection(BACKEND, "cannot open an in-memory database", e))?;
+        Ok(Self::assemble(pool, table, &options, ":memory:".into()))
+    }
+
+    /// A store on an existing pool, with the default options; see
+    /// [`from_pool_with`](Self::from_pool_with).
+    pub fn from_pool(pool: Pool<SqliteConnectionManager>, config: ExtensionConfig) -> Result<Self> {
+        Self::from_pool_with(pool, config, SqliteOptions::default())
+    }
+
+    /// A store on an existing pool. Its connections are used as they are:
+    /// this store does not change their journal mode, `synchronous` or busy
+    /// timeout (build the pool's manager with
+    /// [`SqliteOptions::connection_manager`] to get this crate's settings).
+    /// Of `options`, only `cleanup_batch_size` applies. One connection is
+    /// taken from the pool here, so an unusable pool is an error now.
+    pub fn from_pool_with(
+        pool: Pool<SqliteConnectionManager>,
+        config: ExtensionConfig,
+        options: SqliteOptions,
+    ) -> Result<Self> {
+        options.validate()?;
+        let table = table_from(&config)?;
+        let waited = pool.connection_timeout();
+        drop(pool.get().map_err(|e| pool_error(e, waited))?);
+        let options = options.pool_timeout(waited);
+        Ok(Self::assemble(
+            pool,
+            table,
+            &options,
+            "an existing pool".into(),
+        ))
+    }
+
+    fn assemble(
+        pool: Pool<SqliteConnectionManager>,
+        table: TableName,
+        options: &SqliteOptions,
+        location: String,
+    ) -> Self {
+        SqliteStore {
+            inner: Arc::new(Inner {
+                sql: Statements::new(&table),
+                pool,
+                table,
+                busy_timeout: options.get_busy_timeout(),
+                pool_timeout: options.get_pool_timeout(),
+                batch_size: options.get_cleanup_batch_size(),
+                location,
+            }),
+        }
+    }
+
+    /// The DDL of the session table `table` (SQLSpec's SQLite schema); see
+    /// [`schema::ddl`](crate::schema::ddl).
+    pub fn ddl(table: &TableName) -> Vec<String> {
+        ddl(table)
+    }
+
+    /// Creates the session table and its partial index on `expires_at` if
+    /// they do not exist (idempotent; an existing table, e.g. one SQLSpec
+    /// created, is left as it is).
+    pub async fn create_table(&self) -> Result<()> {
+        self.run("create_table", |inner, conn| {
+            let tx = conn
+                .transaction()
+                .map_err(|e| inner.db_error("create the session table", e))?;
+            for statement in ddl(&inner.table) {
+                tx.execute_batch(&statement)
+                    .map_err(|e| inner.db_error("create the session table", e))?;
+            }
+            tx.commit()
+                .map_err(|e| inner.db_error("create the session table", e))
+        })
+        .await
+    }
+
+    /// The validated session table this store uses.
+    pub fn table(&self) -> &TableName {
+        &self.inner.table
+    }
+
+    /// The connection pool, for statements of your own on the same database.
+    pub fn pool(&self) -> &Pool<SqliteConnectionManager> {
+        &self.inner.pool
+    }
+
+    /// Runs `work` with a pooled connection on tokio's blocking pool, inside
+    /// a span naming the operation and table (never the key or value).
+    async fn run<T, F>(&self, op: &'static str, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner, &mut Connection) -> Result<T> + Send + 'static,
+    {
+        let span =
+            tracing::debug_span!("session_store", backend = BACKEND, op, table = %self.inner.table);
+        let handle = tokio::runtime::Handle::try_current().map_err(|e| {
+            Error::backend(
+                BACKEND,
+                format!("{op}: must be called within a tokio runtime"),
+                e,
+            )
+        })?;
+        let inner = Arc::clone(&self.inner);
+        let task_span = span.clone();
+        let task = handle.spawn_blocking(move || {
+            let _entered = task_span.enter();
+            let mut conn: PooledConnection<SqliteConnectionManager> = inner
+                .pool
+                .get()
+                .map_err(|e| pool_error(e, inner.pool_timeout))?;
+            work(&inner, &mut conn)
+        });
+        task.instrument(span)
+            .await
+            .map_err(|e| Error::backend(BACKEND, format!("{op}: the blocking task failed"), e))?
+    }
+}
+
+fn table_from(config: &ExtensionConfig) -> Result<TableName> {
+    config.ensure_only(SqliteStore::ACCEPTED_KEYS)?;
+    config.session_table(IDENTIFIER_LIMIT)
+}
+
+fn pool_error(e: r2d2::Error, waited: Duration) -> Error {
+    // r2d2 reports the last connection error, if any, as its message; with
+    // none, every connection was busy for the whole wait.
+    if e.to_string().contains("timed out waiting for connection") {
+        Error::PoolTimeout {
+            backend: BACKEND,
+            waited,
+        }
+    } else {
+        Error::connection(BACKEND, "cannot get a connection from the pool", e)
+    }
+}
+
+impl Inner {
+    /// Wraps a rusqlite error, saying plainly when it is a lock that
+    /// outlasted the busy timeout or a missing table.
+    fn db_error(&self, context: &str, e: rusqlite::Error) -> Error {
+        let context = match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => format!(
+                "{context}: the database is locked (another connection held the write lock \
+                 past the busy timeout of {:?})",
+                self.busy_timeout
+            ),
+            _ if e.to_string().contains("no such table") => format!(
+                "{context}: the table `{}` does not exist; call SqliteStore::create_table() \
+                 or run the migrations",
+                self.table
+            ),
+            _ => format!("{context} in table `{}`", self.table),
+        };
+        Error::backend(BACKEND, context, e)
+    }
+
+    fn batch(&self) -> i64 {
+        i64::from(self.batch_size)
+    }
+}
+
+/// The `data` column as bytes: `BLOB` as SQLSpec writes it, or `TEXT` as a
+/// JSON-storing writer may have left it.
+fn data(value: ValueRef<'_>) -> rusqlite::Result<Bytes> {
+    match value {
+        ValueRef::Blob(b) | ValueRef::Text(b) => Ok(Bytes::copy_from_slice(b)),
+        other => Err(rusqlite::Error::InvalidColumnType(
+            0,
+            "data".into(),
+            other.data_type(),
+        )),
+    }
+}
+
+fn expiry(now: Now, expires_in: Option<Duration>) -> Option<i64> {
+    non_zero(expires_in).map(|d| now.expiry_after(d))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get(&self, key: &str, renew_for: Option<Duration>) -> Result<Option<Bytes>> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        match non_zero(renew_for) {
+            None => {
+                self.run("get", move |inner, conn| {
+                    let now = Now::read();
+                    let err = |e| inner.db_error("get a session", e);
+                    let mut st = conn.prepare_cached(&inner.sql.get).map_err(err)?;
+                    st.query_row(params![key, now.secs()], |row| data(row.get_ref(0)?))
+                        .optional()
+                        .map_err(err)
+                })
+                .await
+            }
+            Some(renew) => {
+                self.run("get_renew", move |inner, conn| {
+                    let now = Now::read();
+                    let err = |e| inner.db_error("renew a session", e);
+                    conn.prepare_cached(&inner.sql.renew)
+                        .map_err(err)?
+                        .query_row(
+                            params![key, now.secs(), now.expiry_after(renew), now.secs()],
+                            |row| data(row.get_ref(0)?),
+                        )
+                        .optional()
+                        .map_err(err)
+                })
+                .await
+            }
+        }
+    }
+
+    async fn set(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<()> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.run("set", move |inner, conn| {
+            let now = Now::read();
+            let err = |e| inner.db_error("set a session", e);
+            conn.prepare_cached(&inner.sql.set)
+                .map_err(err)?
+                .execute(params![
+                    key,
+                    &value[..],
+                    expiry(now, expires_in),
+                    now.secs()
+                ])
+                .map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.run("delete", move |inner, conn| {
+            let err = |e| inner.db_error("delete a session", e);
+            conn.prepare_cached(&inner.sql.delete)
+                .map_err(err)?
+                .execute(params![key])
+                .map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_all(&self) -> Result<()> {
+        self.run("delete_all", move |inner, conn| {
+            let err = |e| inner.db_error("delete all sessions", e);
+            conn.prepare_cached(&inner.sql.delete_all)
+                .map_err(err)?
+                .execute([])
+                .map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.run("exists", move |inner, conn| {
+            let now = Now::read();
+            let err = |e| inner.db_error("check a session", e);
+            conn.prepare_cached(&inner.sql.exists)
+                .map_err(err)?
+                .exists(params![key, now.secs()])
+                .map_err(err)
+        })
+        .await
+    }
+
+    async fn expires_in(&self, key: &str) -> Result<Option<Duration>> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.run("expires_in", move |inner, conn| {
+            let now = Now::read();
+            let err = |e| inner.db_error("read a session's expiry", e);
+            let expires_at: Option<Option<i64>> = conn
+                .prepare_cached(&inner.sql.expires_at)
+                .map_err(err)?
+                .query_row(params![key, now.secs()], |row| row.get(0))
+                .optional()
+                .map_err(err)?;
+            Ok(expires_at.flatten().map(|at| now.until(at)))
+        })
+        .await
+    }
+
+    async fn delete_expired(&self) -> Result<u64> {
+        self.run("delete_expired", move |inner, conn| {
+            let now = Now::read();
+            let err = |e| inner.db_error("delete expired sessions", e);
+            let mut st = conn
+                .prepare_cached(&inner.sql.delete_expired)
+                .map_err(err)?;
+            let mut total = 0u64;
+            // Each batch is its own transaction: the write lock is released
+            // between batches, so requests interleave with a long cleanup.
+            loop {
+                let removed = st
+                    .execute(params![now.secs(), inner.batch()])
+                    .map_err(err)?;
+                total += removed as u64;
+                if removed < inner.batch_size as usize {
+                    break;
+                }
+            }
+            tracing::debug!(removed = total, "expired sessions deleted");
+            Ok(total)
+        })
+        .await
+    }
+
+    async fn create(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.run("create", move |inner, conn| {
+            let now = Now::read();
+            let err = |e| inner.db_error("create a session", e);
+            let written = conn
+                .prepare_cached(&inner.sql.create)
+                .map_err(err)?
+                .execute(params![
+                    key,
+                    &value[..],
+                    expiry(now, expires_in),
+                    now.secs()
+                ])
+                .map_err(err)?;
+            Ok(written == 1)
+        })
+        .await
+    }
+
+    async fn update(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.run("update", move |inner, conn| {
+            let now = Now::read();
+            let err = |e| inner.db_error("update a session", e);
+            let written = conn
+                .prepare_cached(&inner.sql.update)
+                .map_err(err)?
+                .execute(params![
+                    key,
+                    &value[..],
+                    expiry(now, expires_in),
+                    now.secs()
+                ])
+                .map_err(err)?;
+            Ok(written == 1)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse() {
+        let file = |p: &str| Some(Location::File(PathBuf::from(p)));
+        assert_eq!(parse_location("sessions.db").ok(), file("sessions.db"));
+        assert_eq!(
+            parse_location("sqlite://sessions.db").ok(),
+            file("sessions.db")
+        );
+        assert_eq!(
+            parse_location("sqlite:sessions.db").ok(),
+            file("sessions.db")
+        );
+        assert_eq!(
+            parse_location("sqlite:///var/db/s.db").ok(),
+            file("/var/db/s.db")
+        );
+        for memory in [":memory:", "sqlite::memory:", "sqlite://:memory:"] {
+            assert_eq!(parse_location(memory).ok(), Some(Location::Memory));
+        }
+    }
+
+    #[test]
+    fn bad_locations_name_the_field() {
+        for bad in ["", "sqlite://", "sqlite:", "sqlite://s.db?mode=ro"] {
+            let err = parse_location(bad).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidConfig { field, .. } if field == "path"),
+                "{bad:?}: {err}"
+            );
+        }
+    }
+}

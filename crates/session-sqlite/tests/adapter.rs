@@ -1,0 +1,608 @@
+//! What is particular to SQLite: the schema, the SQLSpec layout, the SQL
+//! plan of cleanup, identifier and config checks, construction errors,
+//! locking, pools.
+
+mod common;
+
+use std::error::Error as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{config, fresh_db_path, store_on, unique};
+use rusqlite::Connection;
+use session_core::{Bytes, Error, ExtensionConfig, Store, TableName};
+use session_sqlite::{SqliteOptions, SqliteStore, schema};
+
+/// SQLSpec's SQLite DDL, verbatim from the seed's "Database Schema".
+const SEED_DDL: &str = "CREATE TABLE IF NOT EXISTS litestar_session (
+    session_id TEXT PRIMARY KEY,
+    data BLOB NOT NULL,
+    expires_at INTEGER,
+    created_at INTEGER NOT NULL DEFAULT (strftime('%s', 'now')),
+    updated_at INTEGER NOT NULL DEFAULT (strftime('%s', 'now'))
+);
+
+CREATE INDEX IF NOT EXISTS idx_litestar_session_expires_at
+ON litestar_session(expires_at) WHERE expires_at IS NOT NULL;";
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+fn squash(sql: &str) -> String {
+    sql.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn raw(path: &std::path::Path) -> Connection {
+    Connection::open(path).expect("open the database directly")
+}
+
+fn path_str(path: &std::path::Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn created_schema_is_the_seed_ddl() {
+    let path = fresh_db_path();
+    let table = unique("schema");
+    let _store = store_on(&path, &table).await;
+
+    // The CREATE statements stored in sqlite_master are the seed's, with our
+    // table name (SQLite stores them without `IF NOT EXISTS`).
+    let conn = raw(&path);
+    let stored: Vec<String> = conn
+        .prepare("SELECT sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL ORDER BY type DESC")
+        .unwrap()
+        .query_map([&table], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected: Vec<String> = SEED_DDL
+        .replace("litestar_session", &table)
+        .replace(" IF NOT EXISTS", "")
+        .split(';')
+        .map(squash)
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert_eq!(
+        stored.iter().map(|s| squash(s)).collect::<Vec<_>>(),
+        expected
+    );
+
+    // Column by column: name, declared type, NOT NULL, default, primary key.
+    let columns: Vec<(String, String, bool, Option<String>, bool)> = conn
+        .prepare(&format!("PRAGMA table_info({table})"))
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get::<_, i64>(5)? > 0,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let now = Some("strftime('%s', 'now')".to_string());
+    assert_eq!(
+        columns,
+        vec![
+            ("session_id".into(), "TEXT".into(), false, None, true),
+            ("data".into(), "BLOB".into(), true, None, false),
+            ("expires_at".into(), "INTEGER".into(), false, None, false),
+            (
+                "created_at".into(),
+                "INTEGER".into(),
+                true,
+                now.clone(),
+                false
+            ),
+            ("updated_at".into(), "INTEGER".into(), true, now, false),
+        ]
+    );
+
+    // The index: partial, on expires_at alone.
+    let (name, partial): (String, bool) = conn
+        .query_row(
+            &format!("SELECT name, partial FROM pragma_index_list('{table}') WHERE origin = 'c'"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(name, format!("idx_{table}_expires_at"));
+    assert!(partial);
+    let indexed: String = conn
+        .query_row(
+            &format!("SELECT name FROM pragma_index_info('{name}')"),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexed, "expires_at");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ddl_is_the_seed_ddl_and_create_table_is_idempotent() {
+    let table = TableName::new("litestar_session", 63).unwrap();
+    assert_eq!(
+        SqliteStore::ddl(&table)
+            .iter()
+            .map(|s| squash(s))
+            .collect::<Vec<_>>(),
+        SEED_DDL
+            .split(';')
+            .map(squash)
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+    );
+
+    let path = fresh_db_path();
+    let store = store_on(&path, &unique("idem")).await;
+    store
+        .set("k", Bytes::from_static(b"v"), None)
+        .await
+        .unwrap();
+    store.create_table().await.unwrap();
+    store.create_table().await.unwrap();
+    assert_eq!(
+        store.get("k", None).await.unwrap(),
+        Some(Bytes::from_static(b"v"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn set_keeps_created_at_and_moves_updated_at() {
+    let path = fresh_db_path();
+    let table = unique("times");
+    let store = store_on(&path, &table).await;
+    store
+        .set(
+            "k",
+            Bytes::from_static(b"one"),
+            Some(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    let conn = raw(&path);
+    conn.execute(
+        &format!("UPDATE {table} SET created_at = 1000, updated_at = 1000"),
+        [],
+    )
+    .unwrap();
+
+    let before = now_secs();
+    store
+        .set(
+            "k",
+            Bytes::from_static(b"two"),
+            Some(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    let (created, updated, data_type, expires_type): (i64, i64, String, String) = conn
+        .query_row(
+            &format!("SELECT created_at, updated_at, typeof(data), typeof(expires_at) FROM {table} WHERE session_id = 'k'"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(created, 1000, "set replaced created_at");
+    assert!(
+        updated >= before,
+        "updated_at did not move: {updated} < {before}"
+    );
+    assert_eq!(
+        (data_type.as_str(), expires_type.as_str()),
+        ("blob", "integer")
+    );
+
+    // update moves updated_at too and keeps created_at.
+    conn.execute(&format!("UPDATE {table} SET updated_at = 1000"), [])
+        .unwrap();
+    assert!(
+        store
+            .update("k", Bytes::from_static(b"three"), None)
+            .await
+            .unwrap()
+    );
+    let (created, updated): (i64, i64) = conn
+        .query_row(
+            &format!("SELECT created_at, updated_at FROM {table}"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(created, 1000);
+    assert!(updated >= before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cleanup_uses_the_expires_at_index() {
+    let path = fresh_db_path();
+    let table = unique("plan");
+    let _store = store_on(&path, &table).await;
+    let conn = raw(&path);
+    let sql = schema::delete_expired_batch(&TableName::new(&table, 63).unwrap());
+    let plan: Vec<String> = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap()
+        .query_map(rusqlite::params![now_secs(), 1000], |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let index = format!("idx_{table}_expires_at");
+    assert!(
+        plan.iter().any(|step| step.contains(&index)),
+        "the cleanup plan does not use {index}: {plan:#?}"
+    );
+    assert!(
+        !plan
+            .iter()
+            .any(|step| step.starts_with(&format!("SCAN {table}"))),
+        "the cleanup plan scans the table: {plan:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_expired_works_in_batches_and_spares_live_rows() {
+    let path = fresh_db_path();
+    let table = unique("batches");
+    let store = SqliteStore::open_with(
+        path_str(&path),
+        config(&table),
+        SqliteOptions::new().cleanup_batch_size(3),
+    )
+    .unwrap();
+    store.create_table().await.unwrap();
+    let conn = raw(&path);
+    let past = now_secs() - 10;
+    for i in 0..10 {
+        conn.execute(
+            &format!("INSERT INTO {table} (session_id, data, expires_at) VALUES (?1, x'00', ?2)"),
+            rusqlite::params![format!("old{i}"), past],
+        )
+        .unwrap();
+    }
+    store
+        .set(
+            "live",
+            Bytes::from_static(b"v"),
+            Some(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    store
+        .set("forever", Bytes::from_static(b"v"), None)
+        .await
+        .unwrap();
+    assert_eq!(store.delete_expired().await.unwrap(), 10);
+    assert_eq!(store.delete_expired().await.unwrap(), 0);
+    let left: i64 = conn
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn table_name_with_sql_is_refused_before_any_sql_runs() {
+    let path = fresh_db_path();
+    let hostile = "sessions; DROP TABLE users; --";
+    let cfg = ExtensionConfig::from_value(
+        serde_json::json!({"litestar": {"session_table": hostile}}),
+        SqliteStore::ACCEPTED_KEYS,
+    )
+    .unwrap();
+    let err = SqliteStore::open(path_str(&path), cfg.clone()).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidIdentifier { name, .. } if name == hostile),
+        "{err}"
+    );
+    assert!(
+        !path.exists(),
+        "the database was opened before the name was checked"
+    );
+
+    // Nor against an existing database: nothing is created, nothing dropped.
+    let conn = raw(&path);
+    conn.execute_batch("CREATE TABLE users (id INTEGER)")
+        .unwrap();
+    assert!(SqliteStore::open(path_str(&path), cfg.clone()).is_err());
+    assert!(SqliteStore::in_memory(cfg).is_err());
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tables, ["users"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_created_by_sqlspec_is_used_as_is() {
+    let path = fresh_db_path();
+    let conn = raw(&path);
+    conn.execute_batch(SEED_DDL).unwrap();
+    // Rows as SQLSpec writes them: BLOB data, INTEGER unix-second expiry,
+    // timestamps from the column defaults.
+    let now = now_secs();
+    let insert = "INSERT INTO litestar_session (session_id, data, expires_at) VALUES (?1, ?2, ?3)";
+    conn.execute(
+        insert,
+        rusqlite::params!["live", b"{\"user\":1}".as_slice(), now + 3600],
+    )
+    .unwrap();
+    conn.execute(
+        insert,
+        rusqlite::params!["forever", b"{}".as_slice(), None::<i64>],
+    )
+    .unwrap();
+    conn.execute(
+        insert,
+        rusqlite::params!["expired", b"{}".as_slice(), now - 5],
+    )
+    .unwrap();
+
+    // The default table name, and no create_table: the table is used as is.
+    let store = SqliteStore::open(path_str(&path), ExtensionConfig::new()).unwrap();
+    assert_eq!(store.table().table(), "litestar_session");
+    assert_eq!(
+        store.get("live", None).await.unwrap(),
+        Some(Bytes::from_static(b"{\"user\":1}"))
+    );
+    let ttl = store.expires_in("live").await.unwrap().expect("an expiry");
+    assert!(
+        ttl > Duration::from_secs(3590) && ttl <= Duration::from_secs(3601),
+        "{ttl:?}"
+    );
+    assert_eq!(
+        store
+            .get("forever", Some(Duration::from_secs(60)))
+            .await
+            .unwrap(),
+        Some(Bytes::from_static(b"{}"))
+    );
+    assert_eq!(store.expires_in("forever").await.unwrap(), None);
+    assert!(!store.exists("expired").await.unwrap());
+    assert_eq!(store.delete_expired().await.unwrap(), 1);
+
+    // What the store writes, SQLSpec reads: same columns, same types.
+    store
+        .set(
+            "mine",
+            Bytes::from_static(b"[1]"),
+            Some(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    let (data, expires_at): (Vec<u8>, i64) = conn
+        .query_row(
+            "SELECT data, expires_at FROM litestar_session WHERE session_id = 'mine'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(data, b"[1]");
+    assert!((now + 60..=now + 62).contains(&expires_at), "{expires_at}");
+}
+
+#[test]
+fn unknown_extension_keys_are_refused_by_name() {
+    let err = ExtensionConfig::from_json_str(
+        r#"{"litestar": {"session_table": "s", "fillfactr": 80}}"#,
+        SqliteStore::ACCEPTED_KEYS,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::UnknownConfigKeys { unknown, .. } if unknown == &["fillfactr"]),
+        "{err}"
+    );
+
+    // A config parsed for PostgreSQL, handed to SQLite: its key is named.
+    let pg = ExtensionConfig::from_json_str(
+        r#"{"litestar": {"session_table": "s", "fillfactor": 80}}"#,
+        &["session_table", "fillfactor"],
+    )
+    .unwrap();
+    let err = SqliteStore::in_memory(pg).unwrap_err();
+    match &err {
+        Error::UnknownConfigKeys {
+            unknown, accepted, ..
+        } => {
+            assert_eq!(unknown, &["fillfactor"]);
+            assert_eq!(accepted, &["session_table"]);
+        }
+        other => panic!("expected UnknownConfigKeys, got {other}"),
+    }
+}
+
+#[test]
+fn a_missing_directory_fails_at_open() {
+    let path = common::test_dir()
+        .join(unique("no_such_dir"))
+        .join("sessions.db");
+    let err = SqliteStore::open(path_str(&path), ExtensionConfig::new()).unwrap_err();
+    assert!(matches!(err, Error::Connection { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("no_such_dir") && text.contains("not accessible"),
+        "{text}"
+    );
+    assert!(err.source().is_some(), "the I/O error is kept as source");
+}
+
+#[test]
+fn bad_options_are_refused_by_name() {
+    for (options, field) in [
+        (SqliteOptions::new().pool_size(0), "pool_size"),
+        (
+            SqliteOptions::new().cleanup_batch_size(0),
+            "cleanup_batch_size",
+        ),
+        (
+            SqliteOptions::new().pool_timeout(Duration::ZERO),
+            "pool_timeout",
+        ),
+        (
+            SqliteOptions::new().busy_timeout(Duration::from_secs(1 << 40)),
+            "busy_timeout",
+        ),
+    ] {
+        let err = SqliteStore::open_with(":memory:", ExtensionConfig::new(), options).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConfig { field: f, .. } if f == field),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locked_database_is_a_clear_error_and_reads_go_on() {
+    let path = fresh_db_path();
+    let table = unique("locked");
+    let store = SqliteStore::open_with(
+        path_str(&path),
+        config(&table),
+        SqliteOptions::new().busy_timeout(Duration::from_millis(50)),
+    )
+    .unwrap();
+    store.create_table().await.unwrap();
+    store
+        .set("k", Bytes::from_static(b"v"), None)
+        .await
+        .unwrap();
+
+    // Another connection (another process, say) holds the write lock.
+    let holder = raw(&path);
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let err = store
+        .set("k", Bytes::from_static(b"w"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Backend { .. }), "{err}");
+    assert!(err.to_string().contains("database is locked"), "{err}");
+    let source = err.source().expect("the rusqlite error is kept");
+    assert!(
+        source.downcast_ref::<rusqlite::Error>().is_some(),
+        "{source}"
+    );
+    // WAL: readers are not blocked by the writer.
+    assert_eq!(
+        store.get("k", None).await.unwrap(),
+        Some(Bytes::from_static(b"v"))
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    store
+        .set("k", Bytes::from_static(b"w"), None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_table_error_says_what_to_do() {
+    let store = SqliteStore::in_memory(config("never_created")).unwrap();
+    let err = store.get("k", None).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("never_created") && text.contains("create_table"),
+        "{text}"
+    );
+    assert!(err.source().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn file_databases_use_wal_and_open_from_a_url() {
+    let path = fresh_db_path();
+    let url = format!("sqlite://{}", path_str(&path));
+    let store = SqliteStore::open(&url, config(&unique("url"))).unwrap();
+    store.create_table().await.unwrap();
+    store
+        .set("k", Bytes::from_static(b"v"), None)
+        .await
+        .unwrap();
+    let conn = store.pool().get().unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    let sync: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    let busy: i64 = conn
+        .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((mode.as_str(), sync, busy), ("wal", 1, 5000));
+    drop(conn);
+    // Another store on the same file sees the same rows.
+    let again = SqliteStore::open(path_str(&path), config(store.table().table())).unwrap();
+    assert_eq!(
+        again.get("k", None).await.unwrap(),
+        Some(Bytes::from_static(b"v"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_memory_stores_are_private() {
+    let a = SqliteStore::open(":memory:", ExtensionConfig::new()).unwrap();
+    let b = SqliteStore::in_memory(ExtensionConfig::new()).unwrap();
+    a.create_table().await.unwrap();
+    b.create_table().await.unwrap();
+    a.set("k", Bytes::from_static(b"a"), None).await.unwrap();
+    assert_eq!(b.get("k", None).await.unwrap(), None);
+    // Clones share the database.
+    assert_eq!(
+        a.clone().get("k", None).await.unwrap(),
+        Some(Bytes::from_static(b"a"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_pool_is_used() {
+    let path = fresh_db_path();
+    let manager = SqliteOptions::new().connection_manager(&path);
+    let pool = r2d2::Pool::builder().max_size(2).build(manager).unwrap();
+    let store = SqliteStore::from_pool(pool.clone(), config(&unique("pool"))).unwrap();
+    store.create_table().await.unwrap();
+    store
+        .set("k", Bytes::from_static(b"v"), None)
+        .await
+        .unwrap();
+    let count: i64 = pool
+        .get()
+        .unwrap()
+        .query_row(
+            &format!("SELECT count(*) FROM {}", store.table()),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(count, 1);
+}
+
+#[test]
+fn operations_outside_a_runtime_are_errors_not_panics() {
+    let store = SqliteStore::in_memory(ExtensionConfig::new()).unwrap();
+    let result = futures_lite_block_on(store.delete_all());
+    assert!(matches!(result, Err(Error::Backend { .. })), "{result:?}");
+}
+
+/// Polls a future to completion without a tokio runtime.
+fn futures_lite_block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = Waker::from(Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Test harness shared by the workspace's tests: finds a PostgreSQL server to
+//! test against, or starts a throwaway one. Not for use outside this
+//! workspace.
+//!
+//! [`pg_url`] looks, once per process, in this order:
+//!
+//! 1. `SESSION_TEST_PG_URL`, if set (used as is; if it cannot be reached the
+//!    tests skip or fail, they do not fall back to anything else);
+//! 2. a server on `127.0.0.1:5432`, database `test`, as user `root`, then as
+//!    `postgres`;
+//! 3. a [`ThrowawayCluster`] started from PostgreSQL's server binaries
+//!    (`/usr/lib/postgresql/*/bin`), stopped and deleted when the process
+//!    exits.
+//!
+//! If none can be had it returns the reason, and a test prints that it was
+//! skipped; but with `SESSION_TEST_REQUIRE_PG=1` (as `.ci/run` sets) it
+//! panics with the reason instead, so a CI run without PostgreSQL fails.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let url = match session_test_support::pg_url() {
+//!     Ok(url) => url,
+//!     Err(skip) => {
+//!         println!("skipped: {skip}");
+//!         return;
+//!     }
+//! };
+//! let table = session_test_support::unique_table_name("demo");
+//! let client = session_test_support::connect(&url).await.unwrap();
+//! client
+//!     .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+//!     .await
+//!     .unwrap();
+//! # }
+//! ```
+
+mod cluster;
+
+pub use cluster::ThrowawayCluster;
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The variable holding a PostgreSQL URL to test against.
+pub const PG_URL_VAR: &str = "SESSION_TEST_PG_URL";
+
+/// The variable that, set to `1`, turns a missing PostgreSQL from a skip
+/// into a failure.
+pub const REQUIRE_PG_VAR: &str = "SESSION_TEST_REQUIRE_PG";
+
+/// How long a probe waits for a server to answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Where PostgreSQL was found, kept for the life of the process.
+struct Found {
+    url: String,
+    /// The cluster this process started, if it had to; never dropped (it is
+    /// in a static): its watchdog stops and deletes it when the process exits.
+    _cluster: Option<ThrowawayCluster>,
+}
+
+static FOUND: OnceLock<Result<Found, String>> = OnceLock::new();
+
+/// The URL of a PostgreSQL server to test against, or why there is none.
+///
+/// Probed once per process (see the crate docs for the order) and cached.
+/// Safe to call from inside an async runtime: the probe runs on a thread of
+/// its own.
+///
+/// # Panics
+///
+/// When no server can be had and `SESSION_TEST_REQUIRE_PG=1`: a required
+/// database that is missing is a failure, not a skip.
+pub fn pg_url() -> Result<String, String> {
+    let found = FOUND.get_or_init(|| {
+        std::thread::spawn(find_postgres)
+            .join()
+            .unwrap_or_else(|_| Err("the PostgreSQL probe panicked".to_owned()))
+    });
+    match found {
+        Ok(found) => Ok(found.url.clone()),
+        Err(reason) if pg_required() => {
+            panic!("{REQUIRE_PG_VAR}=1 but no PostgreSQL is available: {reason}")
+        }
+        Err(reason) => Err(reason.clone()),
+    }
+}
+
+/// True when `SESSION_TEST_REQUIRE_PG=1`.
+pub fn pg_required() -> bool {
+    std::env::var(REQUIRE_PG_VAR).is_ok_and(|v| v.trim() == "1")
+}
+
+fn find_postgres() -> Result<Found, String> {
+    if let Ok(url) = std::env::var(PG_URL_VAR) {
+        return match probe(&url) {
+            Ok(()) => Ok(Found {
+                url,
+                _cluster: None,
+            }),
+            Err(e) => Err(format!("{PG_URL_VAR} is set but cannot be used: {e}")),
+        };
+    }
+    let mut tried = Vec::new();
+    for user in ["root", "postgres"] {
+        let url = format!("postgresql://{user}@127.0.0.1:5432/test");
+        match probe(&url) {
+            Ok(()) => {
+                return Ok(Found {
+                    url,
+                    _cluster: None,
+                });
+            }
+            Err(e) => tried.push(format!("127.0.0.1:5432 as {user}: {e}")),
+        }
+    }
+    match ThrowawayCluster::start() {
+        Ok(cluster) => {
+            let url = cluster.url();
+            probe(&url).map_err(|e| format!("the throwaway cluster does not answer: {e}"))?;
+            Ok(Found {
+                url,
+                _cluster: Some(cluster),
+            })
+        }
+        Err(e) => {
+            tried.push(format!("throwaway cluster: {e}"));
+            Err(format!("no PostgreSQL found ({})", tried.join("; ")))
+        }
+    }
+}
+
+/// Connects to `url` and runs `SELECT 1`, within [`PROBE_TIMEOUT`].
+fn probe(url: &str) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime to probe: {e}"))?;
+    runtime.block_on(async {
+        let attempt = async {
+            let client = connect(url).await.map_err(|e| e.to_string())?;
+            client
+                .simple_query("SELECT 1")
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<(), String>(())
+        };
+        tokio::time::timeout(PROBE_TIMEOUT, attempt)
+            .await
+            .map_err(|_| format!("no answer within {PROBE_TIMEOUT:?}"))?
+    })
+}
+
+/// Connects one plain client to `url` (no TLS) and drives its connection on
+/// the current tokio runtime.
+///
+/// # Panics
+///
+/// If called outside a tokio runtime.
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        // The connection ends when the client is dropped or the server goes
+        // away; the client reports the latter on its next call.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Drops `tables` (`DROP TABLE IF EXISTS`, each name as given, so only pass
+/// names this process made, e.g. by [`unique_table_name`]) on the server at
+/// `url`.
+///
+/// Blocking, on a thread and runtime of its own: callable from `Drop`, from
+/// synchronous code and from inside an async runtime alike.
+pub fn drop_tables_blocking(url: &str, tables: &[String]) -> Result<(), String> {
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let url = url.to_owned();
+    let sql: String = tables
+        .iter()
+        .map(|t| format!("DROP TABLE IF EXISTS {t};"))
+        .collect();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let client = connect(&url).await.map_err(|e| e.to_string())?;
+            client.batch_execute(&sql).await.map_err(|e| e.to_string())
+        })
+    })
+    .join()
+    .unwrap_or_else(|_| Err("the thread dropping tables panicked".to_owned()))
+}
+
+/// A table name no other test, process or earlier run uses:
+/// `<prefix>_<pid>_<time>_<n>`, all lower case, at most 48 characters (so
+/// the derived index name `idx_<table>_expires_at` fits PostgreSQL's 63).
+///
+/// `prefix` is reduced to ASCII letters, digits and underscores and cut to
+/// 16 characters; an empty or digit-led prefix becomes `t_...`.
+pub fn unique_table_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut clean: String = prefix
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .map(|c| c.to_ascii_lowercase())
+        .take(16)
+        .collect();
+    if !clean.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        clean.insert_str(0, "t_");
+    }
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // Seconds since the epoch, modulo ~11.5 days: tells apart a reused pid.
+    let time = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() % 1_000_000);
+    format!("{clean}_{}_{time}_{n}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_are_valid_distinct_identifiers() {
+        let a = unique_table_name("Conformance-Suite!");
+        let b = unique_table_name("Conformance-Suite!");
+        assert_ne!(a, b);
+        assert!(a.starts_with("conformancesuite_"), "{a}");
+        let weird = unique_table_name("9");
+        assert!(weird.starts_with("t_9_"), "{weird}");
+        let long = unique_table_name(&"x".repeat(100));
+        assert!(long.len() <= 48, "{long} is {} long", long.len());
+        for name in [a, b, weird, long] {
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{name}"
+            );
+        }
+    }
+}

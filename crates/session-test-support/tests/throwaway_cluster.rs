@@ -1,0 +1,52 @@
+//! The throwaway cluster really starts, stops, comes back, survives a crash
+//! and leaves nothing behind.
+
+use session_test_support::{ThrowawayCluster, connect, pg_required};
+
+async fn select_one(url: &str) -> Result<i32, String> {
+    let client = connect(url).await.map_err(|e| e.to_string())?;
+    let row = client
+        .query_one("SELECT 1", &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(row.get(0))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn start_stop_restart_kill_and_drop() {
+    let cluster = match ThrowawayCluster::start() {
+        Ok(c) => c,
+        Err(reason) if !pg_required() => {
+            println!("skipped: cannot start a throwaway cluster: {reason}");
+            return;
+        }
+        Err(reason) => panic!("cannot start a throwaway cluster: {reason}"),
+    };
+    let url = cluster.url();
+    let root = cluster.root().to_path_buf();
+    assert!(root.join("data").join("PG_VERSION").is_file());
+    assert_eq!(select_one(&url).await, Ok(1));
+
+    cluster.stop().unwrap();
+    assert!(
+        select_one(&url).await.is_err(),
+        "a stopped cluster still answers"
+    );
+
+    cluster.restart().unwrap();
+    assert_eq!(select_one(&url).await, Ok(1), "same port after a restart");
+
+    // A crash: the client sees its connection die, the restart recovers.
+    let client = connect(&url).await.unwrap();
+    cluster.kill().unwrap();
+    assert!(client.simple_query("SELECT 1").await.is_err());
+    cluster.restart().unwrap();
+    assert_eq!(select_one(&url).await, Ok(1), "back after a crash");
+
+    drop(cluster);
+    assert!(!root.exists(), "{} survived the drop", root.display());
+    assert!(
+        select_one(&url).await.is_err(),
+        "the server survived the drop"
+    );
+}

@@ -1,0 +1,70 @@
+//! [`SessionError`]: what session access in a handler can fail with.
+
+/// An error from a session operation in a handler, or from the middleware.
+///
+/// With the `axum` feature it is an `IntoResponse`: a store failure becomes
+/// `500 Internal Server Error` (the cause is logged with `tracing`, never
+/// sent to the client), an oversized session `413 Payload Too Large`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The store failed; the cause is kept.
+    #[error("session store failed")]
+    Store(#[from] session_core::Error),
+
+    /// A value could not be turned into JSON.
+    #[error("session value `{key}` could not be serialized")]
+    Serialize {
+        /// The session key being written.
+        key: String,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A stored value does not have the type asked for.
+    #[error("session value `{key}` does not have the requested type")]
+    Deserialize {
+        /// The session key being read.
+        key: String,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The change would make the serialized session larger than
+    /// `max_session_bytes`; it was not applied.
+    #[error("the session would be {size} bytes serialized, more than the limit of {max}")]
+    TooLarge {
+        /// The size the session would have had.
+        size: usize,
+        /// The configured `max_session_bytes`.
+        max: usize,
+    },
+
+    /// The request carries no session: the `SessionLayer` is not installed
+    /// on this route, or the route skips sessions.
+    #[error("no session on this request: the SessionLayer is missing or the route skips sessions")]
+    Missing,
+}
+
+#[cfg(feature = "axum")]
+impl axum_core::response::IntoResponse for SessionError {
+    fn into_response(self) -> axum_core::response::Response {
+        use http::StatusCode;
+        let status = match &self {
+            SessionError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %crate::error_chain(&self), "session error");
+        }
+        let body = match &self {
+            SessionError::TooLarge { max, .. } => {
+                format!("session data too large (at most {max} bytes)")
+            }
+            _ => "internal server error".to_owned(),
+        };
+        (status, body).into_response()
+    }
+}

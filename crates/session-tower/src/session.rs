@@ -1,0 +1,393 @@
+//! [`Session`]: the handler's view of the current session.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use session_core::{SessionConfig, Store};
+
+use crate::{SessionError, cookie, store_key};
+
+/// The session of the current request: a JSON object, loaded from the store
+/// on first use and written back by the middleware after the handler, only
+/// if it changed.
+///
+/// Cloning is cheap; every clone is the same session. Methods are async
+/// because the first one to run loads the session; a request that never
+/// calls any costs no store call.
+///
+/// Changes made after the response has left the middleware are lost.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the id or the data: both may be secrets.
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    config: Arc<SessionConfig>,
+    /// A well-formed id from the cookie, not yet known to the store.
+    cookie_id: Option<String>,
+    /// Serialises the first load.
+    load: tokio::sync::Mutex<()>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    loaded: bool,
+    /// The id of the row this session was loaded from, if any.
+    existing_id: Option<String>,
+    data: Map<String, Value>,
+    modified: bool,
+    /// `cycle_id` was called: save under a new id, delete the old row.
+    cycle: bool,
+    /// `clear` ended a session the client knew: expire its cookie.
+    ended: bool,
+    /// The load renewed the row's expiry: refresh the cookie's Max-Age.
+    renewed: bool,
+    /// The route opted out: the middleware does nothing.
+    skipped: bool,
+}
+
+/// What the middleware must do to the response once the handler is done.
+pub(crate) enum Outcome {
+    /// Nothing: no `Set-Cookie`.
+    Untouched,
+    /// Append this `Set-Cookie`.
+    SetCookie(HeaderValue),
+}
+
+impl Session {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        config: Arc<SessionConfig>,
+        cookie_id: Option<String>,
+    ) -> Self {
+        Session {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                cookie_id,
+                load: tokio::sync::Mutex::new(()),
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every update of State is a few field writes that cannot panic
+        // half-way, so a poisoned lock still holds a consistent state.
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn key_of(&self, id: &str) -> String {
+        store_key(id, self.inner.config.hash_session_ids())
+    }
+
+    async fn ensure_loaded(&self) -> Result<(), SessionError> {
+        if self.state().loaded {
+            return Ok(());
+        }
+        let _guard = self.inner.load.lock().await;
+        if self.state().loaded {
+            return Ok(());
+        }
+        let mut existing = None;
+        if let Some(id) = &self.inner.cookie_id {
+            let config = &self.inner.config;
+            let renew_for = config.renew_on_access().then(|| config.max_age());
+            let stored = self.inner.store.get(&self.key_of(id), renew_for).await?;
+            existing = stored.and_then(|bytes| match serde_json::from_slice::<Value>(&bytes) {
+                Ok(Value::Object(map)) => Some(map),
+                _ => {
+                    tracing::warn!("stored session is not a JSON object; starting a new session");
+                    None
+                }
+            });
+        }
+        let mut state = self.state();
+        match existing {
+            Some(data) => {
+                state.existing_id = self.inner.cookie_id.clone();
+                state.data = data;
+                state.renewed = self.inner.config.renew_on_access();
+            }
+            None if self.inner.cookie_id.is_some() => {
+                tracing::debug!("session id from the cookie is unknown to the store; not adopted");
+            }
+            None => {}
+        }
+        state.loaded = true;
+        Ok(())
+    }
+
+    /// The value under `key`, deserialized as `T`; `None` if absent.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        match self.get_value(key).await? {
+            None => Ok(None),
+            Some(value) => serde_json::from_value(value).map(Some).map_err(|source| {
+                SessionError::Deserialize {
+                    key: key.to_owned(),
+                    source,
+                }
+            }),
+        }
+    }
+
+    /// The raw JSON value under `key`; `None` if absent.
+    pub async fn get_value(&self, key: &str) -> Result<Option<Value>, SessionError> {
+        self.ensure_loaded().await?;
+        Ok(self.state().data.get(key).cloned())
+    }
+
+    /// Stores `value` under `key`.
+    ///
+    /// Fails with [`SessionError::TooLarge`], leaving the session as it was,
+    /// if the serialized session would exceed `max_session_bytes`.
+    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value).map_err(|source| SessionError::Serialize {
+            key: key.to_owned(),
+            source,
+        })?;
+        self.ensure_loaded().await?;
+        let max = self.inner.config.max_session_bytes();
+        let mut state = self.state();
+        if state.data.get(key) == Some(&value) {
+            return Ok(());
+        }
+        let previous = state.data.insert(key.to_owned(), value);
+        let size = serialized_len(&state.data);
+        if size > max {
+            match previous {
+                Some(old) => state.data.insert(key.to_owned(), old),
+                None => state.data.remove(key),
+            };
+            return Err(SessionError::TooLarge { size, max });
+        }
+        state.modified = true;
+        Ok(())
+    }
+
+    /// Removes `key` and returns its value, deserialized as `T`.
+    pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        self.ensure_loaded().await?;
+        let removed = {
+            let mut state = self.state();
+            let removed = state.data.remove(key);
+            state.modified |= removed.is_some();
+            removed
+        };
+        match removed {
+            None => Ok(None),
+            Some(value) => serde_json::from_value(value).map(Some).map_err(|source| {
+                SessionError::Deserialize {
+                    key: key.to_owned(),
+                    source,
+                }
+            }),
+        }
+    }
+
+    /// A copy of the whole session object.
+    pub async fn data(&self) -> Result<Map<String, Value>, SessionError> {
+        self.ensure_loaded().await?;
+        Ok(self.state().data.clone())
+    }
+
+    /// True if the session holds no data.
+    pub async fn is_empty(&self) -> Result<bool, SessionError> {
+        self.ensure_loaded().await?;
+        Ok(self.state().data.is_empty())
+    }
+
+    /// Ends the session (logout): deletes its row from the store now and
+    /// sends the client an expiring cookie. Data inserted afterwards starts
+    /// a new session under a fresh id.
+    pub async fn clear(&self) -> Result<(), SessionError> {
+        let known = {
+            let state = self.state();
+            state.existing_id.clone().or_else(|| {
+                (!state.loaded)
+                    .then(|| self.inner.cookie_id.clone())
+                    .flatten()
+            })
+        };
+        if let Some(id) = &known {
+            self.inner.store.delete(&self.key_of(id)).await?;
+        }
+        let mut state = self.state();
+        let had_cookie = self.inner.cookie_id.is_some();
+        *state = State {
+            loaded: true,
+            ended: had_cookie || known.is_some(),
+            ..State::default()
+        };
+        Ok(())
+    }
+
+    /// Gives the session a new id, keeping its data; the row under the old
+    /// id is deleted when the response is saved. Call it on login, so an id
+    /// planted before authentication is worthless after it.
+    pub async fn cycle_id(&self) -> Result<(), SessionError> {
+        self.ensure_loaded().await?;
+        let mut state = self.state();
+        state.cycle = true;
+        state.modified = true;
+        Ok(())
+    }
+
+    /// How long the session has left: `None` for a session with no data
+    /// (nothing is stored). A session changed by this request will live
+    /// `max_age` from its save.
+    pub async fn expires_in(&self) -> Result<Option<Duration>, SessionError> {
+        self.ensure_loaded().await?;
+        let (existing, modified, empty) = {
+            let s = self.state();
+            (s.existing_id.clone(), s.modified, s.data.is_empty())
+        };
+        if empty {
+            return Ok(None);
+        }
+        match existing {
+            Some(id) if !modified => Ok(self.inner.store.expires_in(&self.key_of(&id)).await?),
+            _ => Ok(Some(self.inner.config.max_age())),
+        }
+    }
+
+    /// Marks the session as skipped: the middleware will neither load nor
+    /// save it.
+    pub(crate) fn skip(&self) {
+        self.state().skipped = true;
+    }
+
+    /// Saves the session if it changed and says which cookie to send.
+    pub(crate) async fn finish(&self) -> Result<Outcome, SessionError> {
+        let (existing, data, cycle, ended) = {
+            let state = self.state();
+            if state.skipped || !state.loaded {
+                return Ok(Outcome::Untouched);
+            }
+            if !state.modified {
+                return match (&state.existing_id, state.renewed, state.ended) {
+                    (Some(id), true, _) => Ok(Outcome::SetCookie(self.cookie(id)?)),
+                    (None, _, true) => Ok(Outcome::SetCookie(self.expired_cookie()?)),
+                    _ => Ok(Outcome::Untouched),
+                };
+            }
+            (
+                state.existing_id.clone(),
+                state.data.clone(),
+                state.cycle,
+                state.ended,
+            )
+        };
+        let store = &self.inner.store;
+        let config = &self.inner.config;
+        let max_age = Some(config.max_age());
+
+        if data.is_empty() {
+            // An emptied session: remove the row and the cookie.
+            if let Some(id) = &existing {
+                store.delete(&self.key_of(id)).await?;
+            }
+            return if existing.is_some() || ended || self.inner.cookie_id.is_some() {
+                Ok(Outcome::SetCookie(self.expired_cookie()?))
+            } else {
+                Ok(Outcome::Untouched)
+            };
+        }
+
+        let value =
+            Bytes::from(
+                serde_json::to_vec(&data).map_err(|source| SessionError::Serialize {
+                    key: String::new(),
+                    source,
+                })?,
+            );
+        if value.len() > config.max_session_bytes() {
+            return Err(SessionError::TooLarge {
+                size: value.len(),
+                max: config.max_session_bytes(),
+            });
+        }
+
+        if let (Some(id), false) = (&existing, cycle) {
+            if store.update(&self.key_of(id), value, max_age).await? {
+                return Ok(Outcome::SetCookie(self.cookie(id)?));
+            }
+            // The row is gone: a concurrent logout (or expiry) ended this
+            // session while the request ran. Never bring it back.
+            tracing::info!("session ended while the request ran; its changes are dropped");
+            return Ok(Outcome::SetCookie(self.expired_cookie()?));
+        }
+
+        // A new session, or a cycled one: a fresh id that no live row holds.
+        let mut attempts = 0;
+        let new_id = loop {
+            attempts += 1;
+            let id = config.generate_session_id()?;
+            if store
+                .create(&self.key_of(&id), value.clone(), max_age)
+                .await?
+            {
+                break id;
+            }
+            tracing::warn!(attempts, "session id collision; generating another");
+            if attempts >= 3 {
+                return Err(SessionError::Store(session_core::Error::backend(
+                    "session",
+                    "three freshly generated session ids were all taken; is the store's create() atomic?",
+                    std::io::Error::other("session id collision"),
+                )));
+            }
+        };
+        if let Some(old) = &existing {
+            store.delete(&self.key_of(old)).await?;
+        }
+        Ok(Outcome::SetCookie(self.cookie(&new_id)?))
+    }
+
+    fn cookie(&self, id: &str) -> Result<HeaderValue, SessionError> {
+        let config = &self.inner.config;
+        cookie::set_cookie(config, id, config.max_age().as_secs()).map_err(bad_cookie)
+    }
+
+    fn expired_cookie(&self) -> Result<HeaderValue, SessionError> {
+        cookie::expired(&self.inner.config).map_err(bad_cookie)
+    }
+}
+
+fn bad_cookie(err: http::header::InvalidHeaderValue) -> SessionError {
+    SessionError::Store(session_core::Error::invalid_config(
+        "session cookie",
+        format!("the configured cookie attributes do not form a valid header: {err}"),
+    ))
+}
+
+fn serialized_len(data: &Map<String, Value>) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing a Map of Values into a counter cannot fail.
+    let _ = serde_json::to_writer(&mut counter, data);
+    counter.0
+}

@@ -1,0 +1,540 @@
+//! The middleware over real HTTP on a loopback port, with a client that
+//! keeps cookies, and a store wrapper that counts every call.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use reqwest::header::{COOKIE, SET_COOKIE};
+use session_core::{Error, MemoryStore, Result, SameSite, SessionConfig, Store, async_trait};
+use session_tower::{Session, SessionError, SessionLayer, SkipSessionLayer, store_key};
+
+/// Counts calls per kind and can be told to fail every call.
+#[derive(Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    reads: AtomicUsize,
+    writes: AtomicUsize,
+    failing: AtomicBool,
+    failing_writes: AtomicBool,
+}
+
+impl CountingStore {
+    fn calls(&self) -> usize {
+        self.reads.load(Ordering::SeqCst) + self.writes.load(Ordering::SeqCst)
+    }
+    fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+    fn read(&self) -> Result<()> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.check()
+    }
+    fn write(&self) -> Result<()> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        if self.failing_writes.load(Ordering::SeqCst) {
+            return Err(Error::backend(
+                "test",
+                "write session",
+                std::io::Error::other("disk full"),
+            ));
+        }
+        self.check()
+    }
+    fn check(&self) -> Result<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(Error::connection(
+                "test",
+                "127.0.0.1:1",
+                std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for CountingStore {
+    async fn get(&self, key: &str, renew_for: Option<Duration>) -> Result<Option<Bytes>> {
+        self.read()?;
+        self.inner.get(key, renew_for).await
+    }
+    async fn set(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<()> {
+        self.write()?;
+        self.inner.set(key, value, expires_in).await
+    }
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.write()?;
+        self.inner.delete(key).await
+    }
+    async fn delete_all(&self) -> Result<()> {
+        self.write()?;
+        self.inner.delete_all().await
+    }
+    async fn exists(&self, key: &str) -> Result<bool> {
+        self.read()?;
+        self.inner.exists(key).await
+    }
+    async fn expires_in(&self, key: &str) -> Result<Option<Duration>> {
+        self.read()?;
+        self.inner.expires_in(key).await
+    }
+    async fn delete_expired(&self) -> Result<u64> {
+        self.write()?;
+        self.inner.delete_expired().await
+    }
+    async fn create(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
+        self.write()?;
+        self.inner.create(key, value, expires_in).await
+    }
+    async fn update(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
+        self.write()?;
+        self.inner.update(key, value, expires_in).await
+    }
+}
+
+async fn incr(session: Session) -> std::result::Result<String, SessionError> {
+    let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
+    session.insert("n", n).await?;
+    Ok(n.to_string())
+}
+
+async fn read(session: Session) -> std::result::Result<String, SessionError> {
+    let n: Option<u64> = session.get("n").await?;
+    Ok(n.map_or("none".into(), |n| n.to_string()))
+}
+
+async fn login(session: Session) -> std::result::Result<&'static str, SessionError> {
+    session.cycle_id().await?;
+    session.insert("user", "alice").await?;
+    Ok("in")
+}
+
+async fn logout(session: Session) -> std::result::Result<&'static str, SessionError> {
+    session.clear().await?;
+    Ok("out")
+}
+
+async fn slow_write(session: Session) -> std::result::Result<&'static str, SessionError> {
+    let _ = session.get::<String>("user").await?;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    session.insert("late", true).await?;
+    Ok("written")
+}
+
+async fn forget(session: Session) -> std::result::Result<&'static str, SessionError> {
+    session.remove::<u64>("n").await?;
+    Ok("forgotten")
+}
+
+async fn big(session: Session) -> std::result::Result<&'static str, SessionError> {
+    session.insert("blob", "x".repeat(10_000)).await?;
+    Ok("stored")
+}
+
+/// Reports whether the request carried a session, and touches it if so.
+async fn probe(req: Request) -> String {
+    match req.extensions().get::<Session>() {
+        Some(session) => {
+            let _ = session.get_value("n").await;
+            "session".into()
+        }
+        None => "no session".into(),
+    }
+}
+
+async fn untouched() -> &'static str {
+    "hello"
+}
+
+fn config() -> SessionConfig {
+    SessionConfig::builder()
+        .max_age(Duration::from_secs(600))
+        .exclude(["^/excluded"])
+        .max_session_bytes(4096usize)
+        .build()
+        .unwrap()
+}
+
+struct App {
+    url: String,
+    store: Arc<CountingStore>,
+    client: reqwest::Client,
+}
+
+async fn serve(config: SessionConfig) -> App {
+    let store = Arc::new(CountingStore::default());
+    let app = Router::new()
+        .route("/incr", post(incr))
+        .route("/read", get(read))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/slow-write", post(slow_write))
+        .route("/forget", post(forget))
+        .route("/big", post(big))
+        .route("/untouched", get(untouched))
+        .route("/excluded/probe", get(probe))
+        .route("/probe", get(probe))
+        .route("/skip", get(probe).route_layer(SkipSessionLayer))
+        .layer(SessionLayer::with_shared(store.clone(), config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    App {
+        url: format!("http://{addr}"),
+        store,
+        client: client(),
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+impl App {
+    async fn send(&self, method: &str, path: &str) -> reqwest::Response {
+        self.send_with(&self.client, method, path, None).await
+    }
+
+    async fn send_with(
+        &self,
+        client: &reqwest::Client,
+        method: &str,
+        path: &str,
+        cookie: Option<&[u8]>,
+    ) -> reqwest::Response {
+        let url = format!("{}{path}", self.url);
+        let mut req = match method {
+            "GET" => client.get(url),
+            _ => client.post(url),
+        };
+        if let Some(cookie) = cookie {
+            req = req.header(
+                COOKIE,
+                reqwest::header::HeaderValue::from_bytes(cookie).unwrap(),
+            );
+        }
+        req.send().await.unwrap()
+    }
+}
+
+fn set_cookies(res: &reqwest::Response) -> Vec<String> {
+    res.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+fn session_id(res: &reqwest::Response) -> String {
+    let cookies = set_cookies(res);
+    assert_eq!(cookies.len(), 1, "expected one Set-Cookie, got {cookies:?}");
+    let value = cookies[0].split(';').next().unwrap();
+    value.strip_prefix("session=").unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_request_that_never_touches_the_session_costs_nothing() {
+    let app = serve(config()).await;
+    let res = app.send("GET", "/untouched").await;
+    assert_eq!(res.status(), 200);
+    assert!(set_cookies(&res).is_empty());
+    assert_eq!(app.store.calls(), 0);
+}
+
+#[tokio::test]
+async fn a_new_session_is_created_then_read_without_writes() {
+    let app = serve(config()).await;
+    let res = app.send("POST", "/incr").await;
+    assert_eq!(res.status(), 200);
+    let id = session_id(&res);
+    assert_eq!(id.len(), 64);
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(res.text().await.unwrap(), "1");
+
+    // Stored under the hash of the id, never the id itself.
+    assert!(app.store.inner.exists(&store_key(&id, true)).await.unwrap());
+    assert!(!app.store.inner.exists(&id).await.unwrap());
+
+    let writes = app.store.writes();
+    let res = app.send("GET", "/read").await;
+    assert!(
+        set_cookies(&res).is_empty(),
+        "a read-only request sent a cookie"
+    );
+    assert_eq!(res.text().await.unwrap(), "1");
+    assert_eq!(app.store.writes(), writes, "a read-only request wrote");
+
+    let res = app.send("POST", "/incr").await;
+    assert_eq!(session_id(&res), id, "an existing session kept its id");
+    assert_eq!(res.text().await.unwrap(), "2");
+}
+
+#[tokio::test]
+async fn an_attacker_chosen_id_is_never_adopted() {
+    let app = serve(config()).await;
+    let planted = "ab".repeat(32);
+    let fresh = client();
+    let cookie = format!("session={planted}");
+    let res = app
+        .send_with(&fresh, "POST", "/incr", Some(cookie.as_bytes()))
+        .await;
+    assert_eq!(res.status(), 200);
+    let id = session_id(&res);
+    assert_ne!(id, planted);
+    assert!(
+        !app.store
+            .inner
+            .exists(&store_key(&planted, true))
+            .await
+            .unwrap()
+    );
+    assert!(app.store.inner.exists(&store_key(&id, true)).await.unwrap());
+}
+
+#[tokio::test]
+async fn malformed_ids_cause_no_store_call() {
+    let app = serve(config()).await;
+    let fresh = client();
+    let long = format!("session={}", "a".repeat(8000));
+    let hostile: Vec<&[u8]> = vec![
+        b"session=../../etc/passwd",
+        b"session='; DROP TABLE litestar_session; --",
+        b"session=ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB",
+        b"session=abab",
+        b"session=\xff\xfe\xfd",
+        b"session=\"\"",
+        b"session=",
+        long.as_bytes(),
+    ];
+    for cookie in hostile {
+        let res = app.send_with(&fresh, "GET", "/read", Some(cookie)).await;
+        assert_eq!(res.status(), 200, "{}", String::from_utf8_lossy(cookie));
+        assert_eq!(res.text().await.unwrap(), "none");
+    }
+    assert_eq!(app.store.calls(), 0, "a malformed id reached the store");
+}
+
+#[tokio::test]
+async fn cycle_id_changes_the_id_keeps_the_data_and_kills_the_old_id() {
+    let app = serve(config()).await;
+    let first = session_id(&app.send("POST", "/incr").await);
+    let res = app.send("POST", "/login").await;
+    let second = session_id(&res);
+    assert_ne!(first, second);
+    // Same data under the new id.
+    assert_eq!(app.send("GET", "/read").await.text().await.unwrap(), "1");
+    // The old id no longer works.
+    assert!(
+        !app.store
+            .inner
+            .exists(&store_key(&first, true))
+            .await
+            .unwrap()
+    );
+    let old = format!("session={first}");
+    let res = app
+        .send_with(&client(), "GET", "/read", Some(old.as_bytes()))
+        .await;
+    assert_eq!(res.text().await.unwrap(), "none");
+}
+
+#[tokio::test]
+async fn renew_on_access_moves_the_expiry_and_refreshes_the_cookie() {
+    let config = config().to_builder().renew_on_access(true).build().unwrap();
+    let app = serve(config).await;
+    let id = session_id(&app.send("POST", "/incr").await);
+    let key = store_key(&id, true);
+    // Age the row: 5 s left.
+    let value = app.store.inner.get(&key, None).await.unwrap().unwrap();
+    app.store
+        .inner
+        .set(&key, value, Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+
+    let res = app.send("GET", "/read").await;
+    let cookies = set_cookies(&res);
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert!(
+        cookies[0].starts_with(&format!("session={id}; ")),
+        "{cookies:?}"
+    );
+    assert!(cookies[0].contains("Max-Age=600"), "{cookies:?}");
+    let left = app.store.inner.expires_in(&key).await.unwrap().unwrap();
+    assert!(
+        left > Duration::from_secs(590),
+        "expiry not renewed: {left:?}"
+    );
+}
+
+#[tokio::test]
+async fn excluded_paths_and_skipped_routes_get_no_session() {
+    let app = serve(config()).await;
+    app.send("POST", "/incr").await;
+    let calls = app.store.calls();
+    for path in ["/excluded/probe", "/skip"] {
+        let res = app.send("GET", path).await;
+        assert!(set_cookies(&res).is_empty());
+        assert_eq!(res.text().await.unwrap(), "no session", "{path}");
+    }
+    assert_eq!(
+        app.store.calls(),
+        calls,
+        "an excluded path reached the store"
+    );
+    // The same handler elsewhere sees the session.
+    assert_eq!(
+        app.send("GET", "/probe").await.text().await.unwrap(),
+        "session"
+    );
+}
+
+#[tokio::test]
+async fn a_logout_racing_a_slow_write_stays_a_logout() {
+    let app = Arc::new(serve(config()).await);
+    let id = session_id(&app.send("POST", "/login").await);
+    let slow = {
+        let app = app.clone();
+        tokio::spawn(async move { app.send("POST", "/slow-write").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let res = app.send("POST", "/logout").await;
+    assert!(set_cookies(&res)[0].contains("Max-Age=0"));
+    let slow = slow.await.unwrap();
+    assert_eq!(slow.status(), 200);
+    let cookies = set_cookies(&slow);
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert!(
+        cookies[0].starts_with("session=null;") && cookies[0].contains("Max-Age=0"),
+        "{cookies:?}"
+    );
+    assert!(!app.store.inner.exists(&store_key(&id, true)).await.unwrap());
+    let old = format!("session={id}");
+    let res = app
+        .send_with(&client(), "GET", "/read", Some(old.as_bytes()))
+        .await;
+    assert_eq!(res.text().await.unwrap(), "none");
+}
+
+#[tokio::test]
+async fn every_cookie_attribute_is_sent_as_configured() {
+    let config = SessionConfig::builder()
+        .key("sid")
+        .path("/")
+        .domain(Some("example.test"))
+        .secure(true)
+        .httponly(true)
+        .samesite(SameSite::Strict)
+        .max_age(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let app = serve(config).await;
+    let res = app.send("POST", "/incr").await;
+    let cookies = set_cookies(&res);
+    assert_eq!(cookies.len(), 1);
+    let parts: Vec<&str> = cookies[0].split("; ").collect();
+    assert!(
+        parts[0].starts_with("sid=") && parts[0].len() == 4 + 64,
+        "{parts:?}"
+    );
+    assert_eq!(
+        &parts[1..],
+        &[
+            "Path=/",
+            "Max-Age=3600",
+            "Domain=example.test",
+            "Secure",
+            "HttpOnly",
+            "SameSite=Strict"
+        ]
+    );
+
+    // And the defaults: HttpOnly and SameSite=Lax, no Secure, no Domain.
+    let app = serve(SessionConfig::default()).await;
+    let cookie = &set_cookies(&app.send("POST", "/incr").await)[0];
+    assert!(
+        cookie.ends_with("; Path=/; Max-Age=1209600; HttpOnly; SameSite=Lax"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn a_store_failure_is_a_500_and_the_next_request_works() {
+    let app = serve(config()).await;
+    app.send("POST", "/incr").await;
+    app.store.failing.store(true, Ordering::SeqCst);
+    // Loading fails inside the handler.
+    let res = app.send("POST", "/incr").await;
+    assert_eq!(res.status(), 500);
+    assert!(set_cookies(&res).is_empty());
+    assert_eq!(res.text().await.unwrap(), "internal server error");
+    // Saving a new session fails in the middleware.
+    let res = app.send_with(&client(), "POST", "/incr", None).await;
+    assert_eq!(res.status(), 500);
+    assert!(set_cookies(&res).is_empty());
+
+    app.store.failing.store(false, Ordering::SeqCst);
+    let res = app.send("POST", "/incr").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "2");
+}
+
+#[tokio::test]
+async fn a_failure_while_saving_is_a_500() {
+    let app = serve(config()).await;
+    app.send("POST", "/incr").await;
+    // Fail only the write: the handler reads fine, the save fails.
+    app.store.failing_writes.store(true, Ordering::SeqCst);
+    let res = app.send("POST", "/incr").await;
+    assert_eq!(res.status(), 500);
+    assert!(set_cookies(&res).is_empty());
+    app.store.failing_writes.store(false, Ordering::SeqCst);
+    // Nothing was half-written: the session still holds the first value.
+    assert_eq!(app.send("GET", "/read").await.text().await.unwrap(), "1");
+}
+
+#[tokio::test]
+async fn an_oversized_session_is_refused_and_nothing_is_written() {
+    let app = serve(config()).await;
+    let res = app.send("POST", "/big").await;
+    assert_eq!(res.status(), 413);
+    assert!(set_cookies(&res).is_empty());
+    assert_eq!(app.store.writes(), 0);
+    assert!(app.store.inner.is_empty());
+}
+
+#[tokio::test]
+async fn an_emptied_session_deletes_its_row_and_expires_the_cookie() {
+    let app = serve(config()).await;
+    let id = session_id(&app.send("POST", "/incr").await);
+    let res = app.send("POST", "/forget").await;
+    let cookies = set_cookies(&res);
+    assert!(
+        cookies[0].starts_with("session=null;") && cookies[0].contains("Max-Age=0"),
+        "{cookies:?}"
+    );
+    assert!(!app.store.inner.exists(&store_key(&id, true)).await.unwrap());
+    assert!(app.store.inner.is_empty());
+}
+
+#[tokio::test]
+async fn raw_ids_can_be_stored_for_tables_shared_with_litestar() {
+    let config = config()
+        .to_builder()
+        .hash_session_ids(false)
+        .build()
+        .unwrap();
+    let app = serve(config).await;
+    let id = session_id(&app.send("POST", "/incr").await);
+    assert!(app.store.inner.exists(&id).await.unwrap());
+    let stored = app.store.inner.get(&id, None).await.unwrap().unwrap();
+    assert_eq!(&stored[..], br#"{"n":1}"#);
+}
