@@ -18,4 +18,7 @@ pages! {
     Postgres => "postgres.md",
     Oracle => "oracle.md",
     Performance => "performance.md",
+    Middleware => "middleware.md",
+    Operations => "operations.md",
+    Reliability => "reliability.md",
 }

@@ -80,11 +80,11 @@ impl StoreSettings {
         self
     }
 
-    /// Reads `session_table` and `in_memory` from an extension config.
-    ///
-    /// The config should have been parsed with [`ACCEPTED_KEYS`] so that
-    /// other keys are refused; the other constructors here do that.
+    /// Reads `session_table` and `in_memory` from an extension config,
+    /// refusing any other key by name (a config parsed for another adapter
+    /// may hold keys this store does not honour).
     pub fn from_extension_config(config: &ExtensionConfig) -> Result<Self, Error> {
+        config.ensure_only(ACCEPTED_KEYS)?;
         Ok(StoreSettings {
             table: config.session_table(MAX_IDENTIFIER_LEN)?,
             in_memory: config.bool(IN_MEMORY_KEY, false)?,

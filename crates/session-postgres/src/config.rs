@@ -76,12 +76,11 @@ impl PostgresStoreConfig {
         }
     }
 
-    /// Reads the settings from an extension config.
-    ///
-    /// The config must have been parsed with [`ACCEPTED_KEYS`] (as
-    /// [`from_json_str`](Self::from_json_str) and its siblings do), so that
-    /// keys this store does not honour were already refused.
+    /// Reads the settings from an extension config, refusing any key this
+    /// store does not honour by name (a config parsed for another adapter
+    /// may hold such keys).
     pub fn from_extension(config: &ExtensionConfig) -> Result<Self> {
+        config.ensure_only(ACCEPTED_KEYS)?;
         let fillfactor = config.int_in("fillfactor", 10..=100, i64::from(DEFAULT_FILLFACTOR))?;
         Ok(PostgresStoreConfig {
             table: config.qualified_session_table(PG_IDENTIFIER_LIMIT)?,
