@@ -117,7 +117,7 @@ impl TableName {
 
     fn check_derived(&self, backend_limit: usize) -> Result<(), Error> {
         let limit = backend_limit.min(MAX_IDENTIFIER_LEN);
-        for derived in [self.index_name()] {
+        for derived in [self.index_name(), self.migrations_table_name()] {
             if derived.len() > limit {
                 return Err(Error::InvalidIdentifier {
                     name: self.table.clone(),
@@ -155,6 +155,31 @@ impl TableName {
     /// `idx_<table>_expires_at` (unqualified; it lives in the table's schema).
     pub fn index_name(&self) -> String {
         format!("idx_{}_expires_at", self.table)
+    }
+}
+
+impl TableName {
+    /// The name of the migration tracking table of this session table:
+    /// `<table>_migrations` (unqualified; it lives in the table's schema).
+    /// Checked against the backend's identifier limit with the index name
+    /// when the `TableName` is made.
+    pub fn migrations_table_name(&self) -> String {
+        format!("{}_migrations", self.table)
+    }
+
+    /// The migration tracking table as a `TableName` in the same schema:
+    /// `schema.<table>_migrations` or `<table>_migrations`.
+    ///
+    /// ```
+    /// use session_core::TableName;
+    /// let t = TableName::new_qualified("auth.sessions", 63).unwrap();
+    /// assert_eq!(t.migrations_table().qualified(), "auth.sessions_migrations");
+    /// ```
+    pub fn migrations_table(&self) -> TableName {
+        TableName {
+            schema: self.schema.clone(),
+            table: self.migrations_table_name(),
+        }
     }
 }
 
