@@ -140,6 +140,24 @@ impl Error {
     }
 }
 
+/// `err` followed by each of its sources, joined with ": ": the whole cause
+/// of an error on one line, for log events and command-line messages.
+///
+/// ```
+/// let err = session_core::Error::backend("sqlite", "get session", std::io::Error::other("disk full"));
+/// assert_eq!(session_core::error_chain(&err), "sqlite: get session: disk full");
+/// ```
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 fn list<S: AsRef<str>>(items: &[S]) -> String {
     items
         .iter()

@@ -21,17 +21,19 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cleanup;
 mod config;
 mod error;
 mod extension;
 mod identifier;
 mod key;
 mod memory;
+pub mod migrate;
 mod session_id;
 mod store;
 
 pub use config::{SameSite, Scope, SessionConfig, SessionConfigBuilder, limits};
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Result, error_chain};
 pub use extension::{DEFAULT_SESSION_TABLE, EXTENSION, ExtensionConfig, SESSION_TABLE_KEY};
 pub use identifier::{MAX_IDENTIFIER_LEN, TableName, validate_identifier};
 pub use key::{MAX_KEY_BYTES, validate_key};

@@ -64,7 +64,7 @@ async fn main() -> ExitCode {
             eprintln!(
                 "session-demo: cannot open the session store {}: {}",
                 session_demo::redact(&url),
-                chain(&e)
+                session_core::error_chain(&e)
             );
             return ExitCode::FAILURE;
         }
@@ -92,15 +92,4 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
-}
-
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -16,17 +16,6 @@ use session_oracle::{ConnectOptions, OracleConnectionManager, OracleStore, Store
 /// Nothing listens on port 1 of the loopback address.
 const NOWHERE: &str = "127.0.0.1:1/nothing";
 
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(" <- ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 fn client_library_present() -> bool {
     // The driver's own answer: initialising it loads the library.
     match oracle::InitParams::new().init() {
@@ -36,8 +25,8 @@ fn client_library_present() -> bool {
 }
 
 fn check_connect_failure(err: &Error) {
-    println!("{}", chain(err));
-    let text = chain(err);
+    println!("{}", session_core::error_chain(err));
+    let text = session_core::error_chain(err);
     if client_library_present() {
         assert!(
             matches!(err, Error::Connection { .. }),
@@ -68,7 +57,10 @@ async fn connect_without_the_client_library_says_how_to_install_it() {
         err.to_string().contains(NOWHERE),
         "names what it connected to: {err}"
     );
-    assert!(!chain(&err).contains("secret"), "never prints the password");
+    assert!(
+        !session_core::error_chain(&err).contains("secret"),
+        "never prints the password"
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -84,7 +76,11 @@ async fn a_pool_that_cannot_connect_reports_why_not_a_timeout() {
     let err = OracleStore::from_pool(pool, StoreSettings::new())
         .await
         .expect_err("no database listens there");
-    assert!(!matches!(err, Error::PoolTimeout { .. }), "{}", chain(&err));
+    assert!(
+        !matches!(err, Error::PoolTimeout { .. }),
+        "{}",
+        session_core::error_chain(&err)
+    );
     check_connect_failure(&err);
     // The manager kept the last connection error for later checkouts.
     assert!(errors.last().is_some());

@@ -57,7 +57,7 @@ impl axum_core::response::IntoResponse for SessionError {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
-            tracing::error!(error = %crate::error_chain(&self), "session error");
+            tracing::error!(error = %session_core::error_chain(&self), "session error");
         }
         let body = match &self {
             SessionError::TooLarge { max, .. } => {

@@ -147,7 +147,7 @@ where
                         response.headers_mut().append(SET_COOKIE, cookie);
                     }
                     Err(err) => {
-                        tracing::error!(error = %crate::error_chain(&err), "saving the session failed");
+                        tracing::error!(error = %session_core::error_chain(&err), "saving the session failed");
                         let mut failed = Response::new(ResBody::default());
                         *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                         return Ok(failed);

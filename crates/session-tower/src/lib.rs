@@ -52,15 +52,3 @@ pub use layer::{SessionLayer, SessionService};
 pub use session::Session;
 pub use skip::{SkipSession, SkipSessionLayer, SkipSessionService};
 pub use store_key::store_key;
-
-/// `err` and its sources, joined with ": ", for log events.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
