@@ -174,10 +174,10 @@ impl CleanupHandle {
     /// counts then (or the final counts, if the cleaner ended first).
     pub async fn wait_for_runs(&self, runs: u64) -> CleanupStats {
         let mut rx = self.stats.clone();
-        match rx.wait_for(|s| s.runs >= runs).await {
-            Ok(stats) => stats.clone(),
-            Err(_) => rx.borrow().clone(),
+        if let Ok(stats) = rx.wait_for(|s| s.runs >= runs).await {
+            return stats.clone();
         }
+        self.stats.borrow().clone()
     }
 
     /// Stops the cleaner and waits until it has ended: a run in progress

@@ -33,6 +33,7 @@
 
 pub mod error;
 mod manager;
+pub mod migrations;
 mod settings;
 pub mod sql;
 mod store;

@@ -194,6 +194,25 @@ impl OracleStore {
         &self.sql
     }
 
+    /// Deletes at most `limit` (at least 1) expired rows in one transaction
+    /// and returns how many it deleted: one batch of
+    /// [`delete_expired`](Store::delete_expired), for callers that report
+    /// progress per batch (the `sessions` CLI). Fewer than `limit` means no
+    /// expired row is left.
+    pub async fn delete_expired_batch(&self, limit: u32) -> Result<u64> {
+        if limit == 0 {
+            return Err(Error::invalid_config(
+                "batch_size",
+                "0 rows; at least 1 is needed",
+            ));
+        }
+        self.write("delete_expired_batch", move |conn, sql| {
+            conn.execute_named(sql.delete_expired(), &[("batch", &limit)])?
+                .row_count()
+        })
+        .await
+    }
+
     fn pool_timeout(&self) -> Duration {
         self.pool.config().connection_timeout
     }

@@ -36,8 +36,10 @@
 //! [`Error::Connection`]: session_core::Error::Connection
 //! [`Error::Backend`]: session_core::Error::Backend
 
+mod cleanup;
 mod config;
 mod error;
+pub mod migrations;
 mod store;
 
 pub use config::{

@@ -13,7 +13,7 @@ use tokio_postgres::types::ToSql;
 use tracing::{Instrument, Span};
 
 use crate::config::{PoolSettings, PostgresStoreConfig};
-use crate::error::{BACKEND, pool_error, statement_error};
+use crate::error::{BACKEND, is_connection_error, pool_error, statement_error};
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
 
@@ -221,6 +221,29 @@ impl PostgresStore {
         &self.config
     }
 
+    /// `host:port` of the server (never the user or password).
+    pub(crate) fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Deletes at most `limit` (at least 1) expired rows in one statement
+    /// and returns how many it deleted: one batch of
+    /// [`delete_expired`](Store::delete_expired), for callers that report
+    /// progress per batch (the `sessions` CLI). Fewer than `limit` means no
+    /// expired row is left.
+    pub async fn delete_expired_batch(&self, limit: u32) -> Result<u64> {
+        if limit == 0 {
+            return Err(Error::invalid_config(
+                "batch_size",
+                "0 rows; at least 1 is needed",
+            ));
+        }
+        let limit = i64::from(limit);
+        self.execute("delete_expired", &self.sql.delete_expired_batch, &[&limit])
+            .instrument(self.span("delete_expired_batch"))
+            .await
+    }
+
     /// Creates the session table and its partial expiry index if they do not
     /// exist (see [`PostgresStoreConfig::ddl`]); an existing table is used
     /// as it is.
@@ -250,11 +273,11 @@ impl PostgresStore {
         .await
     }
 
-    fn span(&self, op: &'static str) -> Span {
+    pub(crate) fn span(&self, op: &'static str) -> Span {
         tracing::debug_span!("session_store", backend = BACKEND, op, table = &*self.table)
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object> {
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| {
             let timeouts = self.pool.timeouts();
             pool_error(e, &self.address, timeouts.wait, timeouts.create)
@@ -263,16 +286,38 @@ impl PostgresStore {
 
     async fn query_opt(&self, op: &str, sql: &str, params: &Params<'_>) -> Result<Option<Row>> {
         let client = self.client().await?;
-        let fail = |e| statement_error(e, op, &self.table, &self.address);
-        let statement = client.prepare_cached(sql).await.map_err(fail)?;
-        client.query_opt(&statement, params).await.map_err(fail)
+        let result = async {
+            let statement = client.prepare_cached(sql).await?;
+            client.query_opt(&statement, params).await
+        }
+        .await;
+        result.map_err(|e| self.statement_failed(client, e, op))
     }
 
     async fn execute(&self, op: &str, sql: &str, params: &Params<'_>) -> Result<u64> {
         let client = self.client().await?;
-        let fail = |e| statement_error(e, op, &self.table, &self.address);
-        let statement = client.prepare_cached(sql).await.map_err(fail)?;
-        client.execute(&statement, params).await.map_err(fail)
+        let result = async {
+            let statement = client.prepare_cached(sql).await?;
+            client.execute(&statement, params).await
+        }
+        .await;
+        result.map_err(|e| self.statement_failed(client, e, op))
+    }
+
+    /// Maps a failed statement's error. A client whose connection broke is
+    /// taken out of the pool instead of going back to it: its connection
+    /// task may not have seen the close yet, so the pool's `is_closed`
+    /// check on recycling could hand the dead client to the next call.
+    fn statement_failed(
+        &self,
+        client: deadpool_postgres::Object,
+        err: tokio_postgres::Error,
+        op: &str,
+    ) -> Error {
+        if is_connection_error(&err) {
+            drop(deadpool_postgres::Object::take(client));
+        }
+        statement_error(err, op, &self.table, &self.address)
     }
 
     fn column<'r, T: tokio_postgres::types::FromSql<'r>>(

@@ -150,6 +150,7 @@ async fn stop_and_restart_under_load_loses_nothing_and_recovers() {
         .unwrap();
     let stopped_at = t0.elapsed();
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let restart_at = t0.elapsed();
     let c = cluster.clone();
     tokio::task::spawn_blocking(move || c.restart())
         .await
@@ -173,11 +174,16 @@ async fn stop_and_restart_under_load_loses_nothing_and_recovers() {
     let failed: Vec<&Call> = calls.iter().filter(|c| c.error.is_some()).collect();
     let during: Vec<&Call> = calls
         .iter()
-        .filter(|c| c.start >= stopped_at && c.end <= up_at)
+        .filter(|c| c.start >= stopped_at && c.end <= restart_at)
         .collect();
     let during_failed = during.iter().filter(|c| c.error.is_some()).count();
     let last_failure_end = failed.iter().map(|c| c.end).max();
+    // Recovery, from the moment `pg_ctl start -w` reported the server
+    // accepting connections (an upper bound: it polls), and from the moment
+    // the restart began.
     let recovery = last_failure_end.map_or(Duration::ZERO, |end| end.saturating_sub(up_at));
+    let since_restart =
+        last_failure_end.map_or(Duration::ZERO, |end| end.saturating_sub(restart_at));
     let slowest_failure = failed.iter().map(|c| c.end - c.start).max();
     let after_recovery = calls
         .iter()
@@ -185,19 +191,22 @@ async fn stop_and_restart_under_load_loses_nothing_and_recovers() {
         .count();
     println!(
         "outage under load: {} calls from {TASKS} tasks; {} before the stop, all ok: {}; \
-         stop took {:?}, outage {:?}; {} calls while down, {} failed; {} failures in all, \
-         slowest failure {:?} (bound {:?}); last failure ended {:?} after the database \
-         accepted connections again; {} calls after it, all ok",
+         stop took {:?}, outage {:?}, restart took {:?}; {} calls while down, {} failed; \
+         {} failures in all, slowest failure {:?} (bound {:?}); last failure ended {:?} \
+         after the restart began, {:?} after pg_ctl reported the database accepting \
+         connections; {} calls after it, all ok",
         calls.len(),
         before.len(),
         before.iter().all(|c| c.error.is_none()),
         stopped_at - down_at,
-        up_at - stopped_at,
+        restart_at - stopped_at,
+        up_at - restart_at,
         during.len(),
         during_failed,
         failed.len(),
         slowest_failure.unwrap_or_default(),
         bound,
+        since_restart,
         recovery,
         after_recovery,
     );
@@ -217,7 +226,10 @@ async fn stop_and_restart_under_load_loses_nothing_and_recovers() {
     assert!(before.len() > 100, "too little load before the outage");
     assert!(before.iter().all(|c| c.error.is_none()));
     // While down, calls failed, each with a transient typed error, fast.
-    assert!(during_failed > 0, "no call failed while the database was down");
+    assert!(
+        during_failed > 0,
+        "no call failed while the database was down"
+    );
     assert!(
         during.iter().all(|c| c.error.is_some()),
         "a call succeeded while the database was down"
@@ -283,7 +295,10 @@ async fn an_exhausted_pool_times_out_in_its_wait_and_serves_once_freed() {
     )
     .unwrap();
     store.create_table().await.unwrap();
-    store.set("k", Bytes::from_static(b"v"), None).await.unwrap();
+    store
+        .set("k", Bytes::from_static(b"v"), None)
+        .await
+        .unwrap();
 
     // Both connections busy inside a statement of 1.5 s.
     let mut sleepers = Vec::new();
@@ -364,7 +379,10 @@ async fn a_connection_killed_mid_statement_fails_that_call_only() {
     )
     .unwrap();
     store.create_table().await.unwrap();
-    store.set("k", Bytes::from_static(b"v1"), None).await.unwrap();
+    store
+        .set("k", Bytes::from_static(b"v1"), None)
+        .await
+        .unwrap();
     let first_pid = store_backend_pid(&store).await;
 
     // Mid-statement: another session locks the table, so the store's
@@ -395,7 +413,10 @@ async fn a_connection_killed_mid_statement_fails_that_call_only() {
         if row.is_some() {
             break;
         }
-        assert!(Instant::now() < deadline, "the store never blocked on the lock");
+        assert!(
+            Instant::now() < deadline,
+            "the store never blocked on the lock"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let terminated: bool = admin

@@ -33,6 +33,7 @@
 //! ```
 
 mod clock;
+pub mod migrations;
 mod options;
 pub mod schema;
 mod store;

@@ -336,6 +336,31 @@ impl SqliteStore {
         &self.inner.pool
     }
 
+    /// Deletes at most `limit` (at least 1) expired rows in one transaction
+    /// and returns how many it deleted: one batch of
+    /// [`delete_expired`](Store::delete_expired), for callers that report
+    /// progress per batch (the `sessions` CLI). Fewer than `limit` means no
+    /// expired row is left.
+    pub async fn delete_expired_batch(&self, limit: u32) -> Result<u64> {
+        if limit == 0 {
+            return Err(Error::invalid_config(
+                "batch_size",
+                "0 rows; at least 1 is needed",
+            ));
+        }
+        self.run("delete_expired_batch", move |inner, conn| {
+            let now = Now::read();
+            let err = |e| inner.db_error("delete expired sessions", e);
+            let removed = conn
+                .prepare_cached(&inner.sql.delete_expired)
+                .map_err(err)?
+                .execute(params![now.secs(), i64::from(limit)])
+                .map_err(err)?;
+            Ok(removed as u64)
+        })
+        .await
+    }
+
     /// Runs `work` with a pooled connection on tokio's blocking pool, inside
     /// a span naming the operation and table (never the key or value).
     async fn run<T, F>(&self, op: &'static str, work: F) -> Result<T>

@@ -114,3 +114,101 @@ mod tests {
         );
     }
 }
+
+/// Property tests of cookie parsing: whatever a client sends, `find` does
+/// not panic, returns a piece of what was sent, and only a well-formed id
+/// survives the middleware's filter. 2,000 cases; `PROPTEST_CASES` for a
+/// long run.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use session_core::is_well_formed_session_id;
+
+    fn config() -> ProptestConfig {
+        let cases = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2_000);
+        ProptestConfig {
+            cases,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Header bytes as a client may send them: mostly cookie-shaped pieces
+    /// (names, `=`, `;`, quotes, spaces, hex, non-UTF-8), sometimes anything.
+    fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(b"session=".to_vec()),
+            Just(b"session".to_vec()),
+            Just(b"; ".to_vec()),
+            Just(b";".to_vec()),
+            Just(b"=".to_vec()),
+            Just(b"\"".to_vec()),
+            Just(b" ".to_vec()),
+            Just(b"\t".to_vec()),
+            "[0-9a-f]{64}".prop_map(String::into_bytes),
+            "[0-9a-fA-F' ;=-]{0,70}".prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 0..16),
+        ];
+        prop::collection::vec(piece, 0..12).prop_map(|pieces| pieces.concat())
+    }
+
+    /// What the middleware does with the request's cookies.
+    fn adopted_id(headers: &HeaderMap) -> Option<&str> {
+        find(headers, "session")
+            .and_then(|raw| std::str::from_utf8(raw).ok())
+            .filter(|id| is_well_formed_session_id(id, 32))
+    }
+
+    fn is_within(part: &[u8], whole: &[u8]) -> bool {
+        part.is_empty() || whole.windows(part.len()).any(|w| w == part)
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_cookie_header_is_parsed_without_panic(
+            values in prop::collection::vec(header_bytes(), 0..4)
+        ) {
+            let mut map = HeaderMap::new();
+            let mut sent = Vec::new();
+            for v in &values {
+                // Bytes a header cannot carry never reach the middleware.
+                if let Ok(value) = HeaderValue::from_bytes(v) {
+                    map.append(COOKIE, value);
+                    sent.push(v.clone());
+                }
+            }
+            if let Some(found) = find(&map, "session") {
+                prop_assert!(
+                    sent.iter().any(|v| is_within(found, v)),
+                    "{:?} is not part of what was sent", found
+                );
+                prop_assert!(!found.contains(&b';'));
+            }
+            if let Some(id) = adopted_id(&map) {
+                prop_assert_eq!(id.len(), 64);
+                prop_assert!(id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+            }
+        }
+
+        #[test]
+        fn a_well_formed_id_is_found_among_other_cookies(
+            id in "[0-9a-f]{64}",
+            before in "[a-z]{1,8}=[a-zA-Z0-9]{0,20}",
+            after in "[a-z]{1,8}=[a-zA-Z0-9]{0,20}",
+            quoted in any::<bool>(),
+        ) {
+            prop_assume!(!before.starts_with("session=") && !after.starts_with("session="));
+            let value = if quoted { format!("\"{id}\"") } else { id.clone() };
+            let header = format!("{before}; session={value}; {after}");
+            let mut map = HeaderMap::new();
+            map.append(COOKIE, HeaderValue::from_str(&header).unwrap());
+            prop_assert_eq!(adopted_id(&map), Some(id.as_str()));
+        }
+    }
+}

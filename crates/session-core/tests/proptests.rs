@@ -1,0 +1,421 @@
+//! Property tests of every parser a configuration file or a request reaches:
+//! the extension config (JSON and TOML), `SessionConfig` (JSON and TOML),
+//! table names, store keys and session ids. No input panics, and every
+//! rejection is a typed [`Error`] naming what it refused.
+//!
+//! Each property runs 2,000 cases; `PROPTEST_CASES=200000` runs a long one:
+//!
+//! ```text
+//! PROPTEST_CASES=200000 cargo test --release -p session-core --test proptests
+//! ```
+
+use proptest::prelude::*;
+use serde_json::{Map, Value};
+use session_core::{
+    Error, ExtensionConfig, MAX_KEY_BYTES, SessionConfig, TableName, is_well_formed_session_id,
+    validate_identifier, validate_key,
+};
+
+/// 2,000 cases, or `PROPTEST_CASES` for a long run.
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    ProptestConfig {
+        cases,
+        // No regression files in the source tree; failures print their input.
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// Keys the adapters accept, keys they do not, and odd ones.
+const EXTENSION_KEYS: &[&str] = &[
+    "session_table",
+    "fillfactor",
+    "autovacuum_vacuum_scale_factor",
+    "autovacuum_analyze_scale_factor",
+    "in_memory",
+    "fillfactr",
+    "",
+    "litestar",
+    "session_table\0",
+    "ѕession_table",
+];
+
+const SESSION_FIELDS: &[&str] = &[
+    "key",
+    "max_age",
+    "path",
+    "domain",
+    "secure",
+    "httponly",
+    "samesite",
+    "session_id_bytes",
+    "renew_on_access",
+    "exclude",
+    "exclude_opt_key",
+    "scopes",
+    "store",
+    "hash_session_ids",
+    "max_session_bytes",
+    "unknown_field",
+];
+
+/// Strings that hit the edges: identifiers, lookalikes, SQL, controls,
+/// regexes, huge ones.
+fn tricky_string() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "[a-z_][a-z0-9_]{0,70}",
+        "[a-z_]{1,10}\\.[a-z_]{1,10}",
+        Just("sessions; DROP TABLE users; --".to_owned()),
+        Just("ѕessions".to_owned()),
+        Just("a\"b".to_owned()),
+        Just("(a+)+$".to_owned()),
+        Just("[".to_owned()),
+        Just("lax".to_owned()),
+        Just("strict".to_owned()),
+        Just("none".to_owned()),
+        Just("http".to_owned()),
+        Just("websocket".to_owned()),
+        "\\PC{0,300}",
+        "[\\x00-\\x1f;= ]{0,10}",
+    ]
+}
+
+fn number() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        (-1000i64..1000).prop_map(Value::from),
+        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
+            .map(Value::Number)),
+        (-2.0f64..2.0).prop_map(Value::from),
+    ]
+}
+
+/// Any JSON value, a few levels deep.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        number(),
+        tricky_string().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(tricky_string(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// An object whose keys come mostly from `keys`, with arbitrary values.
+fn object_of(keys: &'static [&'static str]) -> impl Strategy<Value = Map<String, Value>> {
+    let key = prop_oneof![
+        4 => prop::sample::select(keys).prop_map(str::to_owned),
+        1 => tricky_string(),
+    ];
+    prop::collection::btree_map(key, json_value(), 0..8).prop_map(|m| m.into_iter().collect())
+}
+
+/// An extension-config document: mostly `{"litestar": {...}}`, sometimes
+/// anything at all.
+fn extension_doc() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        6 => object_of(EXTENSION_KEYS).prop_map(|section| {
+            let mut top = Map::new();
+            top.insert("litestar".into(), Value::Object(section));
+            Value::Object(top)
+        }),
+        1 => json_value(),
+        1 => (json_value(), json_value()).prop_map(|(section, other)| {
+            let mut top = Map::new();
+            top.insert("litestar".into(), section);
+            top.insert("other_ext".into(), other);
+            Value::Object(top)
+        }),
+    ]
+}
+
+/// A TOML rendering of a JSON value, as far as TOML can express it
+/// (`None` for nulls and non-object top levels).
+fn to_toml(doc: &Value) -> Option<String> {
+    fn inline(v: &Value) -> Option<String> {
+        Some(match v {
+            Value::Null => return None,
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) if n.is_f64() => format!("{:?}", n.as_f64()?),
+            Value::Number(n) => n.to_string(),
+            // A JSON string literal is a TOML basic string, escapes included.
+            Value::String(s) => serde_json::to_string(s).ok()?,
+            Value::Array(items) => format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(inline)
+                    .collect::<Option<Vec<_>>>()?
+                    .join(", ")
+            ),
+            Value::Object(map) => format!(
+                "{{{}}}",
+                map.iter()
+                    .map(|(k, v)| Some(format!(
+                        "{} = {}",
+                        serde_json::to_string(k).ok()?,
+                        inline(v)?
+                    )))
+                    .collect::<Option<Vec<_>>>()?
+                    .join(", ")
+            ),
+        })
+    }
+    let Value::Object(top) = doc else { return None };
+    let mut out = String::new();
+    for (key, value) in top {
+        match value {
+            Value::Object(section) => {
+                out.push_str(&format!("[{}]\n", serde_json::to_string(key).ok()?));
+                for (k, v) in section {
+                    out.push_str(&format!(
+                        "{} = {}\n",
+                        serde_json::to_string(k).ok()?,
+                        inline(v)?
+                    ));
+                }
+            }
+            other => out.insert_str(
+                0,
+                &format!(
+                    "{} = {}\n",
+                    serde_json::to_string(key).ok()?,
+                    inline(other)?
+                ),
+            ),
+        }
+    }
+    Some(out)
+}
+
+/// Edits a text at a few places: the near-miss documents a hand-edited
+/// config file holds.
+fn mutated(text: String, edits: Vec<(usize, u8, char)>) -> String {
+    let mut chars: Vec<char> = text.chars().collect();
+    for (at, op, c) in edits {
+        let at = if chars.is_empty() {
+            0
+        } else {
+            at % (chars.len() + 1)
+        };
+        match op % 3 {
+            0 => chars.insert(at, c),
+            1 if at < chars.len() => {
+                chars.remove(at);
+            }
+            _ if at < chars.len() => chars[at] = c,
+            _ => chars.push(c),
+        }
+    }
+    chars.into_iter().collect()
+}
+
+fn edits() -> impl Strategy<Value = Vec<(usize, u8, char)>> {
+    prop::collection::vec(
+        (
+            any::<usize>(),
+            any::<u8>(),
+            prop_oneof![
+                prop::sample::select(vec![
+                    '"', '{', '}', '[', ']', ',', ':', '=', '\n', '\\', '.'
+                ]),
+                any::<char>()
+            ],
+        ),
+        1..4,
+    )
+}
+
+/// An extension-config rejection: one of the typed config errors.
+fn assert_config_error(err: &Error) {
+    match err {
+        Error::InvalidConfig { field, reason } => {
+            assert!(!field.is_empty() && !reason.is_empty(), "{err:?}")
+        }
+        Error::UnknownConfigKeys {
+            unknown, accepted, ..
+        } => assert!(!unknown.is_empty() && !accepted.is_empty(), "{err:?}"),
+        Error::InvalidIdentifier { reason, .. } => assert!(!reason.is_empty(), "{err:?}"),
+        other => panic!("not a configuration error: {other:?}"),
+    }
+}
+
+/// Reads every setting an adapter reads, checking each answer.
+fn exercise(cfg: &ExtensionConfig) {
+    for result in [cfg.session_table(63), cfg.qualified_session_table(63)] {
+        match result {
+            Ok(table) => {
+                let plain = |s: &str| validate_identifier(s).is_ok();
+                assert!(plain(table.table()), "{table:?}");
+                assert!(table.qualified().len() <= 127);
+                assert!(validate_identifier(&table.index_name()).is_ok());
+            }
+            Err(e) => assert_config_error(&e),
+        }
+    }
+    if let Err(e) = cfg.bool("in_memory", false) {
+        assert_config_error(&e);
+    }
+    match cfg.int_in("fillfactor", 10..=100, 80) {
+        Ok(n) => assert!((10..=100).contains(&n)),
+        Err(e) => assert_config_error(&e),
+    }
+    match cfg.float_in("autovacuum_vacuum_scale_factor", 0.0..=1.0, 0.05) {
+        Ok(f) => assert!((0.0..=1.0).contains(&f)),
+        Err(e) => assert_config_error(&e),
+    }
+}
+
+fn check_extension(result: Result<ExtensionConfig, Error>) -> bool {
+    match result {
+        Ok(cfg) => {
+            exercise(&cfg);
+            true
+        }
+        Err(e) => {
+            assert_config_error(&e);
+            false
+        }
+    }
+}
+
+const ACCEPTED: &[&str] = &["session_table", "fillfactor", "in_memory"];
+
+/// A `SessionConfig` rejection names a field; an accepted config holds
+/// only valid values.
+fn check_session(result: Result<SessionConfig, Error>) -> bool {
+    match result {
+        Ok(c) => {
+            let key_chars = c.key().chars().count();
+            assert!((1..=256).contains(&key_chars), "{:?}", c.key());
+            assert!(c.max_age().as_secs() >= 1);
+            let id = c
+                .generate_session_id()
+                .expect("an id from an accepted config");
+            assert!(c.is_well_formed_session_id(&id));
+            assert!(id.len() <= MAX_KEY_BYTES);
+            for p in ["/", "/health", "/\u{0}"] {
+                let _ = c.is_excluded(p);
+            }
+            true
+        }
+        Err(Error::InvalidConfig { field, reason }) => {
+            assert!(!field.is_empty() && !reason.is_empty());
+            false
+        }
+        Err(other) => panic!("not InvalidConfig: {other:?}"),
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn extension_config_from_any_document(doc in extension_doc()) {
+        let direct = check_extension(ExtensionConfig::from_value(doc.clone(), ACCEPTED));
+        // The same document as JSON text parses the same way.
+        let text = serde_json::to_string(&doc).unwrap();
+        prop_assert_eq!(direct, check_extension(ExtensionConfig::from_json_str(&text, ACCEPTED)));
+        // And as TOML, where TOML can say it.
+        if let Some(toml) = to_toml(&doc) {
+            check_extension(ExtensionConfig::from_toml_str(&toml, ACCEPTED));
+        }
+    }
+
+    #[test]
+    fn extension_config_from_near_miss_text(doc in extension_doc(), edits in edits()) {
+        let json = mutated(serde_json::to_string(&doc).unwrap(), edits.clone());
+        check_extension(ExtensionConfig::from_json_str(&json, ACCEPTED));
+        if let Some(toml) = to_toml(&doc) {
+            check_extension(ExtensionConfig::from_toml_str(&mutated(toml, edits), ACCEPTED));
+        }
+    }
+
+    #[test]
+    fn extension_config_from_any_text(text in "\\PC{0,200}|[\\[\\]{}\"=:,.a-z_0-9 \\n]{0,80}") {
+        check_extension(ExtensionConfig::from_json_str(&text, ACCEPTED));
+        check_extension(ExtensionConfig::from_toml_str(&text, ACCEPTED));
+    }
+
+    #[test]
+    fn session_config_from_any_document(fields in object_of(SESSION_FIELDS)) {
+        let doc = Value::Object(fields);
+        let text = serde_json::to_string(&doc).unwrap();
+        let from_json = check_session(SessionConfig::from_json_str(&text));
+        if let Some(toml) = to_toml(&doc) {
+            // TOML has no null, so only documents without one compare.
+            let from_toml = check_session(SessionConfig::from_toml_str(&toml));
+            if !text.contains("null") && !text.contains('.') {
+                prop_assert_eq!(from_json, from_toml, "json {} / toml {}", text, toml);
+            }
+        }
+    }
+
+    #[test]
+    fn session_config_from_near_miss_text(fields in object_of(SESSION_FIELDS), edits in edits()) {
+        let doc = Value::Object(fields);
+        let json = mutated(serde_json::to_string(&doc).unwrap(), edits.clone());
+        check_session(SessionConfig::from_json_str(&json));
+        if let Some(toml) = to_toml(&doc) {
+            check_session(SessionConfig::from_toml_str(&mutated(toml, edits)));
+        }
+    }
+
+    #[test]
+    fn session_config_from_any_text(text in "\\PC{0,200}|[\\[\\]{}\"=:,.a-z_0-9 \\n]{0,80}") {
+        check_session(SessionConfig::from_json_str(&text));
+        check_session(SessionConfig::from_toml_str(&text));
+    }
+
+    #[test]
+    fn identifiers_are_exactly_the_plain_ones(name in tricky_string()) {
+        let plain = !name.is_empty()
+            && name.len() <= 63
+            && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        match validate_identifier(&name) {
+            Ok(()) => prop_assert!(plain, "{:?} accepted", name),
+            Err(Error::InvalidIdentifier { name: refused, .. }) => {
+                prop_assert!(!plain, "{:?} refused", name);
+                prop_assert_eq!(refused, name.clone());
+            }
+            Err(other) => panic!("not InvalidIdentifier: {other:?}"),
+        }
+        // A table name never lets through what the identifier check refuses.
+        if let Ok(table) = TableName::new_qualified(&name, 63) {
+            for part in table.qualified().split('.') {
+                prop_assert!(validate_identifier(part).is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn store_keys_are_checked_not_trusted(key in "\\PC{0,300}|[\\x00-\\x7f]{0,10}") {
+        match validate_key(&key) {
+            Ok(()) => prop_assert!(!key.is_empty() && key.len() <= MAX_KEY_BYTES && !key.contains('\0')),
+            Err(Error::InvalidKey { reason }) => prop_assert!(!reason.is_empty()),
+            Err(other) => panic!("not InvalidKey: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn session_ids_are_exactly_lowercase_hex_of_the_length(
+        id in "[0-9a-fA-F]{60,68}|\\PC{0,70}|[0-9a-f]{64}",
+        bytes in prop_oneof![Just(32usize), 0usize..200],
+    ) {
+        let expected = id.len() == 2 * bytes && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        prop_assert_eq!(is_well_formed_session_id(&id, bytes), expected);
+    }
+}

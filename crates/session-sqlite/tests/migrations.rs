@@ -1,0 +1,113 @@
+//! Migrations of the SQLite store: concurrent `migrate()`, checksum
+//! mismatch, unknown versions.
+
+use std::error::Error as _;
+
+use session_core::ExtensionConfig;
+use session_core::migrate::MigrationError;
+use session_sqlite::SqliteStore;
+
+fn temp_db(name: &str) -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "sqlite-migrations-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("s.db").display().to_string();
+    (dir, db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_concurrent_migrations_apply_once() {
+    let (dir, db) = temp_db("concurrent");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        // A store (pool) each, as separate application instances would have.
+        let store = SqliteStore::open(&db, ExtensionConfig::new()).unwrap();
+        tasks.push(tokio::spawn(async move { store.migrate().await }));
+    }
+    let mut applied = 0;
+    for task in tasks {
+        let report = task.await.unwrap().unwrap();
+        applied += report.applied.len();
+        assert_eq!(report.current.as_deref(), Some("ext_litestar_0001"));
+        assert_eq!(report.adopted, None);
+    }
+    assert_eq!(applied, 1, "exactly one instance applied ext_litestar_0001");
+    let store = SqliteStore::open(&db, ExtensionConfig::new()).unwrap();
+    let records = store.applied_migrations().await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert!(store.session_table_exists().await.unwrap());
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_changed_checksum_is_refused_naming_the_version() {
+    let store = SqliteStore::in_memory(ExtensionConfig::new()).unwrap();
+    store.migrate().await.unwrap();
+    let conn = store.pool().get().unwrap();
+    conn.execute(
+        "UPDATE litestar_session_migrations SET checksum = 'edited' WHERE version = 'ext_litestar_0001'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let err = store.migrate().await.unwrap_err();
+    assert!(err.to_string().contains("ext_litestar_0001"), "{err}");
+    assert!(err.to_string().contains("checksum"), "{err}");
+    let source = err.source().and_then(|s| s.downcast_ref::<MigrationError>());
+    assert!(matches!(source, Some(MigrationError::ChecksumMismatch { .. })), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_unknown_recorded_version_is_refused() {
+    let store = SqliteStore::in_memory(ExtensionConfig::new()).unwrap();
+    store.migrate().await.unwrap();
+    store
+        .pool()
+        .get()
+        .unwrap()
+        .execute(
+            "INSERT INTO litestar_session_migrations (version, description, checksum) VALUES ('ext_litestar_0099', 'future', 'x')",
+            [],
+        )
+        .unwrap();
+    let err = store.migrate().await.unwrap_err();
+    assert!(err.to_string().contains("ext_litestar_0099"), "{err}");
+}
+
+#[tokio::test]
+async fn migrate_creates_what_create_table_creates() {
+    let migrated = SqliteStore::in_memory(ExtensionConfig::new()).unwrap();
+    migrated.migrate().await.unwrap();
+    let created = SqliteStore::in_memory(ExtensionConfig::new()).unwrap();
+    created.create_table().await.unwrap();
+    let schema = |store: &SqliteStore| -> Vec<Option<String>> {
+        let conn = store.pool().get().unwrap();
+        let mut st = conn
+            .prepare("SELECT sql FROM sqlite_master WHERE tbl_name = 'litestar_session' ORDER BY name")
+            .unwrap();
+        st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(schema(&migrated), schema(&created));
+    // And a table create_table() made is adopted.
+    let report = created.migrate().await.unwrap();
+    assert_eq!(report.adopted, Some("ext_litestar_0001"));
+}
+
+#[test]
+fn an_over_long_table_name_is_refused_up_front() {
+    let long = "a".repeat(49);
+    let config = ExtensionConfig::from_json_str(
+        &format!(r#"{{"litestar": {{"session_table": "{long}"}}}}"#),
+        SqliteStore::ACCEPTED_KEYS,
+    )
+    .unwrap();
+    let err = SqliteStore::in_memory(config).unwrap_err();
+    assert!(err.to_string().contains("at most 48"), "{err}");
+}
