@@ -488,7 +488,9 @@ mod tests {
 
     #[test]
     fn oracle_urls_keep_the_password_out() {
-        let err = oracle_options("oracle://app:pw@db:1521/FREEPDB1").err().unwrap();
+        let err = oracle_options("oracle://app:pw@db:1521/FREEPDB1")
+            .err()
+            .unwrap();
         assert!(err.message.contains("ORACLE_PASSWORD"), "{}", err.message);
         assert!(!err.message.contains("pw@"), "{}", err.message);
     }

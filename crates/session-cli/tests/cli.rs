@@ -47,15 +47,28 @@ fn sessions(url: Option<&str>, config: Option<&Path>, args: &[&str]) -> Run {
 
 impl Run {
     fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         assert_eq!(self.stderr, "", "nothing on stderr on success");
         self
     }
 
     /// A failure with exactly one line on stderr, returned.
     fn fails_with(self, code: i32) -> String {
-        assert_eq!(self.code, code, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
-        assert_eq!(self.stderr.lines().count(), 1, "one line: {:?}", self.stderr);
+        assert_eq!(
+            self.code, code,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        assert_eq!(
+            self.stderr.lines().count(),
+            1,
+            "one line: {:?}",
+            self.stderr
+        );
         self.stderr
     }
 }
@@ -138,7 +151,10 @@ fn sqlite_upgrade_current_and_delete_expired() {
     let cfg = Some(config.as_path());
 
     let first = sessions(Some(&url), cfg, &["migrate", "upgrade"]).ok();
-    assert_eq!(first.stdout, "applied ext_litestar_0001; now at ext_litestar_0001\n");
+    assert_eq!(
+        first.stdout,
+        "applied ext_litestar_0001; now at ext_litestar_0001\n"
+    );
     let again = sessions(Some(&url), cfg, &["migrate", "upgrade"]).ok();
     assert_eq!(again.stdout, "already up to date at ext_litestar_0001\n");
 
@@ -208,8 +224,16 @@ fn a_missing_table_suggests_migrate_upgrade() {
 
 #[test]
 fn an_unknown_scheme_lists_the_known_ones() {
-    let err = sessions(Some("mysql://root:s3cret@db/app"), None, &["delete-expired"]).fails_with(2);
-    assert!(err.contains("unknown database URL scheme `mysql://`"), "{err}");
+    let err = sessions(
+        Some("mysql://root:s3cret@db/app"),
+        None,
+        &["delete-expired"],
+    )
+    .fails_with(2);
+    assert!(
+        err.contains("unknown database URL scheme `mysql://`"),
+        "{err}"
+    );
     assert!(
         err.contains("sqlite://, postgres://, postgresql://, oracle://"),
         "{err}"
@@ -228,7 +252,11 @@ fn a_bad_config_key_is_named() {
     let dir = TempDir::new("badkey");
     let (_, url) = dir.db();
     let config = dir.0.join("sessions.json");
-    std::fs::write(&config, r#"{"litestar": {"session_table": "s", "fillfactor": 80}}"#).unwrap();
+    std::fs::write(
+        &config,
+        r#"{"litestar": {"session_table": "s", "fillfactor": 80}}"#,
+    )
+    .unwrap();
     let err = sessions(Some(&url), Some(&config), &["migrate", "upgrade"]).fails_with(2);
     assert!(err.contains("`fillfactor`"), "{err}");
     assert!(err.contains("accepted: `session_table`"), "{err}");
@@ -264,16 +292,32 @@ fn migrate_sql_prints_the_ddl_without_connecting() {
     let sqlite = sessions(Some(&url), None, &["migrate", "sql"]).ok();
     let table = session_core::TableName::new("litestar_session", 63).unwrap();
     for statement in session_sqlite::SqliteStore::ddl(&table) {
-        assert!(sqlite.stdout.contains(&format!("{statement};\n")), "{}", sqlite.stdout);
+        assert!(
+            sqlite.stdout.contains(&format!("{statement};\n")),
+            "{}",
+            sqlite.stdout
+        );
     }
     assert!(!path.exists(), "migrate sql opened the database");
 
     // Unreachable on purpose: the SQL needs no server.
-    let pg = sessions(Some("postgres://u@127.0.0.1:1/x"), None, &["migrate", "sql"]).ok();
+    let pg = sessions(
+        Some("postgres://u@127.0.0.1:1/x"),
+        None,
+        &["migrate", "sql"],
+    )
+    .ok();
     for statement in session_postgres::PostgresStoreConfig::new().ddl() {
-        assert!(pg.stdout.contains(&format!("{statement};\n")), "{}", pg.stdout);
+        assert!(
+            pg.stdout.contains(&format!("{statement};\n")),
+            "{}",
+            pg.stdout
+        );
     }
-    assert!(pg.stdout.contains("INSERT INTO litestar_session_migrations"));
+    assert!(
+        pg.stdout
+            .contains("INSERT INTO litestar_session_migrations")
+    );
 }
 
 #[test]
@@ -290,7 +334,11 @@ fn sqlite_adopts_a_seed_table_with_its_rows() {
         run.stdout,
         "adopted the existing session table at ext_litestar_0001; now at ext_litestar_0001\n"
     );
-    assert_eq!(count_sqlite(&path, "litestar_session", ""), 11, "no row lost");
+    assert_eq!(
+        count_sqlite(&path, "litestar_session", ""),
+        11,
+        "no row lost"
+    );
     let current = sessions(Some(&url), None, &["migrate", "current"]).ok();
     assert_eq!(current.stdout, "ext_litestar_0001\n");
 }
@@ -304,7 +352,10 @@ fn sqlite_refuses_to_adopt_a_table_of_another_shape() {
         .execute_batch("CREATE TABLE litestar_session (session_id TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at INTEGER)")
         .unwrap();
     let err = sessions(Some(&url), None, &["migrate", "upgrade"]).fails_with(1);
-    assert!(err.contains("column `data` is TEXT, expected BLOB"), "{err}");
+    assert!(
+        err.contains("column `data` is TEXT, expected BLOB"),
+        "{err}"
+    );
     assert!(err.contains("column `created_at` is missing"), "{err}");
 }
 
@@ -371,7 +422,10 @@ fn postgres_upgrade_current_and_delete_expired() {
     };
     let cfg = Some(config.as_path());
     let first = sessions(Some(&url), cfg, &["migrate", "upgrade"]).ok();
-    assert_eq!(first.stdout, "applied ext_litestar_0001; now at ext_litestar_0001\n");
+    assert_eq!(
+        first.stdout,
+        "applied ext_litestar_0001; now at ext_litestar_0001\n"
+    );
     let again = sessions(Some(&url), cfg, &["migrate", "upgrade"]).ok();
     assert_eq!(again.stdout, "already up to date at ext_litestar_0001\n");
     let verbose = sessions(Some(&url), cfg, &["migrate", "current", "--verbose"]).ok();

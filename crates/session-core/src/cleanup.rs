@@ -135,7 +135,8 @@ impl CleanupOptions {
         // Without randomness (it cannot fail on supported platforms) the
         // wait is simply the interval.
         let unit = getrandom::u64().map_or(0.5, |r| (r >> 11) as f64 / (1u64 << 53) as f64);
-        self.interval.mul_f64(1.0 + self.jitter * (2.0 * unit - 1.0))
+        self.interval
+            .mul_f64(1.0 + self.jitter * (2.0 * unit - 1.0))
     }
 }
 
@@ -286,7 +287,11 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(err.to_string().contains("cleanup.jitter"), "{err}");
-        assert!(CleanupOptions::new(Duration::from_secs(1)).validate().is_ok());
+        assert!(
+            CleanupOptions::new(Duration::from_secs(1))
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]
@@ -294,7 +299,10 @@ mod tests {
         let options = CleanupOptions::new(Duration::from_secs(100)).jitter(0.2);
         for _ in 0..1000 {
             let w = options.next_wait();
-            assert!(w >= Duration::from_secs(80) && w <= Duration::from_secs(120), "{w:?}");
+            assert!(
+                w >= Duration::from_secs(80) && w <= Duration::from_secs(120),
+                "{w:?}"
+            );
         }
         let fixed = CleanupOptions::new(Duration::from_secs(7)).jitter(0.0);
         assert_eq!(fixed.next_wait(), Duration::from_secs(7));

@@ -275,11 +275,7 @@ pub fn validate_list(migrations: &[Migration]) -> Result<()> {
 /// Only validated identifiers and this crate's constant versions,
 /// descriptions (quote-free, see [`validate_list`]) and hex checksums are
 /// written into the text.
-pub fn script(
-    tracking_ddl: &str,
-    tracking_table: &str,
-    migrations: &[Migration],
-) -> String {
+pub fn script(tracking_ddl: &str, tracking_table: &str, migrations: &[Migration]) -> String {
     let mut out = String::new();
     out.push_str("-- migration tracking table\n");
     out.push_str(tracking_ddl);
@@ -467,8 +463,16 @@ mod tests {
 
     fn list() -> Vec<Migration> {
         vec![
-            Migration::new("ext_litestar_0001", "one", vec!["CREATE TABLE a (x INTEGER)".into()]),
-            Migration::new("ext_litestar_0002", "two", vec!["CREATE TABLE b (x INTEGER)".into()]),
+            Migration::new(
+                "ext_litestar_0001",
+                "one",
+                vec!["CREATE TABLE a (x INTEGER)".into()],
+            ),
+            Migration::new(
+                "ext_litestar_0002",
+                "two",
+                vec!["CREATE TABLE b (x INTEGER)".into()],
+            ),
         ]
     }
 
@@ -492,7 +496,10 @@ mod tests {
         let err = plan("sqlite", &list, &[record]).unwrap_err();
         assert!(err.to_string().contains("ext_litestar_0001"), "{err}");
         let source = err.source().unwrap().downcast_ref::<MigrationError>();
-        assert!(matches!(source, Some(MigrationError::ChecksumMismatch { .. })));
+        assert!(matches!(
+            source,
+            Some(MigrationError::ChecksumMismatch { .. })
+        ));
     }
 
     #[test]
@@ -526,21 +533,48 @@ mod tests {
     #[test]
     fn columns_are_compared() {
         let expected = [
-            ColumnSpec { name: "a", data_type: "TIMESTAMP WITH TIME ZONE", not_null: Some(true) },
-            ColumnSpec { name: "b", data_type: "TEXT", not_null: None },
+            ColumnSpec {
+                name: "a",
+                data_type: "TIMESTAMP WITH TIME ZONE",
+                not_null: Some(true),
+            },
+            ColumnSpec {
+                name: "b",
+                data_type: "TEXT",
+                not_null: None,
+            },
         ];
         let ok = vec![
-            ColumnInfo { name: "A".into(), data_type: "timestamp(6) with time zone".into(), not_null: true },
-            ColumnInfo { name: "b".into(), data_type: "text".into(), not_null: false },
+            ColumnInfo {
+                name: "A".into(),
+                data_type: "timestamp(6) with time zone".into(),
+                not_null: true,
+            },
+            ColumnInfo {
+                name: "b".into(),
+                data_type: "text".into(),
+                not_null: false,
+            },
         ];
         assert_eq!(compare_columns(&expected, &ok), None);
         let bad = vec![
-            ColumnInfo { name: "a".into(), data_type: "TEXT".into(), not_null: false },
-            ColumnInfo { name: "c".into(), data_type: "TEXT".into(), not_null: false },
+            ColumnInfo {
+                name: "a".into(),
+                data_type: "TEXT".into(),
+                not_null: false,
+            },
+            ColumnInfo {
+                name: "c".into(),
+                data_type: "TEXT".into(),
+                not_null: false,
+            },
         ];
         let diff = compare_columns(&expected, &bad).unwrap();
         assert!(diff.contains("column `a` is TEXT"), "{diff}");
-        assert!(diff.contains("column `a` is nullable, expected NOT NULL"), "{diff}");
+        assert!(
+            diff.contains("column `a` is nullable, expected NOT NULL"),
+            "{diff}"
+        );
         assert!(diff.contains("column `b` is missing"), "{diff}");
         assert!(diff.contains("column `c` is not part"), "{diff}");
     }
@@ -560,7 +594,11 @@ mod tests {
 
     #[test]
     fn script_records_each_version() {
-        let sql = script("CREATE TABLE t_migrations (v TEXT)", "t_migrations", &list());
+        let sql = script(
+            "CREATE TABLE t_migrations (v TEXT)",
+            "t_migrations",
+            &list(),
+        );
         assert!(sql.contains("-- ext_litestar_0002: two\n"));
         assert!(sql.contains("INSERT INTO t_migrations (version, description, checksum) VALUES ('ext_litestar_0001', 'one', '"));
     }

@@ -230,7 +230,8 @@ impl OracleStore {
         T: Send + 'static,
         F: FnOnce(&oracle::Connection) -> Result<T> + Send + 'static,
     {
-        let span = tracing::debug_span!("session_migrate", backend = BACKEND, op, table = %self.table());
+        let span =
+            tracing::debug_span!("session_migrate", backend = BACKEND, op, table = %self.table());
         async move {
             let conn = match self.pool().get_owned().await {
                 Ok(conn) => conn,

@@ -30,12 +30,12 @@
 
 use std::time::SystemTime;
 
+use deadpool_postgres::GenericClient;
 use session_core::migrate::{
     AppliedMigration, ColumnInfo, ColumnSpec, MigrateReport, Migration, MigrationError,
     compare_columns, plan, script,
 };
 use session_core::{Result, TableName};
-use deadpool_postgres::GenericClient;
 use tracing::Instrument;
 
 use crate::config::PostgresStoreConfig;
@@ -144,46 +144,66 @@ impl PostgresStore {
             loop {
                 let fail = |e| statement_error(e, "migrate", &tracking, self.address());
                 let tx = client.transaction().await.map_err(fail)?;
-                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key])
-                    .await
-                    .map_err(fail)?;
-                tx.batch_execute(&tracking_ddl(&table))
-                    .await
-                    .map_err(fail)?;
-                let applied = self.read_applied(&tx, &tracking).await?;
-                let pending = plan(BACKEND, &list, &applied)?;
-                let Some(next) = pending.first() else {
-                    report.current = applied.last().map(|a| a.version.clone());
-                    tx.commit().await.map_err(fail)?;
-                    break;
-                };
-                let adopt = next.version == EXT_LITESTAR_0001
-                    && self.relation_exists(&tx, &table.qualified()).await?;
-                if adopt {
-                    let columns = self.columns(&tx, &table.qualified()).await?;
-                    if let Some(difference) = compare_columns(SESSION_COLUMNS, &columns) {
-                        return Err(MigrationError::SchemaMismatch {
-                            table: table.qualified(),
-                            difference,
+                // One step: the next migration, applied or adopted, or
+                // `None` when the database is up to date.
+                let step = async {
+                    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key])
+                        .await
+                        .map_err(fail)?;
+                    tx.batch_execute(&tracking_ddl(&table))
+                        .await
+                        .map_err(fail)?;
+                    let applied = self.read_applied(&tx, &tracking).await?;
+                    let pending = plan(BACKEND, &list, &applied)?;
+                    let Some(next) = pending.first().copied() else {
+                        report.current = applied.last().map(|a| a.version.clone());
+                        return Ok(None);
+                    };
+                    let adopt = next.version == EXT_LITESTAR_0001
+                        && self.relation_exists(&tx, &table.qualified()).await?;
+                    if adopt {
+                        let columns = self.columns(&tx, &table.qualified()).await?;
+                        if let Some(difference) = compare_columns(SESSION_COLUMNS, &columns) {
+                            return Err(MigrationError::SchemaMismatch {
+                                table: table.qualified(),
+                                difference,
+                            }
+                            .into_error(BACKEND));
                         }
-                        .into_error(BACKEND));
+                    } else {
+                        for statement in &next.statements {
+                            tx.batch_execute(statement).await.map_err(fail)?;
+                        }
                     }
-                } else {
-                    for statement in &next.statements {
-                        tx.batch_execute(statement).await.map_err(fail)?;
-                    }
+                    let checksum = next.checksum();
+                    tx.execute(&insert, &[&next.version, &next.description, &checksum])
+                        .await
+                        .map_err(fail)?;
+                    Ok(Some((next.version, adopt)))
                 }
-                let checksum = next.checksum();
-                tx.execute(&insert, &[&next.version, &next.description, &checksum])
-                    .await
-                    .map_err(fail)?;
+                .await;
+                let step = match step {
+                    Ok(step) => step,
+                    Err(err) => {
+                        // End the transaction (and its lock) now, not when
+                        // the connection is next used.
+                        if let Err(e) = tx.rollback().await {
+                            tracing::debug!(error = %e, "rollback after a failed migration step failed");
+                        }
+                        return Err(err);
+                    }
+                };
                 tx.commit().await.map_err(fail)?;
-                if adopt {
-                    tracing::info!(version = next.version, "adopted the existing session table");
-                    report.adopted = Some(next.version);
-                } else {
-                    tracing::info!(version = next.version, "migration applied");
-                    report.applied.push(next.version);
+                match step {
+                    None => break,
+                    Some((version, true)) => {
+                        tracing::info!(version, "adopted the existing session table");
+                        report.adopted = Some(version);
+                    }
+                    Some((version, false)) => {
+                        tracing::info!(version, "migration applied");
+                        report.applied.push(version);
+                    }
                 }
             }
             Ok(report)
@@ -299,7 +319,9 @@ mod tests {
 
     #[test]
     fn the_script_holds_the_tracking_table_and_the_ddl() {
-        let config = PostgresStoreConfig::new().with_table("app_sessions").unwrap();
+        let config = PostgresStoreConfig::new()
+            .with_table("app_sessions")
+            .unwrap();
         let sql = migration_sql(&config);
         assert!(sql.contains("applied_at TIMESTAMPTZ NOT NULL DEFAULT now()"));
         for statement in config.ddl() {

@@ -84,8 +84,13 @@ async fn a_changed_checksum_is_refused_naming_the_version() {
     let other = PostgresStore::from_url(&url, PoolSettings::default(), config).unwrap();
     let err = other.migrate().await.unwrap_err();
     assert!(err.to_string().contains("ext_litestar_0001"), "{err}");
-    let source = err.source().and_then(|s| s.downcast_ref::<MigrationError>());
-    assert!(matches!(source, Some(MigrationError::ChecksumMismatch { .. })), "{err:?}");
+    let source = err
+        .source()
+        .and_then(|s| s.downcast_ref::<MigrationError>());
+    assert!(
+        matches!(source, Some(MigrationError::ChecksumMismatch { .. })),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -102,7 +107,10 @@ async fn a_table_of_another_shape_is_not_adopted() {
         .unwrap();
     let err = store(&url, &table).migrate().await.unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("column `data` is jsonb, expected bytea"), "{text}");
+    assert!(
+        text.contains("column `data` is jsonb, expected bytea"),
+        "{text}"
+    );
     assert!(text.contains("column `created_at` is missing"), "{text}");
 }
 
@@ -156,16 +164,17 @@ async fn two_cleaners_never_run_at_once() {
     let mut skipped = 0;
     let mut cleaned = 0;
     for cleaner in cleaners {
-        let stats = cleaner.wait_for_runs(30).await;
-        let stats = {
-            let _ = stats;
-            cleaner.stop().await
-        };
+        cleaner.wait_for_runs(30).await;
+        let stats = cleaner.stop().await;
         assert_eq!(stats.failures, 0, "{:?}", stats.last_error);
         skipped += stats.skipped;
         cleaned += stats.runs - stats.skipped;
     }
-    assert_eq!(max_inside.load(Ordering::SeqCst), 1, "two cleanups overlapped");
+    assert_eq!(
+        max_inside.load(Ordering::SeqCst),
+        1,
+        "two cleanups overlapped"
+    );
     assert!(cleaned > 0);
     eprintln!("cleaned {cleaned} times, skipped {skipped} times");
 }

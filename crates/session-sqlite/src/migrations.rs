@@ -165,7 +165,8 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let span = tracing::debug_span!("session_migrate", backend = BACKEND, op, table = %self.table());
+        let span =
+            tracing::debug_span!("session_migrate", backend = BACKEND, op, table = %self.table());
         let pool = self.pool().clone();
         let task_span = span.clone();
         let handle = tokio::runtime::Handle::try_current().map_err(|e| {

@@ -313,8 +313,10 @@ impl SqliteStore {
     /// created, is left as it is).
     pub async fn create_table(&self) -> Result<()> {
         self.run("create_table", |inner, conn| {
+            // IMMEDIATE: take the write lock up front (waiting out the busy
+            // timeout), never upgrade a read snapshot another writer moved.
             let tx = conn
-                .transaction()
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(|e| inner.db_error("create the session table", e))?;
             for statement in ddl(&inner.table) {
                 tx.execute_batch(&statement)

@@ -60,8 +60,13 @@ async fn a_changed_checksum_is_refused_naming_the_version() {
     let err = store.migrate().await.unwrap_err();
     assert!(err.to_string().contains("ext_litestar_0001"), "{err}");
     assert!(err.to_string().contains("checksum"), "{err}");
-    let source = err.source().and_then(|s| s.downcast_ref::<MigrationError>());
-    assert!(matches!(source, Some(MigrationError::ChecksumMismatch { .. })), "{err:?}");
+    let source = err
+        .source()
+        .and_then(|s| s.downcast_ref::<MigrationError>());
+    assert!(
+        matches!(source, Some(MigrationError::ChecksumMismatch { .. })),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -90,9 +95,14 @@ async fn migrate_creates_what_create_table_creates() {
     let schema = |store: &SqliteStore| -> Vec<Option<String>> {
         let conn = store.pool().get().unwrap();
         let mut st = conn
-            .prepare("SELECT sql FROM sqlite_master WHERE tbl_name = 'litestar_session' ORDER BY name")
+            .prepare(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = 'litestar_session' ORDER BY name",
+            )
             .unwrap();
-        st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     };
     assert_eq!(schema(&migrated), schema(&created));
     // And a table create_table() made is adopted.
