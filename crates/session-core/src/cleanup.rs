@@ -318,3 +318,51 @@ mod tests {
         assert!(err.to_string().contains("tokio runtime"), "{err}");
     }
 }
+
+/// Runs `batch` — one statement deleting at most `batch_size` expired rows
+/// and returning how many it deleted — until a batch deletes fewer than
+/// `batch_size`, and returns the total: the loop of every adapter's batched
+/// `delete_expired`, for backends whose driver is blocking.
+///
+/// ```
+/// let mut left = 2_500u64;
+/// let total = session_core::cleanup::delete_in_batches(1_000, || {
+///     let n = left.min(1_000);
+///     left -= n;
+///     Ok::<_, session_core::Error>(n)
+/// })
+/// .unwrap();
+/// assert_eq!(total, 2_500);
+/// ```
+pub fn delete_in_batches<E>(
+    batch_size: u64,
+    mut batch: impl FnMut() -> std::result::Result<u64, E>,
+) -> std::result::Result<u64, E> {
+    let mut total = 0;
+    loop {
+        let removed = batch()?;
+        total += removed;
+        if removed < batch_size {
+            return Ok(total);
+        }
+    }
+}
+
+/// The async twin of [`delete_in_batches`], for async drivers.
+pub async fn delete_in_batches_async<F, Fut, E>(
+    batch_size: u64,
+    mut batch: F,
+) -> std::result::Result<u64, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<u64, E>>,
+{
+    let mut total = 0;
+    loop {
+        let removed = batch().await?;
+        total += removed;
+        if removed < batch_size {
+            return Ok(total);
+        }
+    }
+}

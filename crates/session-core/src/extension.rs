@@ -201,26 +201,7 @@ impl ExtensionConfig {
         range: RangeInclusive<i64>,
         default: i64,
     ) -> Result<i64, Error> {
-        let value = match self.get(key) {
-            None => return Ok(default),
-            Some(v) => v,
-        };
-        match value.as_i64() {
-            Some(n) if range.contains(&n) => Ok(n),
-            Some(n) => Err(Error::invalid_config(
-                format!("{EXTENSION}.{key}"),
-                format!(
-                    "{n} is out of range; expected {}..={}",
-                    range.start(),
-                    range.end()
-                ),
-            )),
-            None => Err(self.type_error(
-                key,
-                &format!("an integer in {}..={}", range.start(), range.end()),
-                value,
-            )),
-        }
+        self.number_in(key, range, default, "an integer", Value::as_i64)
     }
 
     /// A number key within `range`, or `default` when unset.
@@ -230,25 +211,28 @@ impl ExtensionConfig {
         range: RangeInclusive<f64>,
         default: f64,
     ) -> Result<f64, Error> {
-        let value = match self.get(key) {
-            None => return Ok(default),
-            Some(v) => v,
+        self.number_in(key, range, default, "a number", Value::as_f64)
+    }
+
+    fn number_in<T: PartialOrd + std::fmt::Display>(
+        &self,
+        key: &str,
+        range: RangeInclusive<T>,
+        default: T,
+        kind_of_number: &str,
+        read: fn(&Value) -> Option<T>,
+    ) -> Result<T, Error> {
+        let Some(value) = self.get(key) else {
+            return Ok(default);
         };
-        match value.as_f64() {
+        let expected = format!("{}..={}", range.start(), range.end());
+        match read(value) {
             Some(n) if range.contains(&n) => Ok(n),
             Some(n) => Err(Error::invalid_config(
                 format!("{EXTENSION}.{key}"),
-                format!(
-                    "{n} is out of range; expected {}..={}",
-                    range.start(),
-                    range.end()
-                ),
+                format!("{n} is out of range; expected {expected}"),
             )),
-            None => Err(self.type_error(
-                key,
-                &format!("a number in {}..={}", range.start(), range.end()),
-                value,
-            )),
+            None => Err(self.type_error(key, &format!("{kind_of_number} in {expected}"), value)),
         }
     }
 

@@ -46,6 +46,10 @@ use crate::{Error, Result, validate_identifier};
 /// application's own `0001`.
 pub const VERSION_PREFIX: &str = "ext_litestar_";
 
+/// The first version of every adapter: the session table and its expiry
+/// index, exactly as the adapter's `create_table()` makes them.
+pub const EXT_LITESTAR_0001: &str = "ext_litestar_0001";
+
 /// One versioned schema change.
 ///
 /// A released migration is never edited: a later change of the schema is a

@@ -43,8 +43,7 @@ use crate::settings::StoreSettings;
 use crate::sql::Statements;
 use crate::store::OracleStore;
 
-/// The first version: the session table and its expiry index.
-pub const EXT_LITESTAR_0001: &str = "ext_litestar_0001";
+pub use session_core::migrate::EXT_LITESTAR_0001;
 
 /// The columns of the seed's Oracle session table, as `all_tab_columns`
 /// reports them (`TIMESTAMP(6) WITH TIME ZONE` matches, the precision is

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use oracle::sql_type::{OracleType, ToSql};
+use session_core::cleanup::delete_in_batches;
 use session_core::{Error, Result, Store, TableName, non_zero, validate_key};
 use tracing::Instrument;
 
@@ -521,17 +522,13 @@ impl Store for OracleStore {
 
     async fn delete_expired(&self) -> Result<u64> {
         self.write("delete_expired", |conn, sql| {
-            let mut total = 0;
-            loop {
+            let total = delete_in_batches(u64::from(DELETE_EXPIRED_BATCH), || {
                 let stmt =
                     conn.execute_named(sql.delete_expired(), &[("batch", &DELETE_EXPIRED_BATCH)])?;
                 let removed = stmt.row_count()?;
                 conn.commit()?;
-                total += removed;
-                if removed < u64::from(DELETE_EXPIRED_BATCH) {
-                    break;
-                }
-            }
+                Ok::<_, oracle::Error>(removed)
+            })?;
             tracing::debug!(removed = total, "expired sessions deleted");
             Ok(total)
         })

@@ -42,8 +42,7 @@ use crate::config::PostgresStoreConfig;
 use crate::error::{BACKEND, statement_error};
 use crate::store::{PostgresStore, advisory_lock_key};
 
-/// The first version: the session table and its expiry index.
-pub const EXT_LITESTAR_0001: &str = "ext_litestar_0001";
+pub use session_core::migrate::EXT_LITESTAR_0001;
 
 /// The columns of the seed's PostgreSQL session table, as `format_type`
 /// names their types; an existing table is adopted only if it has exactly

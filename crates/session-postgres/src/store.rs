@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
+use session_core::cleanup::delete_in_batches_async;
 use session_core::{Error, Result, Store, non_zero, validate_key};
 use tokio_postgres::Row;
 use tokio_postgres::config::Host;
@@ -418,19 +419,11 @@ impl Store for PostgresStore {
     async fn delete_expired(&self) -> Result<u64> {
         async {
             let batch = self.config.delete_batch_size();
-            let limit = i64::from(batch);
-            let mut total = 0u64;
-            loop {
-                // Each batch is its own statement, so its own short
-                // transaction: readers never wait behind one huge delete.
-                let removed = self
-                    .execute("delete_expired", &self.sql.delete_expired_batch, &[&limit])
+            // Each batch is its own statement, so its own short transaction:
+            // readers never wait behind one huge delete.
+            let total =
+                delete_in_batches_async(u64::from(batch), || self.delete_expired_batch(batch))
                     .await?;
-                total += removed;
-                if removed < u64::from(batch) {
-                    break;
-                }
-            }
             tracing::debug!(removed = total, "deleted expired sessions");
             Ok(total)
         }

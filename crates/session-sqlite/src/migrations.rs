@@ -40,8 +40,7 @@ use crate::schema::ddl;
 
 const BACKEND: &str = "sqlite";
 
-/// The first version: the session table and its expiry index.
-pub const EXT_LITESTAR_0001: &str = "ext_litestar_0001";
+pub use session_core::migrate::EXT_LITESTAR_0001;
 
 /// The columns of the seed's SQLite session table, as `PRAGMA table_info`
 /// reports them; an existing table is adopted only if it has exactly these.

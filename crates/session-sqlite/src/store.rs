@@ -9,6 +9,7 @@ use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use session_core::cleanup::delete_in_batches;
 use session_core::{
     Error, ExtensionConfig, Result, SESSION_TABLE_KEY, Store, TableName, async_trait, non_zero,
     validate_key,
@@ -491,23 +492,16 @@ impl Store for SqliteStore {
     }
 
     async fn set(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<()> {
-        validate_key(key)?;
-        let key = key.to_owned();
-        self.run("set", move |inner, conn| {
-            let now = Now::read();
-            let err = |e| inner.db_error("set a session", e);
-            conn.prepare_cached(&inner.sql.set)
-                .map_err(err)?
-                .execute(params![
-                    key,
-                    &value[..],
-                    expiry(now, expires_in),
-                    now.secs()
-                ])
-                .map_err(err)?;
-            Ok(())
-        })
+        self.write_row(
+            "set",
+            "set a session",
+            |sql| &sql.set,
+            key,
+            value,
+            expires_in,
+        )
         .await
+        .map(drop)
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -574,18 +568,14 @@ impl Store for SqliteStore {
             let mut st = conn
                 .prepare_cached(&inner.sql.delete_expired)
                 .map_err(err)?;
-            let mut total = 0u64;
             // Each batch is its own transaction: the write lock is released
             // between batches, so requests interleave with a long cleanup.
-            loop {
+            let total = delete_in_batches(u64::from(inner.batch_size), || {
                 let removed = st
                     .execute(params![now.secs(), inner.batch()])
                     .map_err(err)?;
-                total += removed as u64;
-                if removed < inner.batch_size as usize {
-                    break;
-                }
-            }
+                Ok(removed as u64)
+            })?;
             tracing::debug!(removed = total, "expired sessions deleted");
             Ok(total)
         })
@@ -593,34 +583,49 @@ impl Store for SqliteStore {
     }
 
     async fn create(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
-        validate_key(key)?;
-        let key = key.to_owned();
-        self.run("create", move |inner, conn| {
-            let now = Now::read();
-            let err = |e| inner.db_error("create a session", e);
-            let written = conn
-                .prepare_cached(&inner.sql.create)
-                .map_err(err)?
-                .execute(params![
-                    key,
-                    &value[..],
-                    expiry(now, expires_in),
-                    now.secs()
-                ])
-                .map_err(err)?;
-            Ok(written == 1)
-        })
-        .await
+        let written = self.write_row(
+            "create",
+            "create a session",
+            |sql| &sql.create,
+            key,
+            value,
+            expires_in,
+        );
+        Ok(written.await? == 1)
     }
 
     async fn update(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
+        let written = self.write_row(
+            "update",
+            "update a session",
+            |sql| &sql.update,
+            key,
+            value,
+            expires_in,
+        );
+        Ok(written.await? == 1)
+    }
+}
+
+impl SqliteStore {
+    /// Runs one of the row-writing statements (`set`, `create`, `update`:
+    /// all take the key, the value, the expiry and the time) and returns
+    /// how many rows it wrote.
+    async fn write_row(
+        &self,
+        op: &'static str,
+        what: &'static str,
+        statement: fn(&Statements) -> &String,
+        key: &str,
+        value: Bytes,
+        expires_in: Option<Duration>,
+    ) -> Result<usize> {
         validate_key(key)?;
         let key = key.to_owned();
-        self.run("update", move |inner, conn| {
+        self.run(op, move |inner, conn| {
             let now = Now::read();
-            let err = |e| inner.db_error("update a session", e);
-            let written = conn
-                .prepare_cached(&inner.sql.update)
+            let err = |e| inner.db_error(what, e);
+            conn.prepare_cached(statement(&inner.sql))
                 .map_err(err)?
                 .execute(params![
                     key,
@@ -628,8 +633,7 @@ impl Store for SqliteStore {
                     expiry(now, expires_in),
                     now.secs()
                 ])
-                .map_err(err)?;
-            Ok(written == 1)
+                .map_err(err)
         })
         .await
     }
