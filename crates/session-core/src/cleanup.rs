@@ -261,8 +261,8 @@ async fn run(
                 }
                 Ok(Err(e)) => {
                     s.failures += 1;
-                    tracing::warn!(target: "session_core::cleanup", error = %e, "cleanup failed; retrying at the next tick");
-                    s.last_error = Some(e.to_string());
+                    tracing::warn!(target: "session_core::cleanup", error = %crate::error_chain(&e), "cleanup failed; retrying at the next tick");
+                    s.last_error = Some(crate::error_chain(&e));
                 }
                 Err(join) => {
                     s.failures += 1;
@@ -273,50 +273,6 @@ async fn run(
         });
     }
     tracing::debug!(target: "session_core::cleanup", "background cleanup stopped");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn options_are_validated() {
-        assert!(CleanupOptions::new(Duration::ZERO).validate().is_err());
-        let err = CleanupOptions::new(Duration::from_secs(1))
-            .jitter(1.5)
-            .validate()
-            .unwrap_err();
-        assert!(err.to_string().contains("cleanup.jitter"), "{err}");
-        assert!(
-            CleanupOptions::new(Duration::from_secs(1))
-                .validate()
-                .is_ok()
-        );
-    }
-
-    #[test]
-    fn waits_stay_within_the_jitter() {
-        let options = CleanupOptions::new(Duration::from_secs(100)).jitter(0.2);
-        for _ in 0..1000 {
-            let w = options.next_wait();
-            assert!(
-                w >= Duration::from_secs(80) && w <= Duration::from_secs(120),
-                "{w:?}"
-            );
-        }
-        let fixed = CleanupOptions::new(Duration::from_secs(7)).jitter(0.0);
-        assert_eq!(fixed.next_wait(), Duration::from_secs(7));
-    }
-
-    #[test]
-    fn spawning_outside_a_runtime_is_an_error() {
-        let err = spawn_cleanup(
-            StoreCleanup(crate::MemoryStore::new()),
-            CleanupOptions::new(Duration::from_secs(1)),
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("tokio runtime"), "{err}");
-    }
 }
 
 /// Runs `batch` — one statement deleting at most `batch_size` expired rows
@@ -364,5 +320,49 @@ where
         if removed < batch_size {
             return Ok(total);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_validated() {
+        assert!(CleanupOptions::new(Duration::ZERO).validate().is_err());
+        let err = CleanupOptions::new(Duration::from_secs(1))
+            .jitter(1.5)
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("cleanup.jitter"), "{err}");
+        assert!(
+            CleanupOptions::new(Duration::from_secs(1))
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn waits_stay_within_the_jitter() {
+        let options = CleanupOptions::new(Duration::from_secs(100)).jitter(0.2);
+        for _ in 0..1000 {
+            let w = options.next_wait();
+            assert!(
+                w >= Duration::from_secs(80) && w <= Duration::from_secs(120),
+                "{w:?}"
+            );
+        }
+        let fixed = CleanupOptions::new(Duration::from_secs(7)).jitter(0.0);
+        assert_eq!(fixed.next_wait(), Duration::from_secs(7));
+    }
+
+    #[test]
+    fn spawning_outside_a_runtime_is_an_error() {
+        let err = spawn_cleanup(
+            StoreCleanup(crate::MemoryStore::new()),
+            CleanupOptions::new(Duration::from_secs(1)),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("tokio runtime"), "{err}");
     }
 }

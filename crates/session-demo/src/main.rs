@@ -6,6 +6,9 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use session_core::cleanup::{CleanupOptions, StoreCleanup, spawn_cleanup};
 
 use tracing_subscriber::EnvFilter;
 
@@ -76,6 +79,17 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Expired sessions are deleted in the background, every 10 minutes.
+    let cleaner = match spawn_cleanup(
+        StoreCleanup(store.clone()),
+        CleanupOptions::new(Duration::from_secs(600)),
+    ) {
+        Ok(cleaner) => cleaner,
+        Err(e) => {
+            eprintln!("session-demo: cannot start the session cleaner: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let app = session_demo::app(store, session_demo::session_config());
     println!(
         "session-demo: serving on http://{addr}/ (sessions in {})",
@@ -91,5 +105,6 @@ async fn main() -> ExitCode {
         eprintln!("session-demo: server error: {e}");
         return ExitCode::FAILURE;
     }
+    cleaner.stop().await;
     ExitCode::SUCCESS
 }
