@@ -199,8 +199,7 @@ impl SqliteStore {
                 "the file is read-only",
             ));
         }
-        let mode: String = probe
-            .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+        let mode = switch_to_wal(&probe, options.get_busy_timeout())
             .map_err(|e| cannot("switch to WAL", e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(database = %shown, journal_mode = %mode, "SQLite refused the WAL journal");
@@ -393,6 +392,38 @@ impl SqliteStore {
         task.instrument(span)
             .await
             .map_err(|e| Error::backend(BACKEND, format!("{op}: the blocking task failed"), e))?
+    }
+}
+
+/// Puts the database in WAL mode and returns the journal mode it is in.
+///
+/// A database already in WAL (another process or store opened it first) is
+/// left alone. Changing the mode needs a lock SQLite does not wait for with
+/// its busy handler, so while other connections hold the database the
+/// switch is retried until `busy_timeout` has passed.
+fn switch_to_wal(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<String> {
+    let deadline = std::time::Instant::now() + busy_timeout;
+    loop {
+        let attempt = conn
+            .query_row("PRAGMA journal_mode", [], |row| row.get::<_, String>(0))
+            .and_then(|mode| {
+                if mode.eq_ignore_ascii_case("wal") {
+                    Ok(mode)
+                } else {
+                    conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+                }
+            });
+        match attempt {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
     }
 }
 

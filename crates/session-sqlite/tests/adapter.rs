@@ -606,3 +606,31 @@ fn futures_lite_block_on<F: std::future::Future>(future: F) -> F::Output {
         }
     }
 }
+
+/// Application processes starting together all open one new database file:
+/// the switch to WAL must wait its turn, never fail with "locked".
+#[test]
+fn stores_opening_a_new_file_at_once_all_succeed() {
+    for _ in 0..40 {
+        let path = common::fresh_db_path();
+        let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                let start = start.clone();
+                std::thread::spawn(move || {
+                    start.wait();
+                    SqliteStore::open(path.to_str().unwrap(), ExtensionConfig::new()).map(drop)
+                })
+            })
+            .collect();
+        for opener in openers {
+            if let Err(e) = opener.join().unwrap() {
+                panic!(
+                    "opening a new file concurrently failed: {}",
+                    session_core::error_chain(&e)
+                );
+            }
+        }
+    }
+}
