@@ -150,34 +150,10 @@ impl StoreFactory for OracleFactory {
 
 session_conformance::store_conformance!(conformance, super::OracleFactory);
 
-/// Says, in one line, whether the live tests here ran.
-#[test]
-fn live_oracle_tests_are_configured_or_skipped() {
-    match live_options() {
-        Ok(options) => println!(
-            "session-oracle: live Oracle tests run against {}",
-            options.connect_string()
-        ),
-        Err(_) => {
-            let missing: Vec<&str> = VARS
-                .iter()
-                .copied()
-                .filter(|name| std::env::var(name).map_or(true, |v| v.is_empty()))
-                .collect();
-            assert!(!missing.is_empty());
-            println!(
-                "session-oracle: live Oracle tests skipped: {} not set",
-                missing.join("/")
-            );
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_memory_check_reports_the_table() {
     let plain = match temp_store(false).await {
-        // Unset variables: `live_oracle_tests_are_configured_or_skipped`
-        // says so, once.
+        // Unset variables: the conformance suite above says so, once.
         Err(_) => return,
         Ok(store) => store.expect("a plain table is created"),
     };

@@ -538,3 +538,50 @@ async fn raw_ids_can_be_stored_for_tables_shared_with_litestar() {
     let stored = app.store.inner.get(&id, None).await.unwrap().unwrap();
     assert_eq!(&stored[..], br#"{"n":1}"#);
 }
+
+/// Captures what `tracing` logs on this thread (the current-thread test
+/// runtime runs the server's tasks here too).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn a_store_failure_is_logged_with_its_cause() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = serve(config()).await;
+    let id = session_id(&app.send("POST", "/incr").await);
+    app.store.failing_writes.store(true, Ordering::SeqCst);
+    assert_eq!(app.send("POST", "/incr").await.status(), 500);
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("saving the session failed"))
+        .unwrap_or_else(|| panic!("no error event in {text:?}"));
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains("disk full"), "the cause is missing: {line}");
+    assert!(!text.contains(&id), "the session id was logged");
+}
