@@ -36,6 +36,48 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 pub use session_core::Store;
 
+/// Table names an attacker (or a careless config) may give, which every
+/// adapter must refuse with `Error::InvalidIdentifier` before it builds any
+/// SQL: quotes and comment markers, whitespace and control characters,
+/// Unicode lookalikes, leading digits, stray dots, over-long names, the
+/// empty name. A schema-qualified `schema.table` is not in the list: some
+/// backends accept it.
+pub fn hostile_table_names() -> Vec<String> {
+    let mut names: Vec<String> = [
+        "hostile\"; DROP TABLE users; --",
+        "hostile'; DROP TABLE users; --",
+        "hostile;",
+        "hostile sessions",
+        " hostile",
+        "hostile\t",
+        "hostile\n",
+        "hostile--",
+        "hostile/**/",
+        "hostile\0",
+        "\u{4bb}ostile",                                            // Cyrillic shha
+        "host\u{456}le",                                            // Ukrainian i
+        "\u{ff48}\u{ff4f}\u{ff53}\u{ff54}\u{ff49}\u{ff4c}\u{ff45}", // full width
+        "host\u{200b}ile",                                          // zero-width space
+        "hostile\u{301}",                                           // combining accent
+        "1hostile",
+        "hostile-table",
+        "\"hostile\"",
+        "`hostile`",
+        "[hostile]",
+        "hostile@dblink",
+        "hostile.",
+        ".hostile",
+        "a.b.hostile",
+        "",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    names.push(format!("hostile{}", "x".repeat(57))); // 64 characters
+    names.push(format!("hostile{}", "x".repeat(10_000)));
+    names
+}
+
 /// The longest a single case may run before it counts as failed (a store
 /// that hangs must not hang the suite).
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(120);

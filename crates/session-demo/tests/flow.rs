@@ -1,34 +1,19 @@
 //! The demo's login → profile → logout flow over real HTTP, with a client
 //! that keeps cookies, on SQLite and on PostgreSQL.
 
+mod common;
+
 use std::sync::Arc;
 
+use common::{serve, session_cookie};
 use reqwest::StatusCode;
-use reqwest::header::SET_COOKIE;
 use serde_json::{Value, json};
 use session_core::{ExtensionConfig, Store};
 use session_tower::store_key;
 
-async fn serve(store: Arc<dyn Store>) -> String {
-    let app = session_demo::app(store, session_demo::session_config());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
-
-fn session_cookie(res: &reqwest::Response) -> Option<String> {
-    res.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("session="))
-        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
-}
-
 /// The quick start, as a person would click through it.
 async fn login_profile_logout(store: Arc<dyn Store>) {
-    let base = serve(store.clone()).await;
+    let base = serve(store.clone(), session_demo::session_config()).await;
     let client = reqwest::Client::builder()
         .cookie_store(true)
         .build()

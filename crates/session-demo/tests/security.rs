@@ -7,11 +7,12 @@
 //! writing to buffers: one at INFO and above (what must never hold an id)
 //! and one at every level.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use reqwest::StatusCode;
-use reqwest::header::SET_COOKIE;
 use serde_json::json;
 use session_core::{ExtensionConfig, SessionConfig, Store};
 use session_tower::store_key;
@@ -61,25 +62,6 @@ fn logs() -> &'static (Buffer, Buffer) {
         tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
         (info, all)
     })
-}
-
-fn session_cookie(res: &reqwest::Response) -> Option<String> {
-    res.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("session="))
-        .map(str::to_owned)
-}
-
-fn id_of(cookie: &str) -> String {
-    cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .strip_prefix("session=")
-        .unwrap()
-        .to_owned()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -139,10 +121,7 @@ async fn login_on_sqlite(name: &str, config: SessionConfig) -> (PathBuf, String,
     )
     .await
     .unwrap();
-    let app = session_demo::app(store, config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = common::serve(store, config).await;
     let client = reqwest::Client::new();
     // A failed login first: its log line must not hold anything secret.
     let res = client
@@ -159,8 +138,8 @@ async fn login_on_sqlite(name: &str, config: SessionConfig) -> (PathBuf, String,
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let cookie = session_cookie(&res).expect("login sets the cookie");
-    let id = id_of(&cookie);
+    let cookie = common::session_cookie_header(&res).expect("login sets the cookie");
+    let id = common::id_of(&cookie);
     // The cookie sent back by hand: a client's cookie jar keeps `Secure`
     // cookies off plain HTTP.
     let res = client

@@ -1,0 +1,40 @@
+//! Helpers shared by the demo's HTTP tests.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use reqwest::header::SET_COOKIE;
+use session_core::{SessionConfig, Store};
+
+/// Serves the demo over `store` on a free loopback port; returns its base
+/// URL (`http://127.0.0.1:PORT`).
+pub async fn serve(store: Arc<dyn Store>, config: SessionConfig) -> String {
+    let app = session_demo::app(store, config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// The whole `Set-Cookie` header of the session cookie, if the response
+/// sets one.
+pub fn session_cookie_header(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("session="))
+        .map(str::to_owned)
+}
+
+/// The value of the session cookie the response sets, if any.
+pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
+    session_cookie_header(res).map(|c| id_of(&c))
+}
+
+/// The value of a `Set-Cookie: session=VALUE; ...` header.
+pub fn id_of(cookie: &str) -> String {
+    let pair = cookie.split(';').next().unwrap_or_default();
+    pair.strip_prefix("session=").unwrap_or_default().to_owned()
+}
