@@ -244,7 +244,6 @@ async fn hostile_requests_get_sane_answers_and_never_reach_the_store_malformed()
                 .body(body)
                 .send()
                 .await
-                .unwrap()
         }
     };
     let huge = format!(
@@ -289,7 +288,18 @@ async fn hostile_requests_get_sane_answers_and_never_reach_the_store_malformed()
             401,
         ),
     ] {
-        let res = login(body, content_type).await;
+        let res = match login(body, content_type).await {
+            Ok(res) => res,
+            // The server answers an oversized body with 413 as soon as the
+            // limit is crossed and closes the connection; a client still
+            // uploading may see the close before the answer. Refused either
+            // way (and the store check below proves nothing was written).
+            Err(e) if expected == 413 && e.is_request() => {
+                answers.push((format!("{name} (connection closed mid-upload)"), 413));
+                continue;
+            }
+            Err(e) => panic!("{name}: {e}"),
+        };
         let status = res.status();
         assert!(
             common::session_cookie(&res).is_none(),
