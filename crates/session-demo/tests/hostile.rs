@@ -234,8 +234,10 @@ async fn hostile_requests_get_sane_answers_and_never_reach_the_store_malformed()
     answers.push(("1 MiB cookie".into(), status.unwrap_or(0)));
 
     // Login bodies: over the size limit, malformed, wrong type, wrong shape.
+    // A client of its own per request: a connection the server cut after
+    // an oversized upload is never reused for the next case.
     let login = |body: Vec<u8>, content_type: &'static str| {
-        let client = client.clone();
+        let client = reqwest::Client::new();
         let url = format!("{base}/login");
         async move {
             client
@@ -363,8 +365,7 @@ fn assert_refused<T>(result: std::result::Result<T, Error>, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_table_names_never_reach_sqlite() {
-    let dir = std::env::temp_dir().join(format!("session-demo-hostile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = session_conformance::scratch_dir("session-demo-hostile");
     let existing = dir.join("existing.sqlite");
     let conn = rusqlite::Connection::open(&existing).unwrap();
     conn.execute_batch("CREATE TABLE users (id INTEGER)")

@@ -112,8 +112,7 @@ fn file_bytes(db: &Path) -> Vec<u8> {
 /// Logs in as alice through the demo on a fresh SQLite file; returns the
 /// database path, the session id from the cookie and the cookie.
 async fn login_on_sqlite(name: &str, config: SessionConfig) -> (PathBuf, String, String) {
-    let dir = std::env::temp_dir().join(format!("session-demo-security-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = session_conformance::scratch_dir("session-demo-security");
     let db = dir.join(format!("{name}.sqlite"));
     let store: Arc<dyn Store> = session_demo::open_store(
         &format!("sqlite://{}", db.display()),

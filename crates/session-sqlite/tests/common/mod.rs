@@ -18,9 +18,7 @@ pub fn unique(prefix: &str) -> String {
 
 /// A directory of this test process under the system's temp dir.
 pub fn test_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("session-sqlite-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create the test directory");
-    dir
+    session_conformance::scratch_dir("session-sqlite-tests")
 }
 
 /// A new database file path (not yet created).
