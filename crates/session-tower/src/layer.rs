@@ -99,7 +99,11 @@ impl<S> SessionService<S> {
         if req.extensions().get::<SkipSession>().is_some() {
             return false;
         }
-        let scope = if req.headers().contains_key(UPGRADE) {
+        let websocket = req
+            .headers()
+            .get(UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+        let scope = if websocket {
             Scope::Websocket
         } else {
             Scope::Http

@@ -585,3 +585,26 @@ async fn a_store_failure_is_logged_with_its_cause() {
     assert!(line.contains("disk full"), "the cause is missing: {line}");
     assert!(!text.contains(&id), "the session id was logged");
 }
+
+#[tokio::test]
+async fn connection_types_outside_the_scopes_get_no_session() {
+    let config = config()
+        .to_builder()
+        .scopes([session_core::Scope::Http])
+        .build()
+        .unwrap();
+    let app = serve(config).await;
+    let probe = |upgrade: Option<&'static str>| {
+        let mut req = app.client.get(format!("{}/probe", app.url));
+        if let Some(protocol) = upgrade {
+            req = req.header("upgrade", protocol);
+        }
+        req.send()
+    };
+    let res = probe(Some("websocket")).await.unwrap();
+    assert_eq!(res.text().await.unwrap(), "no session");
+    let res = probe(Some("h2c")).await.unwrap();
+    assert_eq!(res.text().await.unwrap(), "session");
+    let res = probe(None).await.unwrap();
+    assert_eq!(res.text().await.unwrap(), "session");
+}
