@@ -397,6 +397,26 @@ fn normalize_type(t: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Checks that an existing session `table`, about to be adopted, has
+/// exactly the `expected` columns; otherwise a
+/// [`MigrationError::SchemaMismatch`] naming every difference, as an
+/// [`Error`] of `backend`.
+pub fn ensure_adoptable(
+    backend: &'static str,
+    table: &crate::TableName,
+    expected: &[ColumnSpec],
+    actual: &[ColumnInfo],
+) -> Result<()> {
+    match compare_columns(expected, actual) {
+        None => Ok(()),
+        Some(difference) => Err(MigrationError::SchemaMismatch {
+            table: table.qualified(),
+            difference,
+        }
+        .into_error(backend)),
+    }
+}
+
 /// What one [`migrate`](self) run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MigrateReport {
@@ -410,6 +430,18 @@ pub struct MigrateReport {
 }
 
 impl MigrateReport {
+    /// Records one step of a run, and logs it: `version` adopted an
+    /// existing session table (`adopted`), or was applied.
+    pub fn record(&mut self, version: &'static str, adopted: bool) {
+        if adopted {
+            tracing::info!(version, "adopted the existing session table");
+            self.adopted = Some(version);
+        } else {
+            tracing::info!(version, "migration applied");
+            self.applied.push(version);
+        }
+    }
+
     /// True if the run changed nothing (the database was up to date).
     pub fn is_noop(&self) -> bool {
         self.applied.is_empty() && self.adopted.is_none()

@@ -31,8 +31,8 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use session_core::migrate::{
-    AppliedMigration, ColumnInfo, ColumnSpec, MigrateReport, Migration, MigrationError,
-    compare_columns, plan, script,
+    AppliedMigration, ColumnInfo, ColumnSpec, MigrateReport, Migration, ensure_adoptable, plan,
+    script,
 };
 use session_core::{Error, Result, TableName};
 use tracing::Instrument;
@@ -188,7 +188,7 @@ impl OracleStore {
     ///
     /// Errors: a recorded checksum that differs, an unknown recorded
     /// version or an existing table of another shape (an
-    /// [`Error::Backend`] with a [`MigrationError`] source); database
+    /// [`Error::Backend`] with a [`MigrationError`](session_core::migrate::MigrationError) source); database
     /// errors.
     pub async fn migrate(&self) -> Result<MigrateReport> {
         let settings = self.settings().clone();
@@ -301,14 +301,12 @@ fn migrate_blocking(conn: &oracle::Connection, settings: &StoreSettings) -> Resu
         };
         let adopt = next.version == EXT_LITESTAR_0001 && exists(conn, &sql, table)?;
         if adopt {
-            let columns = columns(conn, &sql, table)?;
-            if let Some(difference) = compare_columns(SESSION_COLUMNS, &columns) {
-                return Err(MigrationError::SchemaMismatch {
-                    table: table.qualified(),
-                    difference,
-                }
-                .into_error(BACKEND));
-            }
+            ensure_adoptable(
+                BACKEND,
+                table,
+                SESSION_COLUMNS,
+                &columns(conn, &sql, table)?,
+            )?;
         } else {
             for statement in &next.statements {
                 if let Err(err) = conn.execute(statement, &[]) {
@@ -329,11 +327,7 @@ fn migrate_blocking(conn: &oracle::Connection, settings: &StoreSettings) -> Resu
         ) {
             Ok(_) => {
                 conn.commit().map_err(ora("commit"))?;
-                if adopt {
-                    report.adopted = Some(next.version);
-                } else {
-                    report.applied.push(next.version);
-                }
+                report.record(next.version, adopt);
             }
             // Another instance recorded it first: it is applied.
             Err(err) if classify(ErrorCode::of(&err)) == ErrorClass::UniqueViolation => {

@@ -258,7 +258,7 @@ fn unit_interval(field: &str, value: f64) -> Result<f64> {
 }
 
 /// How the store's own connection pool behaves when made from a URL
-/// ([`PostgresStore::connect`](crate::PostgresStore::connect)).
+/// ([`PostgresStore::from_url`](crate::PostgresStore::from_url)).
 ///
 /// The timeouts bound every wait, so a database that is down gives an error
 /// ([`Error::PoolTimeout`] or [`Error::Connection`]) in bounded time, not a

@@ -32,8 +32,8 @@ use std::time::SystemTime;
 
 use deadpool_postgres::GenericClient;
 use session_core::migrate::{
-    AppliedMigration, ColumnInfo, ColumnSpec, MigrateReport, Migration, MigrationError,
-    compare_columns, plan, script,
+    AppliedMigration, ColumnInfo, ColumnSpec, MigrateReport, Migration, ensure_adoptable, plan,
+    script,
 };
 use session_core::{Result, TableName};
 use tracing::Instrument;
@@ -127,7 +127,7 @@ impl PostgresStore {
     /// Errors: a recorded checksum that differs or an unknown recorded
     /// version, and an existing table of another shape
     /// ([`Error::Backend`](session_core::Error::Backend) with a
-    /// [`MigrationError`] source naming the version or every difference);
+    /// [`MigrationError`](session_core::migrate::MigrationError) source naming the version or every difference);
     /// connection and statement errors.
     pub async fn migrate(&self) -> Result<MigrateReport> {
         async {
@@ -162,13 +162,7 @@ impl PostgresStore {
                         && self.relation_exists(&tx, &table.qualified()).await?;
                     if adopt {
                         let columns = self.columns(&tx, &table.qualified()).await?;
-                        if let Some(difference) = compare_columns(SESSION_COLUMNS, &columns) {
-                            return Err(MigrationError::SchemaMismatch {
-                                table: table.qualified(),
-                                difference,
-                            }
-                            .into_error(BACKEND));
-                        }
+                        ensure_adoptable(BACKEND, &table, SESSION_COLUMNS, &columns)?;
                     } else {
                         for statement in &next.statements {
                             tx.batch_execute(statement).await.map_err(fail)?;
@@ -195,14 +189,7 @@ impl PostgresStore {
                 tx.commit().await.map_err(fail)?;
                 match step {
                     None => break,
-                    Some((version, true)) => {
-                        tracing::info!(version, "adopted the existing session table");
-                        report.adopted = Some(version);
-                    }
-                    Some((version, false)) => {
-                        tracing::info!(version, "migration applied");
-                        report.applied.push(version);
-                    }
+                    Some((version, adopted)) => report.record(version, adopted),
                 }
             }
             Ok(report)

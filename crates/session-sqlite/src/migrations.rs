@@ -29,8 +29,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use session_core::migrate::{
-    AppliedMigration, ColumnInfo, ColumnSpec, MigrateReport, Migration, MigrationError,
-    compare_columns, plan, script,
+    AppliedMigration, ColumnInfo, ColumnSpec, MigrateReport, Migration, ensure_adoptable, plan,
+    script,
 };
 use session_core::{Error, Result, TableName};
 use tracing::Instrument;
@@ -124,7 +124,7 @@ impl SqliteStore {
     ///
     /// Errors: a recorded checksum that differs or an unknown recorded
     /// version, and an existing table of another shape (an
-    /// [`Error::Backend`] whose source is a [`MigrationError`] naming the
+    /// [`Error::Backend`] whose source is a [`MigrationError`](session_core::migrate::MigrationError) naming the
     /// version or every difference); database errors.
     pub async fn migrate(&self) -> Result<MigrateReport> {
         let table = self.table().clone();
@@ -222,14 +222,7 @@ fn migrate_blocking(conn: &mut Connection, table: &TableName) -> Result<MigrateR
         };
         let adopt = next.version == EXT_LITESTAR_0001 && table_exists(&tx, table)?;
         if adopt {
-            let columns = columns(&tx, table)?;
-            if let Some(difference) = compare_columns(SESSION_COLUMNS, &columns) {
-                return Err(MigrationError::SchemaMismatch {
-                    table: table.qualified(),
-                    difference,
-                }
-                .into_error(BACKEND));
-            }
+            ensure_adoptable(BACKEND, table, SESSION_COLUMNS, &columns(&tx, table)?)?;
         } else {
             for statement in &next.statements {
                 tx.execute_batch(statement).map_err(&err)?;
@@ -241,13 +234,7 @@ fn migrate_blocking(conn: &mut Connection, table: &TableName) -> Result<MigrateR
         )
         .map_err(&err)?;
         tx.commit().map_err(&err)?;
-        if adopt {
-            tracing::info!(version = next.version, "adopted the existing session table");
-            report.adopted = Some(next.version);
-        } else {
-            tracing::info!(version = next.version, "migration applied");
-            report.applied.push(next.version);
-        }
+        report.record(next.version, adopt);
     }
     Ok(report)
 }
