@@ -179,6 +179,13 @@ pub enum MigrationError {
 }
 
 impl MigrationError {
+    /// The migration error an [`Error`] from `migrate()` carries, if it is
+    /// one (a checksum mismatch, an unknown version, a table of another
+    /// shape), so callers can tell these apart from database errors.
+    pub fn of(err: &Error) -> Option<&MigrationError> {
+        std::error::Error::source(err).and_then(|s| s.downcast_ref())
+    }
+
     /// This error as an [`Error::Backend`] of `backend`, itself as source.
     pub fn into_error(self, backend: &'static str) -> Error {
         let context = match &self {
@@ -495,7 +502,6 @@ pub fn rfc3339(time: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::error::Error as _;
 
     fn list() -> Vec<Migration> {
         vec![
@@ -531,7 +537,7 @@ mod tests {
         record.checksum = checksum(&["CREATE TABLE a (x TEXT)".into()]);
         let err = plan("sqlite", &list, &[record]).unwrap_err();
         assert!(err.to_string().contains("ext_litestar_0001"), "{err}");
-        let source = err.source().unwrap().downcast_ref::<MigrationError>();
+        let source = MigrationError::of(&err);
         assert!(matches!(
             source,
             Some(MigrationError::ChecksumMismatch { .. })

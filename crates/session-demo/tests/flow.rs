@@ -26,24 +26,14 @@ async fn login_profile_logout(store: Arc<dyn Store>) {
         json!({"error": "Not authenticated"})
     );
 
-    let res = client
-        .post(format!("{base}/login"))
-        .json(&json!({"username": "alice", "password": "not-wonderland"}))
-        .send()
-        .await
-        .unwrap();
+    let res = common::login(&client, &base, "alice", "not-wonderland").await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert!(
         session_cookie(&res).is_none(),
         "a failed login created a session"
     );
 
-    let res = client
-        .post(format!("{base}/login"))
-        .json(&json!({"username": "alice", "password": "wonderland"}))
-        .send()
-        .await
-        .unwrap();
+    let res = common::login(&client, &base, "alice", "wonderland").await;
     assert_eq!(res.status(), StatusCode::OK);
     let id = session_cookie(&res).expect("login sets the session cookie");
     assert_eq!(

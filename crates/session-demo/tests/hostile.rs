@@ -317,12 +317,7 @@ async fn hostile_requests_get_sane_answers_and_never_reach_the_store_malformed()
         .cookie_store(true)
         .build()
         .unwrap();
-    let res = client
-        .post(format!("{base}/login"))
-        .json(&json!({"username": "alice", "password": "wonderland"}))
-        .send()
-        .await
-        .unwrap();
+    let res = common::login(&client, &base, "alice", "wonderland").await;
     assert_eq!(res.status(), StatusCode::OK);
     let res = client.get(format!("{base}/profile")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);

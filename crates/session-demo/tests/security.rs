@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use reqwest::StatusCode;
-use serde_json::json;
 use session_core::{ExtensionConfig, SessionConfig, Store};
 use session_tower::store_key;
 use tracing_subscriber::filter::LevelFilter;
@@ -123,19 +122,9 @@ async fn login_on_sqlite(name: &str, config: SessionConfig) -> (PathBuf, String,
     let base = common::serve(store, config).await;
     let client = reqwest::Client::new();
     // A failed login first: its log line must not hold anything secret.
-    let res = client
-        .post(format!("{base}/login"))
-        .json(&json!({"username": "alice", "password": "wrong"}))
-        .send()
-        .await
-        .unwrap();
+    let res = common::login(&client, &base, "alice", "wrong").await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let res = client
-        .post(format!("{base}/login"))
-        .json(&json!({"username": "alice", "password": "wonderland"}))
-        .send()
-        .await
-        .unwrap();
+    let res = common::login(&client, &base, "alice", "wonderland").await;
     assert_eq!(res.status(), StatusCode::OK);
     let cookie = common::session_cookie_header(&res).expect("login sets the cookie");
     let id = common::id_of(&cookie);

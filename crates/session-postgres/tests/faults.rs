@@ -25,6 +25,26 @@ fn cluster(test: &str) -> Option<ThrowawayCluster> {
     }
 }
 
+/// A store on `url` with a pool of `max_size` that waits `wait` for a
+/// connection, its table created and holding `k` = `v`.
+async fn store_with_one_row(
+    url: &str,
+    max_size: usize,
+    wait: Duration,
+    v: &'static [u8],
+) -> PostgresStore {
+    let pool = PoolSettings {
+        max_size,
+        wait_timeout: wait,
+        connect_timeout: Duration::from_secs(2),
+        verify_on_checkout: false,
+    };
+    let store = PostgresStore::from_url(url, pool, PostgresStoreConfig::new()).unwrap();
+    store.create_table().await.unwrap();
+    store.set("k", Bytes::from_static(v), None).await.unwrap();
+    store
+}
+
 fn value(text: String) -> Bytes {
     Bytes::from(text.into_bytes())
 }
@@ -283,22 +303,7 @@ async fn an_exhausted_pool_times_out_in_its_wait_and_serves_once_freed() {
         return;
     };
     let wait = Duration::from_millis(300);
-    let store = PostgresStore::from_url(
-        &cluster.url(),
-        PoolSettings {
-            max_size: 2,
-            wait_timeout: wait,
-            connect_timeout: Duration::from_secs(2),
-            verify_on_checkout: false,
-        },
-        PostgresStoreConfig::new(),
-    )
-    .unwrap();
-    store.create_table().await.unwrap();
-    store
-        .set("k", Bytes::from_static(b"v"), None)
-        .await
-        .unwrap();
+    let store = store_with_one_row(&cluster.url(), 2, wait, b"v").await;
 
     // Both connections busy inside a statement of 1.5 s.
     let mut sleepers = Vec::new();
@@ -367,22 +372,7 @@ async fn a_connection_killed_mid_statement_fails_that_call_only() {
     };
     let url = cluster.url();
     // One connection, so "a fresh connection" is checkable by its pid.
-    let store = PostgresStore::from_url(
-        &url,
-        PoolSettings {
-            max_size: 1,
-            wait_timeout: Duration::from_secs(2),
-            connect_timeout: Duration::from_secs(2),
-            verify_on_checkout: false,
-        },
-        PostgresStoreConfig::new(),
-    )
-    .unwrap();
-    store.create_table().await.unwrap();
-    store
-        .set("k", Bytes::from_static(b"v1"), None)
-        .await
-        .unwrap();
+    let store = store_with_one_row(&url, 1, Duration::from_secs(2), b"v1").await;
     let first_pid = store_backend_pid(&store).await;
 
     // Mid-statement: another session locks the table, so the store's

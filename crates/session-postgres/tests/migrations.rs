@@ -2,7 +2,6 @@
 //! real server (skipped, with a note, when none can be had, unless
 //! `SESSION_TEST_REQUIRE_PG=1`).
 
-use std::error::Error as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -84,11 +83,11 @@ async fn a_changed_checksum_is_refused_naming_the_version() {
     let other = PostgresStore::from_url(&url, PoolSettings::default(), config).unwrap();
     let err = other.migrate().await.unwrap_err();
     assert!(err.to_string().contains("ext_litestar_0001"), "{err}");
-    let source = err
-        .source()
-        .and_then(|s| s.downcast_ref::<MigrationError>());
     assert!(
-        matches!(source, Some(MigrationError::ChecksumMismatch { .. })),
+        matches!(
+            MigrationError::of(&err),
+            Some(MigrationError::ChecksumMismatch { .. })
+        ),
         "{err:?}"
     );
 }

@@ -1,8 +1,6 @@
 //! Migrations of the SQLite store: concurrent `migrate()`, checksum
 //! mismatch, unknown versions.
 
-use std::error::Error as _;
-
 use session_core::ExtensionConfig;
 use session_core::migrate::MigrationError;
 use session_sqlite::SqliteStore;
@@ -60,11 +58,11 @@ async fn a_changed_checksum_is_refused_naming_the_version() {
     let err = store.migrate().await.unwrap_err();
     assert!(err.to_string().contains("ext_litestar_0001"), "{err}");
     assert!(err.to_string().contains("checksum"), "{err}");
-    let source = err
-        .source()
-        .and_then(|s| s.downcast_ref::<MigrationError>());
     assert!(
-        matches!(source, Some(MigrationError::ChecksumMismatch { .. })),
+        matches!(
+            MigrationError::of(&err),
+            Some(MigrationError::ChecksumMismatch { .. })
+        ),
         "{err:?}"
     );
 }

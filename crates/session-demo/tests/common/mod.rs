@@ -38,3 +38,18 @@ pub fn id_of(cookie: &str) -> String {
     let pair = cookie.split(';').next().unwrap_or_default();
     pair.strip_prefix("session=").unwrap_or_default().to_owned()
 }
+
+/// `POST /login` with JSON credentials through `client`.
+pub async fn login(
+    client: &reqwest::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{base}/login"))
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
