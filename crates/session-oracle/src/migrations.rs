@@ -35,7 +35,6 @@ use session_core::migrate::{
     script,
 };
 use session_core::{Error, Result, TableName};
-use tracing::Instrument;
 
 use crate::BACKEND;
 use crate::error::{ErrorClass, ErrorCode, classify, from_oracle};
@@ -229,48 +228,7 @@ impl OracleStore {
         T: Send + 'static,
         F: FnOnce(&oracle::Connection) -> Result<T> + Send + 'static,
     {
-        let span =
-            tracing::debug_span!("session_migrate", backend = BACKEND, op, table = %self.table());
-        async move {
-            let conn = match self.pool().get_owned().await {
-                Ok(conn) => conn,
-                Err(bb8::RunError::User(err)) => {
-                    return Err(err.into_error("check out a pool connection"));
-                }
-                Err(bb8::RunError::TimedOut) => {
-                    return Err(Error::PoolTimeout {
-                        backend: BACKEND,
-                        waited: self.pool().config().connection_timeout,
-                    });
-                }
-            };
-            let task_span = tracing::Span::current();
-            let joined = tokio::task::spawn_blocking(move || {
-                let _entered = task_span.enter();
-                let db = conn.connection();
-                let result = work(db).and_then(|value| {
-                    db.commit().map_err(ora("commit"))?;
-                    Ok(value)
-                });
-                if result.is_err() {
-                    if let Err(e) = db.rollback() {
-                        tracing::debug!(error = %e, "rollback after a failed migration step failed");
-                    }
-                }
-                result
-            })
-            .await;
-            match joined {
-                Ok(result) => result,
-                Err(join) => Err(Error::backend(
-                    BACKEND,
-                    format!("{op}: the blocking task running the driver call failed"),
-                    join,
-                )),
-            }
-        }
-        .instrument(span)
-        .await
+        self.run_blocking(op, true, move |db, _| work(db)).await
     }
 }
 

@@ -292,13 +292,33 @@ impl OracleStore {
     }
 
     /// Runs `op` on a pooled connection on a blocking thread, inside a
-    /// tracing span (operation and table; never keys or values). A write
-    /// is committed when it succeeds; any failure is rolled back, so the
-    /// connection goes back to the pool with no open transaction.
+    /// tracing span (operation and table; never keys or values); driver
+    /// errors are mapped with the operation and table as context. See
+    /// [`run_blocking`](Self::run_blocking).
     async fn run<T, F>(&self, op: &'static str, commit: bool, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&oracle::Connection, &Statements) -> oracle::Result<T> + Send + 'static,
+    {
+        let context = format!("{op} on table {}", self.table());
+        self.run_blocking(op, commit, move |db, sql| {
+            f(db, sql).map_err(|err| {
+                let err = from_oracle(err, &context);
+                tracing::debug!(error = %err, "operation failed");
+                err
+            })
+        })
+        .await
+    }
+
+    /// Runs `f` on a pooled connection on a blocking thread, inside a
+    /// tracing span. When `commit`, a success is committed; any failure is
+    /// rolled back, so the connection goes back to the pool with no open
+    /// transaction. The runner of every driver call, migrations included.
+    pub(crate) async fn run_blocking<T, F>(&self, op: &'static str, commit: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&oracle::Connection, &Statements) -> Result<T> + Send + 'static,
     {
         let span = tracing::debug_span!("session_oracle", op, table = %self.settings.table());
         async move {
@@ -308,25 +328,23 @@ impl OracleStore {
             let joined = tokio::task::spawn_blocking(move || {
                 let _entered = span.enter();
                 let db = conn.connection();
-                match f(db, &sql) {
-                    Ok(value) if commit => db.commit().map(|()| value),
-                    Ok(value) => Ok(value),
-                    Err(err) => {
-                        if let Err(rollback) = db.rollback() {
-                            tracing::debug!(error = %rollback, "rollback after a failed operation failed");
-                        }
-                        Err(err)
+                let result = f(db, &sql).and_then(|value| {
+                    if commit {
+                        db.commit()
+                            .map_err(|e| from_oracle(e, &format!("commit after {op}")))?;
+                    }
+                    Ok(value)
+                });
+                if result.is_err() {
+                    if let Err(rollback) = db.rollback() {
+                        tracing::debug!(error = %rollback, "rollback after a failed operation failed");
                     }
                 }
+                result
             })
             .await;
             match joined {
-                Ok(Ok(value)) => Ok(value),
-                Ok(Err(err)) => {
-                    let err = from_oracle(err, &format!("{op} on table {}", self.table()));
-                    tracing::debug!(error = %err, "operation failed");
-                    Err(err)
-                }
+                Ok(result) => result,
                 Err(join) => Err(Error::backend(
                     BACKEND,
                     format!("{op}: the blocking task running the driver call failed"),
@@ -338,6 +356,8 @@ impl OracleStore {
         .await
     }
 
+    /// Checks out a pooled connection; a pool that cannot connect reports
+    /// the last connection error, not a bare timeout.
     async fn checkout(&self) -> Result<bb8::PooledConnection<'static, OracleConnectionManager>> {
         match self.pool.get_owned().await {
             Ok(conn) => Ok(conn),
