@@ -66,6 +66,16 @@ pub struct Migration {
 }
 
 impl Migration {
+    /// `ext_litestar_0001`: the session table and its index on
+    /// `expires_at`, with `statements` the adapter's `create_table()` DDL.
+    pub fn initial(statements: Vec<String>) -> Self {
+        Self::new(
+            EXT_LITESTAR_0001,
+            "create the session table and its index on expires_at",
+            statements,
+        )
+    }
+
     /// A migration of `statements`.
     pub fn new(version: &'static str, description: &'static str, statements: Vec<String>) -> Self {
         Migration {

@@ -78,11 +78,10 @@ pub const SESSION_COLUMNS: &[ColumnSpec] = &[
 /// The ordered migrations of the session table of `settings`.
 pub fn migrations(settings: &StoreSettings) -> Vec<Migration> {
     let sql = Statements::new(settings.table(), settings.is_in_memory());
-    vec![Migration::new(
-        EXT_LITESTAR_0001,
-        "create the session table and its index on expires_at",
-        vec![sql.create_table().to_owned(), sql.create_index().to_owned()],
-    )]
+    vec![Migration::initial(vec![
+        sql.create_table().to_owned(),
+        sql.create_index().to_owned(),
+    ])]
 }
 
 /// Every migration of `settings` as one SQL script: the tracking table,

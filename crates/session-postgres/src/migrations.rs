@@ -77,11 +77,7 @@ pub const SESSION_COLUMNS: &[ColumnSpec] = &[
 
 /// The ordered migrations of the session table of `config`.
 pub fn migrations(config: &PostgresStoreConfig) -> Vec<Migration> {
-    vec![Migration::new(
-        EXT_LITESTAR_0001,
-        "create the session table and its partial index on expires_at",
-        config.ddl(),
-    )]
+    vec![Migration::initial(config.ddl())]
 }
 
 /// The DDL of the tracking table `<table>_migrations` (idempotent).

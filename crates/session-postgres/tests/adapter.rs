@@ -80,22 +80,10 @@ impl Drop for Db {
         for schema in &self.schemas {
             sql.push_str(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE;"));
         }
-        let url = self.url.clone();
         // Blocking cleanup on a runtime of its own: Drop cannot await.
-        let result = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(async {
-                let client = connect(&url).await.map_err(|e| e.to_string())?;
-                client.batch_execute(&sql).await.map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        if !matches!(result, Ok(Ok(()))) {
+        if let Err(e) = session_test_support::execute_blocking(&self.url, &sql) {
             eprintln!(
-                "could not drop {:?} and schemas {:?}: {result:?}",
+                "could not drop {:?} and schemas {:?}: {e}",
                 self.tables, self.schemas
             );
         }

@@ -74,11 +74,7 @@ pub const SESSION_COLUMNS: &[ColumnSpec] = &[
 
 /// The ordered migrations of the session table `table`.
 pub fn migrations(table: &TableName) -> Vec<Migration> {
-    vec![Migration::new(
-        EXT_LITESTAR_0001,
-        "create the session table and its partial index on expires_at",
-        ddl(table),
-    )]
+    vec![Migration::initial(ddl(table))]
 }
 
 /// The DDL of the tracking table `<table>_migrations` (idempotent).

@@ -1,27 +1,16 @@
 //! Migrations of the SQLite store: concurrent `migrate()`, checksum
 //! mismatch, unknown versions.
 
+mod common;
+
 use session_core::ExtensionConfig;
 use session_core::migrate::MigrationError;
 use session_sqlite::SqliteStore;
 
-fn temp_db(name: &str) -> (std::path::PathBuf, String) {
-    let dir = std::env::temp_dir().join(format!(
-        "sqlite-migrations-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = dir.join("s.db").display().to_string();
-    (dir, db)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_concurrent_migrations_apply_once() {
-    let (dir, db) = temp_db("concurrent");
+    let path = common::fresh_db_path();
+    let db = path.display().to_string();
     let mut tasks = Vec::new();
     for _ in 0..8 {
         // A store (pool) each, as separate application instances would have.
@@ -41,7 +30,7 @@ async fn eight_concurrent_migrations_apply_once() {
     assert_eq!(records.len(), 1);
     assert!(store.session_table_exists().await.unwrap());
     drop(store);
-    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_file(&path).unwrap();
 }
 
 #[tokio::test]

@@ -178,11 +178,20 @@ pub fn drop_tables_blocking(url: &str, tables: &[String]) -> Result<(), String> 
     if tables.is_empty() {
         return Ok(());
     }
-    let url = url.to_owned();
     let sql: String = tables
         .iter()
         .map(|t| format!("DROP TABLE IF EXISTS {t};"))
         .collect();
+    execute_blocking(url, &sql)
+}
+
+/// Runs `sql` (one or more statements) on the server at `url`.
+///
+/// Blocking, on a thread and runtime of its own: callable from `Drop`, from
+/// synchronous code and from inside an async runtime alike.
+pub fn execute_blocking(url: &str, sql: &str) -> Result<(), String> {
+    let url = url.to_owned();
+    let sql = sql.to_owned();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -194,7 +203,7 @@ pub fn drop_tables_blocking(url: &str, tables: &[String]) -> Result<(), String> 
         })
     })
     .join()
-    .unwrap_or_else(|_| Err("the thread dropping tables panicked".to_owned()))
+    .unwrap_or_else(|_| Err("the thread running SQL panicked".to_owned()))
 }
 
 /// A table name no other test, process or earlier run uses:
