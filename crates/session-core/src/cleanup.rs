@@ -59,6 +59,17 @@ impl<T: CleanupTarget + ?Sized> CleanupTarget for Arc<T> {
     }
 }
 
+/// Any [`StoreAdmin`](crate::StoreAdmin) behind an `Arc` is a
+/// [`CleanupTarget`]: each run is one
+/// [`StoreAdmin::cleanup`](crate::StoreAdmin::cleanup), which takes the
+/// backend's cleanup lock where it has one.
+#[async_trait]
+impl CleanupTarget for dyn crate::StoreAdmin {
+    async fn cleanup(&self) -> Result<Option<u64>> {
+        crate::StoreAdmin::cleanup(self).await
+    }
+}
+
 /// Any [`Store`] as a [`CleanupTarget`]: each run is one
 /// [`delete_expired`](Store::delete_expired), never skipped. Without a
 /// lock, cleaners on many servers may run at once; that is correct (each

@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 pub mod cleanup;
 mod config;
 mod error;
@@ -31,7 +32,9 @@ mod memory;
 pub mod migrate;
 mod session_id;
 mod store;
+mod store_config;
 
+pub use admin::{Connector, StoreAdmin};
 pub use config::{SameSite, Scope, SessionConfig, SessionConfigBuilder, limits};
 pub use error::{BoxError, Error, Result, error_chain};
 pub use extension::{DEFAULT_SESSION_TABLE, EXTENSION, ExtensionConfig, SESSION_TABLE_KEY};
@@ -40,6 +43,7 @@ pub use key::{MAX_KEY_BYTES, validate_key};
 pub use memory::MemoryStore;
 pub use session_id::{generate_session_id, is_well_formed_session_id};
 pub use store::{Store, non_zero};
+pub use store_config::{StoreConfig, duration, read_document};
 
 /// Re-exported so store authors implement [`Store`] with the same
 /// `async-trait` version.

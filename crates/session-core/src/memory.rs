@@ -149,3 +149,21 @@ impl Store for MemoryStore {
             .is_some())
     }
 }
+
+/// The memory store has no schema: every migration method keeps its
+/// default (nothing to migrate), and a cleanup batch is one
+/// [`delete_expired`](Store::delete_expired).
+#[async_trait]
+impl crate::StoreAdmin for MemoryStore {
+    fn describe(&self) -> String {
+        "memory store (this process)".to_owned()
+    }
+
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    fn location(&self) -> String {
+        "memory".to_owned()
+    }
+}

@@ -35,11 +35,11 @@
 //! ```
 
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
-use crate::{Error, Result, validate_identifier};
+use crate::{Error, Result, TableName, validate_identifier};
 
 /// The prefix of every migration version of this workspace: SQLSpec's
 /// `ext_<extension>_` naming, so the versions never collide with an
@@ -107,11 +107,7 @@ pub fn checksum(statements: &[String]) -> String {
         hasher.update(statement.as_bytes());
         hasher.update(b";\n");
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(hasher.finalize())
 }
 
 /// A row of the tracking table: a version that was applied (or adopted).
@@ -420,7 +416,7 @@ fn normalize_type(t: &str) -> String {
 /// [`Error`] of `backend`.
 pub fn ensure_adoptable(
     backend: &'static str,
-    table: &crate::TableName,
+    table: &TableName,
     expected: &[ColumnSpec],
     actual: &[ColumnInfo],
 ) -> Result<()> {
@@ -432,6 +428,158 @@ pub fn ensure_adoptable(
         }
         .into_error(backend)),
     }
+}
+
+/// The dialect of one SQL backend: everything [`run`] needs to migrate a
+/// session table, and nothing else. An adapter implements it on a value
+/// that holds one connection (and, for a blocking driver, runs [`run`] on
+/// that connection inside its blocking task, with
+/// `tokio::runtime::Handle::block_on`).
+///
+/// The runner calls, per step: [`begin`](Self::begin) (a transaction
+/// holding the lock that serialises migration runs, with the tracking
+/// table in place), [`read_applied`](Self::read_applied), then either
+/// [`execute`](Self::execute) for each statement of the next migration or,
+/// to adopt an existing session table, [`table_exists`](Self::table_exists)
+/// and [`columns`](Self::columns); then [`record`](Self::record) and
+/// [`commit`](Self::commit), or [`rollback`](Self::rollback) on any error.
+#[async_trait::async_trait]
+pub trait MigrationDialect: Send {
+    /// The backend's name in errors and logs (`sqlite`, `postgres`, ...).
+    fn backend(&self) -> &'static str;
+
+    /// The session table being migrated.
+    fn table(&self) -> &TableName;
+
+    /// The backend's ordered migrations, rendered for this table and its
+    /// settings (the first is [`Migration::initial`]).
+    fn migrations(&self) -> Vec<Migration>;
+
+    /// The seed's columns, as this backend's catalog reports them; an
+    /// existing table is adopted only if it has exactly these.
+    fn session_columns(&self) -> &'static [ColumnSpec];
+
+    /// Once per run, before the first step, outside any transaction (for
+    /// backends whose DDL commits on its own, such as Oracle's). Default:
+    /// nothing.
+    async fn prepare(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Starts one step: a transaction, the lock that keeps concurrent runs
+    /// apart (released at commit or rollback), and the tracking table
+    /// created if missing.
+    async fn begin(&mut self) -> Result<()>;
+
+    /// Commits the step's transaction.
+    async fn commit(&mut self) -> Result<()>;
+
+    /// Rolls the step's transaction back.
+    async fn rollback(&mut self) -> Result<()>;
+
+    /// True if the table `table` exists (the session table, or its
+    /// tracking table).
+    async fn table_exists(&mut self, table: &TableName) -> Result<bool>;
+
+    /// The columns of the session table, as the catalog reports them.
+    async fn columns(&mut self) -> Result<Vec<ColumnInfo>>;
+
+    /// Every row of the tracking table, oldest version first.
+    async fn read_applied(&mut self) -> Result<Vec<AppliedMigration>>;
+
+    /// Runs one statement of a migration.
+    async fn execute(&mut self, statement: &str) -> Result<()>;
+
+    /// Inserts the tracking row of `migration`. `Ok(false)`: another
+    /// instance recorded it first (a unique violation the backend could
+    /// not prevent with its lock); the runner rolls back and re-plans.
+    async fn record(&mut self, migration: &Migration) -> Result<bool>;
+}
+
+/// Applies every migration the tracking table of `dialect` does not record,
+/// one transaction per migration, and returns what it did: the one
+/// migration loop of every SQL adapter.
+///
+/// A session table that exists without a tracking record (made by SQLSpec
+/// or the adapter's `create_table()`) is adopted: its columns are checked
+/// against [`MigrationDialect::session_columns`] and it is recorded as at
+/// [`EXT_LITESTAR_0001`], its rows untouched. Idempotent, and safe when
+/// many instances run it at once: each step re-reads the tracking table
+/// under the dialect's lock.
+///
+/// # Errors
+///
+/// A recorded checksum that differs, an unknown recorded version, or an
+/// existing table of another shape: an [`Error::Backend`] whose source is
+/// a [`MigrationError`] naming the version or every difference. Any error
+/// of the dialect, after the step's transaction is rolled back.
+pub async fn run<D: MigrationDialect + ?Sized>(dialect: &mut D) -> Result<MigrateReport> {
+    let backend = dialect.backend();
+    let table = dialect.table().clone();
+    let list = dialect.migrations();
+    let expected = dialect.session_columns();
+    let mut report = MigrateReport::default();
+    dialect.prepare().await?;
+    loop {
+        dialect.begin().await?;
+        let step = async {
+            let applied = dialect.read_applied().await?;
+            let pending = plan(backend, &list, &applied)?;
+            let Some(next) = pending.first().copied() else {
+                return Ok(Err(applied.last().map(|a| a.version.clone())));
+            };
+            let adopt = next.version == EXT_LITESTAR_0001 && dialect.table_exists(&table).await?;
+            if adopt {
+                ensure_adoptable(backend, &table, expected, &dialect.columns().await?)?;
+            } else {
+                for statement in &next.statements {
+                    dialect.execute(statement).await?;
+                }
+            }
+            let recorded = dialect.record(next).await?;
+            Ok::<_, Error>(Ok((next.version, adopt, recorded)))
+        }
+        .await;
+        match step {
+            Err(err) => {
+                // End the transaction (and its lock) now.
+                if let Err(e) = dialect.rollback().await {
+                    tracing::debug!(error = %e, "rollback after a failed migration step failed");
+                }
+                return Err(err);
+            }
+            Ok(Err(current)) => {
+                dialect.commit().await?;
+                report.current = current;
+                return Ok(report);
+            }
+            Ok(Ok((version, adopted, true))) => {
+                dialect.commit().await?;
+                report.record(version, adopted);
+            }
+            Ok(Ok((version, _, false))) => {
+                tracing::debug!(version, "another instance recorded this migration first");
+                dialect.rollback().await?;
+            }
+        }
+    }
+}
+
+/// The applied migrations of `dialect`'s table, oldest version first;
+/// empty when the tracking table does not exist yet. Reads outside any
+/// transaction.
+///
+/// # Errors
+///
+/// Any error of the dialect.
+pub async fn applied<D: MigrationDialect + ?Sized>(
+    dialect: &mut D,
+) -> Result<Vec<AppliedMigration>> {
+    let tracking = dialect.table().migrations_table();
+    if !dialect.table_exists(&tracking).await? {
+        return Ok(Vec::new());
+    }
+    dialect.read_applied().await
 }
 
 /// What one [`migrate`](self) run did.
@@ -482,31 +630,9 @@ impl fmt::Display for MigrateReport {
     }
 }
 
-/// `time` (UTC) as `YYYY-MM-DDTHH:MM:SSZ`; times before 1970 print as the
-/// epoch.
-pub fn rfc3339(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
+/// `time` (UTC) as RFC 3339 with whole seconds, `YYYY-MM-DDTHH:MM:SSZ`.
+fn rfc3339(time: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]
@@ -633,6 +759,7 @@ mod tests {
 
     #[test]
     fn rfc3339_formats_utc() {
+        use std::time::{Duration, UNIX_EPOCH};
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         assert_eq!(
             rfc3339(UNIX_EPOCH + Duration::from_secs(1_714_564_800)),

@@ -18,7 +18,7 @@ pub fn generate_session_id(bytes: usize) -> Result<String, Error> {
         context: "reading random bytes for a session id".into(),
         source: Box::new(std::io::Error::other(e.to_string())),
     })?;
-    Ok(hex_lower(&raw))
+    Ok(hex::encode(&raw))
 }
 
 /// True if `id` has exactly the shape [`generate_session_id`] produces for
@@ -28,16 +28,6 @@ pub fn generate_session_id(bytes: usize) -> Result<String, Error> {
 /// never causes a database query.
 pub fn is_well_formed_session_id(id: &str, bytes: usize) -> bool {
     id.len() == bytes * 2 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 0xf) as usize] as char);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -72,6 +62,6 @@ mod tests {
 
     #[test]
     fn hex_is_lowercase_and_complete() {
-        assert_eq!(hex_lower(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex::encode(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }
 }
