@@ -1,5 +1,6 @@
 //! `sessions`: delete expired sessions and manage the session table's
-//! migrations, on SQLite, PostgreSQL or Oracle, without writing code.
+//! migrations, on any backend the `session-open` scheme table compiles in,
+//! without writing code.
 //!
 //! ```text
 //! sessions [--database-url URL] [--config FILE] delete-expired [--verbose] [--batch-size N]
@@ -18,14 +19,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use session_core::migrate::{AppliedMigration, MigrateReport, Migration};
-use session_core::{Error, ExtensionConfig, TableName};
-use session_oracle::{ConnectOptions, OracleStore, StoreSettings};
-use session_postgres::{PoolSettings, PostgresStore, PostgresStoreConfig};
-use session_sqlite::{SqliteOptions, SqliteStore};
-
-/// The URL schemes `--database-url` accepts.
-const KNOWN_SCHEMES: &str = "sqlite://, postgres://, postgresql://, oracle://";
+use serde_json::Value;
+use session_core::{Error, StoreAdmin};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,19 +29,18 @@ const KNOWN_SCHEMES: &str = "sqlite://, postgres://, postgresql://, oracle://";
     about = "Manage server-side session tables: delete expired sessions, run the table's migrations.",
     long_about = "Manage server-side session tables: delete expired sessions, run the table's \
                   migrations.\n\nThe database comes from --database-url or the DATABASE_URL \
-                  variable: sqlite://PATH, postgres://USER@HOST:PORT/DB (or postgresql://), \
-                  oracle://USER@HOST:PORT/SERVICE with the password in ORACLE_PASSWORD.\n\n\
+                  variable; the URL forms this build opens are listed below.\n\n\
                   Exit status: 0 on success, 1 on a database error, 2 on a usage or \
                   configuration error; errors are one line on stderr."
 )]
 struct Cli {
-    /// The database: sqlite://PATH, postgres://..., postgresql://... or
-    /// oracle://USER@HOST:PORT/SERVICE (password from ORACLE_PASSWORD).
-    /// Defaults to the DATABASE_URL environment variable.
+    /// The database URL (forms below). Defaults to the DATABASE_URL
+    /// environment variable.
     #[arg(long, global = true, value_name = "URL")]
     database_url: Option<String>,
 
-    /// Extension config file (.json or .toml) in SQLSpec's shape, e.g.
+    /// The backend's config file (.json or .toml): its own fields, e.g.
+    /// table = "custom_sessions", or SQLSpec's shape,
     /// {"litestar": {"session_table": "custom_sessions"}}.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -62,8 +56,8 @@ enum Command {
         /// Print every batch and the time taken.
         #[arg(long, short)]
         verbose: bool,
-        /// Rows deleted per transaction (default: the backend's, 1000 on
-        /// SQLite and Oracle, 5000 on PostgreSQL).
+        /// Rows deleted per transaction (default: the backend's
+        /// `cleanup_batch_size`).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         batch_size: Option<u32>,
     },
@@ -134,7 +128,13 @@ fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let command =
+        Cli::command().after_help(format!("Database URLs: {}", session_open::url_forms()));
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -144,229 +144,38 @@ fn main() -> ExitCode {
     }
 }
 
-/// The database kind a URL names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Sqlite,
-    Postgres,
-    Oracle,
-}
-
-fn kind_of(url: &str) -> Result<Kind, Failure> {
-    let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
-    match scheme.to_ascii_lowercase().as_str() {
-        "sqlite" => Ok(Kind::Sqlite),
-        "postgres" | "postgresql" => Ok(Kind::Postgres),
-        "oracle" => Ok(Kind::Oracle),
-        _ => {
-            // Only the scheme is repeated: the rest may hold a password.
-            let shown = if scheme.is_empty()
-                || !scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-            {
-                "(none)".to_owned()
-            } else {
-                format!("`{scheme}://`")
-            };
-            Err(Failure::usage(format!(
-                "unknown database URL scheme {shown}; known schemes: {KNOWN_SCHEMES}"
-            )))
-        }
-    }
-}
-
-/// An opened store of one of the three backends.
-enum Backend {
-    Sqlite(SqliteStore),
-    Postgres(PostgresStore),
-    Oracle(OracleStore),
-}
-
-/// The configuration of the store a URL and config file name, before any
-/// connection.
-enum Plan {
-    Sqlite {
-        url: String,
-        config: ExtensionConfig,
-    },
-    Postgres {
-        url: String,
-        config: PostgresStoreConfig,
-    },
-    Oracle {
-        options: Box<ConnectOptions>,
-        settings: StoreSettings,
-    },
-}
-
-fn plan(cli: &Cli) -> Result<Plan, Failure> {
-    let url = match &cli.database_url {
-        Some(url) => url.clone(),
+/// The database URL: `--database-url`, else `DATABASE_URL`.
+fn database_url(cli: &Cli) -> Result<String, Failure> {
+    match &cli.database_url {
+        Some(url) => Ok(url.clone()),
         None => std::env::var("DATABASE_URL").map_err(|_| {
             Failure::usage("no database given: pass --database-url or set DATABASE_URL")
-        })?,
-    };
-    let kind = kind_of(&url)?;
-    let file = cli.config.as_deref();
-    Ok(match kind {
-        Kind::Sqlite => Plan::Sqlite {
-            config: match file {
-                Some(path) => ExtensionConfig::from_path(path, SqliteStore::ACCEPTED_KEYS)?,
-                None => ExtensionConfig::new(),
-            },
-            url,
-        },
-        Kind::Postgres => Plan::Postgres {
-            config: match file {
-                Some(path) => PostgresStoreConfig::from_path(path)?,
-                None => PostgresStoreConfig::new(),
-            },
-            url,
-        },
-        Kind::Oracle => Plan::Oracle {
-            settings: match file {
-                Some(path) => StoreSettings::from_extension_config(&ExtensionConfig::from_path(
-                    path,
-                    session_oracle::ACCEPTED_KEYS,
-                )?)?,
-                None => StoreSettings::new(),
-            },
-            options: Box::new(oracle_options(&url)?),
-        },
+        }),
+    }
+}
+
+/// The backend's configuration document: the `--config` file, or the
+/// defaults.
+fn config_document(cli: &Cli) -> Result<Value, Failure> {
+    Ok(match cli.config.as_deref() {
+        Some(path) => session_core::read_document(path)?,
+        None => Value::Null,
     })
-}
-
-/// `oracle://user@host:port/service`, the password from `ORACLE_PASSWORD`.
-fn oracle_options(url: &str) -> Result<ConnectOptions, Failure> {
-    let rest = url
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .unwrap_or_default();
-    let Some((user, connect)) = rest.rsplit_once('@') else {
-        return Err(Failure::usage(
-            "an oracle:// URL needs a user: oracle://USER@HOST:PORT/SERVICE",
-        ));
-    };
-    if user.contains(':') {
-        return Err(Failure::usage(
-            "the oracle:// URL holds a password; put it in ORACLE_PASSWORD instead",
-        ));
-    }
-    if user.is_empty() || connect.is_empty() {
-        return Err(Failure::usage(
-            "an oracle:// URL needs a user and an address: oracle://USER@HOST:PORT/SERVICE",
-        ));
-    }
-    let password = std::env::var("ORACLE_PASSWORD")
-        .map_err(|_| Failure::usage("ORACLE_PASSWORD is not set; it holds the Oracle password"))?;
-    Ok(ConnectOptions::new(user, password, connect))
-}
-
-fn table_of(plan: &Plan) -> Result<TableName, Failure> {
-    Ok(match plan {
-        Plan::Sqlite { config, .. } => config.session_table(63)?,
-        Plan::Postgres { config, .. } => config.table().clone(),
-        Plan::Oracle { settings, .. } => settings.table().clone(),
-    })
-}
-
-async fn open(plan: Plan, batch_size: Option<u32>) -> Result<Backend, Failure> {
-    Ok(match plan {
-        Plan::Sqlite { url, config } => {
-            let mut options = SqliteOptions::new();
-            if let Some(n) = batch_size {
-                options = options.cleanup_batch_size(n);
-            }
-            Backend::Sqlite(SqliteStore::open_with(&url, config, options)?)
-        }
-        Plan::Postgres { url, mut config } => {
-            if let Some(n) = batch_size {
-                config = config.with_delete_batch_size(n)?;
-            }
-            let pool = PoolSettings {
-                max_size: 2,
-                ..PoolSettings::default()
-            };
-            Backend::Postgres(PostgresStore::from_url(&url, pool, config)?)
-        }
-        Plan::Oracle { options, settings } => {
-            Backend::Oracle(OracleStore::connect(*options, settings).await?)
-        }
-    })
-}
-
-impl Backend {
-    fn default_batch(&self) -> u32 {
-        match self {
-            Backend::Sqlite(_) => SqliteOptions::DEFAULT_CLEANUP_BATCH_SIZE,
-            Backend::Postgres(s) => s.config().delete_batch_size(),
-            Backend::Oracle(_) => session_oracle::DELETE_EXPIRED_BATCH,
-        }
-    }
-
-    fn table(&self) -> TableName {
-        match self {
-            Backend::Sqlite(s) => s.table().clone(),
-            Backend::Postgres(s) => s.config().table().clone(),
-            Backend::Oracle(s) => s.table().clone(),
-        }
-    }
-
-    fn migrations(&self) -> Vec<Migration> {
-        match self {
-            Backend::Sqlite(s) => session_sqlite::migrations::migrations(s.table()),
-            Backend::Postgres(s) => session_postgres::migrations::migrations(s.config()),
-            Backend::Oracle(s) => session_oracle::migrations::migrations(s.settings()),
-        }
-    }
-
-    async fn table_exists(&self) -> session_core::Result<bool> {
-        match self {
-            Backend::Sqlite(s) => s.session_table_exists().await,
-            Backend::Postgres(s) => s.session_table_exists().await,
-            Backend::Oracle(s) => s.session_table_exists().await,
-        }
-    }
-
-    async fn delete_batch(&self, limit: u32) -> session_core::Result<u64> {
-        match self {
-            Backend::Sqlite(s) => s.delete_expired_batch(limit).await,
-            Backend::Postgres(s) => s.delete_expired_batch(limit).await,
-            Backend::Oracle(s) => s.delete_expired_batch(limit).await,
-        }
-    }
-
-    async fn migrate(&self) -> session_core::Result<MigrateReport> {
-        match self {
-            Backend::Sqlite(s) => s.migrate().await,
-            Backend::Postgres(s) => s.migrate().await,
-            Backend::Oracle(s) => s.migrate().await,
-        }
-    }
-
-    async fn applied(&self) -> session_core::Result<Vec<AppliedMigration>> {
-        match self {
-            Backend::Sqlite(s) => s.applied_migrations().await,
-            Backend::Postgres(s) => s.applied_migrations().await,
-            Backend::Oracle(s) => s.applied_migrations().await,
-        }
-    }
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    let plan = plan(&cli)?;
+    let url = database_url(&cli)?;
+    let config = config_document(&cli)?;
+    let connector = session_open::connector_for(&url)?;
     if let Command::Migrate {
         action: MigrateAction::Sql,
     } = cli.command
     {
         // No connection needed: the SQL is rendered from the config alone.
-        let sql = match &plan {
-            Plan::Sqlite { .. } => session_sqlite::migrations::migration_sql(&table_of(&plan)?),
-            Plan::Postgres { config, .. } => session_postgres::migrations::migration_sql(config),
-            Plan::Oracle { settings, .. } => session_oracle::migrations::migration_sql(settings),
-        };
-        print!("{sql}");
+        match connector.migration_sql(&url, &config)? {
+            Some(sql) => print!("{sql}"),
+            None => println!("-- {} has no schema: nothing to migrate", connector.url_forms()),
+        }
         return Ok(());
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -377,37 +186,32 @@ fn run(cli: Cli) -> Result<(), Failure> {
             code: 1,
         })?;
     runtime.block_on(async move {
+        let store = connector.open(&url, &config).await?;
         match cli.command {
             Command::DeleteExpired {
                 verbose,
                 batch_size,
-            } => {
-                let backend = open(plan, batch_size).await?;
-                delete_expired(&backend, verbose, batch_size).await
-            }
-            Command::Migrate { action } => {
-                let backend = open(plan, None).await?;
-                match action {
-                    MigrateAction::Upgrade => {
-                        let report = backend.migrate().await?;
-                        println!("{report}");
-                        Ok(())
-                    }
-                    MigrateAction::Current { verbose } => current(&backend, verbose).await,
-                    MigrateAction::Sql => Ok(()),
+            } => delete_expired(&*store, verbose, batch_size).await,
+            Command::Migrate { action } => match action {
+                MigrateAction::Upgrade => {
+                    let report = store.migrate().await?;
+                    println!("{report}");
+                    Ok(())
                 }
-            }
+                MigrateAction::Current { verbose } => current(&*store, verbose).await,
+                MigrateAction::Sql => Ok(()),
+            },
         }
     })
 }
 
 async fn delete_expired(
-    backend: &Backend,
+    backend: &dyn StoreAdmin,
     verbose: bool,
     batch_size: Option<u32>,
 ) -> Result<(), Failure> {
-    let table = backend.table();
-    if !backend.table_exists().await? {
+    let table = backend.location();
+    if !backend.session_table_exists().await? {
         return Err(Failure {
             message: format!(
                 "the session table `{table}` does not exist; create it with `sessions migrate upgrade`"
@@ -415,12 +219,12 @@ async fn delete_expired(
             code: 1,
         });
     }
-    let limit = batch_size.unwrap_or_else(|| backend.default_batch());
+    let limit = batch_size.unwrap_or_else(|| backend.cleanup_batch_size());
     let started = Instant::now();
     let mut total = 0u64;
     let mut batch = 0u32;
     loop {
-        let removed = backend.delete_batch(limit).await?;
+        let removed = backend.delete_expired_batch(limit).await?;
         batch += 1;
         total += removed;
         if verbose {
@@ -441,9 +245,9 @@ async fn delete_expired(
     Ok(())
 }
 
-async fn current(backend: &Backend, verbose: bool) -> Result<(), Failure> {
-    let applied = backend.applied().await?;
-    let table = backend.table();
+async fn current(backend: &dyn StoreAdmin, verbose: bool) -> Result<(), Failure> {
+    let applied = backend.applied_migrations().await?;
+    let table = backend.location();
     if applied.is_empty() {
         println!("no migrations applied to `{table}`; run `sessions migrate upgrade`");
     }
@@ -475,24 +279,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn schemes_are_recognised() {
-        assert_eq!(kind_of("sqlite://x.db").ok(), Some(Kind::Sqlite));
-        assert_eq!(kind_of("postgresql://a@b/c").ok(), Some(Kind::Postgres));
-        assert_eq!(kind_of("postgres://a@b/c").ok(), Some(Kind::Postgres));
-        assert_eq!(kind_of("oracle://a@b:1521/s").ok(), Some(Kind::Oracle));
-        let err = kind_of("mysql://root:s3cret@db/app").err().unwrap();
-        assert!(err.message.contains("`mysql://`"), "{}", err.message);
+    fn unknown_schemes_are_usage_errors_without_the_password() {
+        let err = Failure::from(session_open::connector_for("mysql://root:s3cret@db/app").err().unwrap());
+        assert!(err.message.contains("`mysql:`"), "{}", err.message);
         assert!(!err.message.contains("s3cret"), "{}", err.message);
         assert_eq!(err.code, 2);
-    }
-
-    #[test]
-    fn oracle_urls_keep_the_password_out() {
-        let err = oracle_options("oracle://app:pw@db:1521/FREEPDB1")
-            .err()
-            .unwrap();
-        assert!(err.message.contains("ORACLE_PASSWORD"), "{}", err.message);
-        assert!(!err.message.contains("pw@"), "{}", err.message);
     }
 
     #[test]

@@ -162,3 +162,11 @@ pub trait Connector: Send + Sync {
     /// A malformed URL or configuration; a backend that cannot be opened.
     async fn open(&self, url: &str, config: &Value) -> Result<Arc<dyn StoreAdmin>>;
 }
+
+/// Shows [`StoreAdmin::describe`], so results holding an
+/// `Arc<dyn StoreAdmin>` can be `unwrap_err`ed and logged.
+impl std::fmt::Debug for dyn StoreAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}

@@ -23,7 +23,6 @@
 
 pub mod admin;
 pub mod cleanup;
-mod config;
 mod error;
 mod extension;
 mod identifier;
@@ -35,7 +34,6 @@ mod store;
 mod store_config;
 
 pub use admin::{Connector, StoreAdmin};
-pub use config::{SameSite, Scope, SessionConfig, SessionConfigBuilder, limits};
 pub use error::{BoxError, Error, Result, error_chain};
 pub use extension::{DEFAULT_SESSION_TABLE, EXTENSION, ExtensionConfig, SESSION_TABLE_KEY};
 pub use identifier::{MAX_IDENTIFIER_LEN, TableName, validate_identifier};

@@ -1,6 +1,7 @@
 //! Property tests of every parser a configuration file or a request reaches:
-//! the extension config (JSON and TOML), `SessionConfig` (JSON and TOML),
-//! table names, store keys and session ids. No input panics, and every
+//! the extension config (JSON and TOML), table names, store keys and
+//! session ids (session-tower's `tests/config_proptests.rs` does the same
+//! for `SessionConfig`). No input panics, and every
 //! rejection is a typed [`Error`] naming what it refused.
 //!
 //! Each property runs 2,000 cases; `PROPTEST_CASES=200000` runs a long one:
@@ -12,7 +13,7 @@
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 use session_core::{
-    Error, ExtensionConfig, MAX_KEY_BYTES, SessionConfig, TableName, is_well_formed_session_id,
+    Error, ExtensionConfig, MAX_KEY_BYTES, TableName, is_well_formed_session_id,
     validate_identifier, validate_key,
 };
 
@@ -42,25 +43,6 @@ const EXTENSION_KEYS: &[&str] = &[
     "litestar",
     "session_table\0",
     "ѕession_table",
-];
-
-const SESSION_FIELDS: &[&str] = &[
-    "key",
-    "max_age",
-    "path",
-    "domain",
-    "secure",
-    "httponly",
-    "samesite",
-    "session_id_bytes",
-    "renew_on_access",
-    "exclude",
-    "exclude_opt_key",
-    "scopes",
-    "store",
-    "hash_session_ids",
-    "max_session_bytes",
-    "unknown_field",
 ];
 
 /// Strings that hit the edges: identifiers, lookalikes, SQL, controls,
@@ -293,32 +275,6 @@ fn check_extension(result: Result<ExtensionConfig, Error>) -> bool {
 
 const ACCEPTED: &[&str] = &["session_table", "fillfactor", "in_memory"];
 
-/// A `SessionConfig` rejection names a field; an accepted config holds
-/// only valid values.
-fn check_session(result: Result<SessionConfig, Error>) -> bool {
-    match result {
-        Ok(c) => {
-            let key_chars = c.key().chars().count();
-            assert!((1..=256).contains(&key_chars), "{:?}", c.key());
-            assert!(c.max_age().as_secs() >= 1);
-            let id = c
-                .generate_session_id()
-                .expect("an id from an accepted config");
-            assert!(c.is_well_formed_session_id(&id));
-            assert!(id.len() <= MAX_KEY_BYTES);
-            for p in ["/", "/health", "/\u{0}"] {
-                let _ = c.is_excluded(p);
-            }
-            true
-        }
-        Err(Error::InvalidConfig { field, reason }) => {
-            assert!(!field.is_empty() && !reason.is_empty());
-            false
-        }
-        Err(other) => panic!("not InvalidConfig: {other:?}"),
-    }
-}
-
 proptest! {
     #![proptest_config(config())]
 
@@ -347,36 +303,6 @@ proptest! {
     fn extension_config_from_any_text(text in "\\PC{0,200}|[\\[\\]{}\"=:,.a-z_0-9 \\n]{0,80}") {
         check_extension(ExtensionConfig::from_json_str(&text, ACCEPTED));
         check_extension(ExtensionConfig::from_toml_str(&text, ACCEPTED));
-    }
-
-    #[test]
-    fn session_config_from_any_document(fields in object_of(SESSION_FIELDS)) {
-        let doc = Value::Object(fields);
-        let text = serde_json::to_string(&doc).unwrap();
-        let from_json = check_session(SessionConfig::from_json_str(&text));
-        if let Some(toml) = to_toml(&doc) {
-            // TOML has no null, so only documents without one compare.
-            let from_toml = check_session(SessionConfig::from_toml_str(&toml));
-            if !text.contains("null") && !text.contains('.') {
-                prop_assert_eq!(from_json, from_toml, "json {} / toml {}", text, toml);
-            }
-        }
-    }
-
-    #[test]
-    fn session_config_from_near_miss_text(fields in object_of(SESSION_FIELDS), edits in edits()) {
-        let doc = Value::Object(fields);
-        let json = mutated(serde_json::to_string(&doc).unwrap(), edits.clone());
-        check_session(SessionConfig::from_json_str(&json));
-        if let Some(toml) = to_toml(&doc) {
-            check_session(SessionConfig::from_toml_str(&mutated(toml, edits)));
-        }
-    }
-
-    #[test]
-    fn session_config_from_any_text(text in "\\PC{0,200}|[\\[\\]{}\"=:,.a-z_0-9 \\n]{0,80}") {
-        check_session(SessionConfig::from_json_str(&text));
-        check_session(SessionConfig::from_toml_str(&text));
     }
 
     #[test]

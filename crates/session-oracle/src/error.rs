@@ -13,7 +13,7 @@ use crate::BACKEND;
 /// An error code of the Oracle stack: `ORA-nnnnn` from the database or the
 /// client, `DPI-nnnn` from ODPI-C (the C layer under the `oracle` crate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
+pub(crate) enum ErrorCode {
     /// `ORA-nnnnn`, e.g. `Ora(1)` for ORA-00001.
     Ora(i32),
     /// `DPI-nnnn`, e.g. `Dpi(1047)` for DPI-1047.
@@ -22,7 +22,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The code of a driver error, if it carries one.
-    pub fn of(err: &oracle::Error) -> Option<Self> {
+    pub(crate) fn of(err: &oracle::Error) -> Option<Self> {
         if let Some(code) = err.oci_code() {
             return Some(ErrorCode::Ora(code));
         }
@@ -38,10 +38,12 @@ impl ErrorCode {
 
     /// Finds the first `ORA-nnnnn` or `DPI-nnnn` in a message, as Oracle
     /// prints them (`"ORA-00439: feature not enabled: ..."`).
-    pub fn parse(message: &str) -> Option<Self> {
+    pub(crate) fn parse(message: &str) -> Option<Self> {
         let bytes = message.as_bytes();
         (0..bytes.len()).find_map(|i| {
-            let rest = &message[i..];
+            // A localized message may hold non-ASCII text: only char
+            // boundaries are tried.
+            let rest = message.get(i..)?;
             let (make, digits): (fn(i32) -> ErrorCode, &str) =
                 if let Some(d) = rest.strip_prefix("ORA-") {
                     (ErrorCode::Ora, d)
@@ -72,7 +74,7 @@ impl fmt::Display for ErrorCode {
 
 /// What an error code means to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
+pub(crate) enum ErrorClass {
     /// DPI-1047: the Oracle client library (Instant Client) cannot be loaded.
     ClientLibraryMissing,
     /// ORA-00439: Database In-Memory is not enabled (not licensed, or
@@ -96,7 +98,7 @@ pub enum ErrorClass {
 }
 
 /// Classifies an error code.
-pub fn classify(code: Option<ErrorCode>) -> ErrorClass {
+pub(crate) fn classify(code: Option<ErrorCode>) -> ErrorClass {
     match code {
         Some(ErrorCode::Dpi(1047)) => ErrorClass::ClientLibraryMissing,
         Some(ErrorCode::Ora(439)) => ErrorClass::InMemoryNotEnabled,
@@ -127,7 +129,7 @@ pub fn classify(code: Option<ErrorCode>) -> ErrorClass {
 }
 
 /// The guidance given when the Oracle client library is missing.
-pub const CLIENT_LIBRARY_HELP: &str = "the Oracle client library could not be loaded (DPI-1047): \
+pub(crate) const CLIENT_LIBRARY_HELP: &str = "the Oracle client library could not be loaded (DPI-1047): \
      this store needs the Oracle Instant Client (Basic or Basic Light package, 64-bit, \
      version 19 or later) on the machine that runs it. Install it and point the loader at it: \
      on Linux set LD_LIBRARY_PATH to the Instant Client directory (or register that \
@@ -135,7 +137,7 @@ pub const CLIENT_LIBRARY_HELP: &str = "the Oracle client library could not be lo
      in DYLD_LIBRARY_PATH or ~/lib; on Windows add it to PATH";
 
 /// The guidance given for ORA-00439 (In-Memory not enabled).
-pub const IN_MEMORY_NOT_ENABLED_HELP: &str = "Database In-Memory is not enabled (ORA-00439): \
+pub(crate) const IN_MEMORY_NOT_ENABLED_HELP: &str = "Database In-Memory is not enabled (ORA-00439): \
      `in_memory` needs Oracle Database Enterprise Edition 12.1.0.2 or later with the \
      separately licensed In-Memory option, and a non-zero INMEMORY_SIZE. Check the license, \
      then `SELECT value FROM v$parameter WHERE name = 'inmemory_size'`; if it is 0, run \
@@ -143,7 +145,7 @@ pub const IN_MEMORY_NOT_ENABLED_HELP: &str = "Database In-Memory is not enabled 
      or set `in_memory` to false";
 
 /// The guidance given for ORA-62142 (In-Memory column store not sized).
-pub const IN_MEMORY_NOT_AVAILABLE_HELP: &str = "the In-Memory column store is not available \
+pub(crate) const IN_MEMORY_NOT_AVAILABLE_HELP: &str = "the In-Memory column store is not available \
      (ORA-62142): INMEMORY_SIZE is not configured. Check \
      `SELECT value FROM v$parameter WHERE name = 'inmemory_size'`; set it with \
      `ALTER SYSTEM SET INMEMORY_SIZE=1G SCOPE=SPFILE` and restart the database \
@@ -155,7 +157,7 @@ pub const IN_MEMORY_NOT_AVAILABLE_HELP: &str = "the In-Memory column store is no
 /// `context` says what was being done ("get session", "connect to ...").
 /// The guidance for DPI-1047, ORA-00439 and ORA-62142 replaces nothing: the
 /// driver's own message stays available as the error's source.
-pub fn map_error(code: Option<ErrorCode>, context: &str, source: BoxError) -> Error {
+pub(crate) fn map_error(code: Option<ErrorCode>, context: &str, source: BoxError) -> Error {
     match classify(code) {
         ErrorClass::ClientLibraryMissing => {
             Error::backend(BACKEND, format!("{context}: {CLIENT_LIBRARY_HELP}"), source)
@@ -199,13 +201,15 @@ pub fn map_error(code: Option<ErrorCode>, context: &str, source: BoxError) -> Er
 
 /// [`map_error`] for a driver error: reads its code with [`ErrorCode::of`]
 /// and keeps it as the source.
-pub fn from_oracle(err: oracle::Error, context: &str) -> Error {
+pub(crate) fn from_oracle(err: oracle::Error, context: &str) -> Error {
     let code = ErrorCode::of(&err);
     map_error(code, context, Box::new(err))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::error::Error as _;
+
     use super::*;
 
     #[test]
@@ -219,6 +223,11 @@ mod tests {
             Some(ErrorCode::Dpi(1047))
         );
         assert_eq!(ErrorCode::parse("ORA-: nothing"), None);
+        assert_eq!(
+            ErrorCode::parse("Tabelle oder View nicht vorhanden (é ü) ORA-00942"),
+            Some(ErrorCode::Ora(942))
+        );
+        assert_eq!(ErrorCode::parse("ééé"), None);
         assert_eq!(ErrorCode::parse("no code here"), None);
         assert_eq!(ErrorCode::Ora(1).to_string(), "ORA-00001");
         assert_eq!(ErrorCode::Dpi(1047).to_string(), "DPI-1047");
@@ -232,5 +241,129 @@ mod tests {
             Box::new(std::io::Error::other("ORA-01722: invalid number")),
         );
         assert_eq!(err.to_string(), "oracle: set session (ORA-01722)");
+    }
+
+    // Error mapping by code: what a user reads when the client library is
+    // missing, In-Memory is not licensed or sized, or a key is inserted twice
+    // (moved from tests/errors.rs).
+
+    fn source(message: &str) -> session_core::BoxError {
+        Box::new(std::io::Error::other(message.to_owned()))
+    }
+
+    fn mapped(message: &str, context: &str) -> Error {
+        map_error(ErrorCode::parse(message), context, source(message))
+    }
+
+    #[test]
+    fn dpi_1047_says_the_instant_client_is_needed_and_how_to_load_it() {
+        let msg = "DPI-1047: Cannot locate a 64-bit Oracle Client library: \
+                   \"libclntsh.so: cannot open shared object file: No such file or directory\"";
+        assert_eq!(
+            classify(ErrorCode::parse(msg)),
+            ErrorClass::ClientLibraryMissing
+        );
+        let err = mapped(msg, "connect to `db:1521/FREEPDB1` as `app`");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("oracle: connect to `db:1521/FREEPDB1` as `app`: "),
+            "{text}"
+        );
+        assert!(text.contains("Oracle Instant Client"), "{text}");
+        assert!(text.contains("LD_LIBRARY_PATH"), "{text}");
+        assert!(text.contains("ORACLE_HOME"), "{text}");
+        assert!(text.contains("DPI-1047"), "{text}");
+        assert!(!text.contains("http"), "no hosts in the error text: {text}");
+        // Not a transient error: retrying will not load a library.
+        assert!(!err.is_transient());
+        // The driver's message is kept as the cause.
+        assert_eq!(err.source().unwrap().to_string(), msg);
+    }
+
+    #[test]
+    fn ora_00439_says_in_memory_is_not_enabled_and_what_to_check() {
+        let msg = "ORA-00439: feature not enabled: Database In-Memory";
+        assert_eq!(
+            classify(ErrorCode::parse(msg)),
+            ErrorClass::InMemoryNotEnabled
+        );
+        let text = mapped(msg, "create_table on table app_sessions").to_string();
+        assert!(text.contains("ORA-00439"), "{text}");
+        assert!(text.contains("In-Memory"), "{text}");
+        assert!(text.contains("licensed"), "{text}");
+        assert!(text.contains("INMEMORY_SIZE"), "{text}");
+        assert!(
+            text.contains("ALTER SYSTEM SET INMEMORY_SIZE=1G SCOPE=SPFILE"),
+            "{text}"
+        );
+        assert!(text.contains("restart"), "{text}");
+    }
+
+    #[test]
+    fn ora_62142_says_the_column_store_is_not_sized() {
+        let msg = "ORA-62142: INMEMORY column store not available";
+        assert_eq!(
+            classify(ErrorCode::parse(msg)),
+            ErrorClass::InMemoryNotAvailable
+        );
+        let err = mapped(msg, "create_table on table app_sessions");
+        let text = err.to_string();
+        assert!(text.contains("ORA-62142"), "{text}");
+        assert!(text.contains("INMEMORY_SIZE is not configured"), "{text}");
+        assert!(
+            text.contains("ALTER SYSTEM SET INMEMORY_SIZE=1G SCOPE=SPFILE"),
+            "{text}"
+        );
+        assert_eq!(err.source().unwrap().to_string(), msg);
+    }
+
+    #[test]
+    fn ora_00001_is_a_unique_violation() {
+        let msg = "ORA-00001: unique constraint (APP.SYS_C008123) violated";
+        assert_eq!(classify(ErrorCode::parse(msg)), ErrorClass::UniqueViolation);
+        let text = mapped(msg, "set on table s").to_string();
+        assert!(text.contains("ORA-00001"), "{text}");
+    }
+
+    #[test]
+    fn existing_objects_and_missing_tables_are_recognised() {
+        assert_eq!(
+            classify(ErrorCode::parse(
+                "ORA-00955: name is already used by an existing object"
+            )),
+            ErrorClass::AlreadyExists
+        );
+        assert_eq!(
+            classify(ErrorCode::parse(
+                "ORA-01408: such column list already indexed"
+            )),
+            ErrorClass::AlreadyExists
+        );
+        let text = mapped("ORA-00942: table or view does not exist", "get on table s").to_string();
+        assert!(text.contains("create_table"), "{text}");
+    }
+
+    #[test]
+    fn lost_or_refused_connections_are_connection_errors() {
+        for msg in [
+            "ORA-12541: TNS:no listener",
+            "ORA-03113: end-of-file on communication channel",
+            "ORA-01017: invalid username/password; logon denied",
+            "DPI-1080: connection was closed by ORA-3113",
+        ] {
+            let err = mapped(msg, "connect");
+            assert!(matches!(err, Error::Connection { .. }), "{msg}: {err:?}");
+            assert!(err.is_transient(), "{msg}");
+        }
+    }
+
+    #[test]
+    fn unknown_codes_keep_the_code_and_the_cause() {
+        let err = mapped("ORA-01722: invalid number", "set on table s");
+        assert!(matches!(err, Error::Backend { .. }));
+        assert_eq!(err.to_string(), "oracle: set on table s (ORA-01722)");
+        let err = map_error(None, "get on table s", source("something odd"));
+        assert_eq!(err.to_string(), "oracle: get on table s");
+        assert_eq!(err.source().unwrap().to_string(), "something odd");
     }
 }

@@ -1,5 +1,8 @@
 //! [`OracleStore`]: the session [`Store`](session_core::Store) on Oracle
-//! Database, on the `oracle` crate (ODPI-C) and a bb8 pool.
+//! Database, on the `oracle` crate (ODPI-C) and a bb8 pool, with its
+//! operations side, [`StoreAdmin`](session_core::StoreAdmin) (migrations,
+//! cleanup batches), and [`OracleConnector`], which opens it from an
+//! `oracle://USER@HOST:PORT/SERVICE` URL.
 //!
 //! * The table is SQLSpec's Oracle session table, column for column, so a
 //!   table made by SQLSpec and one made here are interchangeable; with
@@ -10,42 +13,43 @@
 //! * The driver loads the Oracle Instant Client at run time. This crate
 //!   builds without it; a store cannot connect without it, and says so
 //!   (DPI-1047) with how to install it and point the loader at it.
-//! * Configuration is SQLSpec's extension config: exactly
-//!   `{"litestar": {"session_table": ..., "in_memory": ...}}`
-//!   ([`StoreSettings`]); any other key is refused by name.
+//! * Configuration is [`OracleConfig`], a plain serde struct (SQLSpec's
+//!   `{"litestar": {"session_table": ..., "in_memory": ...}}` loads too);
+//!   who connects where is [`Credentials`], kept out of it.
 //!
 //! ```no_run
-//! use session_oracle::{ConnectOptions, OracleStore, StoreSettings};
+//! use session_core::{StoreAdmin, StoreConfig};
+//! use session_oracle::{Credentials, OracleConfig, OracleStore};
 //!
 //! # #[tokio::main] async fn main() -> session_core::Result<()> {
-//! let settings = StoreSettings::from_json_str(
-//!     r#"{"litestar": {"session_table": "app_sessions", "in_memory": false}}"#,
+//! let config = OracleConfig::from_json_str(
+//!     r#"{"table": "app_sessions", "pool_size": 20, "wait_timeout": "5s"}"#,
 //! )?;
-//! let options = ConnectOptions::new("app_user", "secret", "db.internal:1521/FREEPDB1")
-//!     .pool_max(20);
-//! let store = OracleStore::connect(options, settings).await?;
-//! store.create_table().await?;
+//! let credentials = Credentials::new("app_user", "secret", "db.internal:1521/FREEPDB1");
+//! let store = OracleStore::connect(credentials, config).await?;
+//! store.migrate().await?;
+//! println!("{}", store.describe()); // oracle table `app_sessions` at `db.internal:1521/FREEPDB1` as `app_user`
 //! # Ok(()) }
 //! ```
 //!
 //! See `docs/oracle.md` for setup, the schema, In-Memory and how to run the
 //! conformance suite against a real database.
 
-pub mod error;
+#![warn(unreachable_pub)]
+
+mod config;
+mod connector;
+mod error;
 mod manager;
-pub mod migrations;
-mod settings;
-pub mod sql;
+mod migrations;
+mod sql;
 mod store;
 
-pub use manager::{
-    ConnectError, ConnectErrors, ConnectOptions, OracleConnection, OracleConnectionManager,
-};
-pub use settings::{ACCEPTED_KEYS, IN_MEMORY_KEY, StoreSettings};
+pub use config::{Credentials, OracleConfig};
+pub use connector::OracleConnector;
+pub use manager::{ConnectError, ConnectErrors, OracleConnection, OracleConnectionManager};
 pub use sql::InMemoryStatus;
-pub use store::{
-    DELETE_EXPIRED_BATCH, INLINE_VALUE_MAX, MAX_EXPIRY, OraclePool, OracleStore, ttl_seconds,
-};
+pub use store::{INLINE_VALUE_MAX, MAX_EXPIRY, OraclePool, OracleStore};
 
 /// The backend name in this crate's errors.
 pub const BACKEND: &str = "oracle";

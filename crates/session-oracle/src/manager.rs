@@ -2,140 +2,11 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use session_core::Error;
 
-use crate::error::from_oracle;
-
-/// Connection settings of an [`OracleStore`](crate::OracleStore)'s pool.
-///
-/// The password is never printed (`Debug` shows `"***"`).
-///
-/// ```
-/// use std::time::Duration;
-/// use session_oracle::ConnectOptions;
-///
-/// let options = ConnectOptions::new("app_user", "secret", "db.internal:1521/FREEPDB1")
-///     .pool_min(2)
-///     .pool_max(20)
-///     .connection_timeout(Duration::from_secs(10));
-/// assert!(!format!("{options:?}").contains("secret"));
-/// ```
-#[derive(Clone)]
-pub struct ConnectOptions {
-    pub(crate) user: String,
-    pub(crate) password: String,
-    pub(crate) connect_string: String,
-    pub(crate) pool_min: u32,
-    pub(crate) pool_max: u32,
-    pub(crate) connection_timeout: Duration,
-    pub(crate) test_on_check_out: bool,
-}
-
-impl ConnectOptions {
-    /// Connects as `user`/`password` to `connect_string`: an Easy Connect
-    /// string (`host:port/service_name`), a TNS alias from `tnsnames.ora`,
-    /// or a full connect descriptor. Pool of 0 to 10 connections, 30 s
-    /// connection timeout, connections pinged on checkout.
-    pub fn new(
-        user: impl Into<String>,
-        password: impl Into<String>,
-        connect_string: impl Into<String>,
-    ) -> Self {
-        ConnectOptions {
-            user: user.into(),
-            password: password.into(),
-            connect_string: connect_string.into(),
-            pool_min: 0,
-            pool_max: 10,
-            connection_timeout: Duration::from_secs(30),
-            test_on_check_out: true,
-        }
-    }
-
-    /// Idle connections the pool keeps open (default 0). Must not exceed
-    /// [`pool_max`](Self::pool_max).
-    pub fn pool_min(mut self, min: u32) -> Self {
-        self.pool_min = min;
-        self
-    }
-
-    /// Most connections the pool opens (default 10, at least 1).
-    pub fn pool_max(mut self, max: u32) -> Self {
-        self.pool_max = max;
-        self
-    }
-
-    /// How long an operation waits for a connection, and how long the
-    /// first connection at construction may take (default 30 s, non-zero).
-    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
-        self.connection_timeout = timeout;
-        self
-    }
-
-    /// Whether a connection is pinged (one round trip) before each use
-    /// (default true). Turning it off saves the round trip; a connection
-    /// the database dropped then fails one operation before it is
-    /// discarded.
-    pub fn test_on_check_out(mut self, test: bool) -> Self {
-        self.test_on_check_out = test;
-        self
-    }
-
-    /// The connect string.
-    pub fn connect_string(&self) -> &str {
-        &self.connect_string
-    }
-
-    /// The user name.
-    pub fn user(&self) -> &str {
-        &self.user
-    }
-
-    pub(crate) fn validate(&self) -> Result<(), Error> {
-        if self.pool_max == 0 {
-            return Err(Error::invalid_config("pool_max", "must be at least 1"));
-        }
-        if self.pool_min > self.pool_max {
-            return Err(Error::invalid_config(
-                "pool_min",
-                format!(
-                    "{} is more than pool_max ({})",
-                    self.pool_min, self.pool_max
-                ),
-            ));
-        }
-        if self.connection_timeout.is_zero() {
-            return Err(Error::invalid_config(
-                "connection_timeout",
-                "must be longer than zero",
-            ));
-        }
-        if self.user.is_empty() {
-            return Err(Error::invalid_config("user", "must not be empty"));
-        }
-        Ok(())
-    }
-
-    pub(crate) fn describe(&self) -> String {
-        format!("connect to `{}` as `{}`", self.connect_string, self.user)
-    }
-}
-
-impl fmt::Debug for ConnectOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnectOptions")
-            .field("user", &self.user)
-            .field("password", &"***")
-            .field("connect_string", &self.connect_string)
-            .field("pool_min", &self.pool_min)
-            .field("pool_max", &self.pool_max)
-            .field("connection_timeout", &self.connection_timeout)
-            .field("test_on_check_out", &self.test_on_check_out)
-            .finish()
-    }
-}
+use crate::config::Credentials;
+use crate::error::{ErrorCode, from_oracle, map_error};
 
 /// A pooled Oracle connection.
 ///
@@ -162,22 +33,33 @@ impl fmt::Debug for OracleConnection {
 
 /// A handle on the last connection error of an [`OracleConnectionManager`],
 /// so a store built [`from_pool`](crate::OracleStore::from_pool) can report why
-/// the pool could not connect instead of a bare timeout.
+/// the pool could not connect instead of a bare timeout (and name where it
+/// connects in [`describe`](session_core::StoreAdmin::describe)).
 #[derive(Clone, Default)]
-pub struct ConnectErrors(Arc<Mutex<Option<Arc<oracle::Error>>>>);
+pub struct ConnectErrors {
+    last: Arc<Mutex<Option<Arc<oracle::Error>>>>,
+    /// `` `connect string` as `user` ``; empty for a default handle.
+    target: Arc<str>,
+}
 
 impl ConnectErrors {
     /// The error of the most recent failed connection attempt, cleared by
     /// the next successful one.
     pub fn last(&self) -> Option<Arc<oracle::Error>> {
-        match self.0.lock() {
+        match self.last.lock() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
+    /// Where the manager connects, `` `db:1521/FREEPDB1` as `app` ``; never
+    /// the password. `None` for a handle not made by a manager.
+    pub(crate) fn target(&self) -> Option<&str> {
+        (!self.target.is_empty()).then_some(&*self.target)
+    }
+
     fn record(&self, result: Option<Arc<oracle::Error>>) {
-        match self.0.lock() {
+        match self.last.lock() {
             Ok(mut guard) => *guard = result,
             Err(poisoned) => *poisoned.into_inner() = result,
         }
@@ -199,22 +81,26 @@ impl fmt::Debug for ConnectErrors {
 /// Connections are opened with autocommit off: the store commits each
 /// operation itself.
 pub struct OracleConnectionManager {
-    options: ConnectOptions,
+    credentials: Credentials,
     last_error: ConnectErrors,
 }
 
 impl OracleConnectionManager {
-    /// A manager connecting with `options`.
-    pub fn new(options: ConnectOptions) -> Self {
+    /// A manager connecting with `credentials`.
+    pub fn new(credentials: Credentials) -> Self {
+        let target = format!("`{}` as `{}`", credentials.connect_string, credentials.user);
         OracleConnectionManager {
-            options,
-            last_error: ConnectErrors::default(),
+            credentials,
+            last_error: ConnectErrors {
+                last: Arc::default(),
+                target: target.into(),
+            },
         }
     }
 
-    /// The connection settings.
-    pub fn options(&self) -> &ConnectOptions {
-        &self.options
+    /// Who connects where.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
     }
 
     /// A handle on the last connection error, for
@@ -225,9 +111,11 @@ impl OracleConnectionManager {
 
     /// Opens one connection on a blocking thread.
     pub(crate) async fn connect_blocking(&self) -> Result<OracleConnection, ConnectError> {
-        let user = self.options.user.clone();
-        let password = self.options.password.clone();
-        let connect_string = self.options.connect_string.clone();
+        let Credentials {
+            user,
+            password,
+            connect_string,
+        } = self.credentials.clone();
         let joined = tokio::task::spawn_blocking(move || {
             oracle::Connection::connect(user, password, connect_string)
         })
@@ -253,7 +141,7 @@ impl OracleConnectionManager {
 impl fmt::Debug for OracleConnectionManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OracleConnectionManager")
-            .field("options", &self.options)
+            .field("credentials", &self.credentials)
             .finish_non_exhaustive()
     }
 }
@@ -293,8 +181,8 @@ impl ConnectError {
             ConnectError::Driver(err) => match Arc::try_unwrap(err) {
                 Ok(err) => from_oracle(err, context),
                 Err(shared) => {
-                    let code = crate::error::ErrorCode::of(&shared);
-                    crate::error::map_error(code, context, Box::new(shared))
+                    let code = ErrorCode::of(&shared);
+                    map_error(code, context, Box::new(shared))
                 }
             },
             ConnectError::Task(why) => Error::connection(

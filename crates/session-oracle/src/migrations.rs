@@ -1,97 +1,63 @@
-//! Versioned migrations of the Oracle session table.
+//! Oracle's migration dialect for [`session_core::migrate::run`].
 //!
-//! * [`migrations`]: the ordered list. `ext_litestar_0001` creates the table
-//!   and its index with exactly the statements of
-//!   [`OracleStore::create_table`] ([`Statements::create_table`],
-//!   [`Statements::create_index`]), so its checksum covers the table name
-//!   and the `in_memory` setting.
-//! * The tracking table `<session_table>_migrations`
-//!   ([`MigrationSql::tracking_ddl`]) records each applied version.
-//! * [`OracleStore::migrate`] applies what is missing. Each step first takes
-//!   `LOCK TABLE <tracking> IN EXCLUSIVE MODE`, so concurrent instances read
-//!   the tracking table one at a time. Oracle commits implicitly around
-//!   every DDL statement (which also releases that lock), so a migration's
-//!   DDL cannot share a transaction with its record: the DDL is run
-//!   idempotently (ORA-00955 / ORA-01408, "already exists", count as done)
-//!   and a record another instance wrote first (ORA-00001) counts as
-//!   applied.
-//! * [`migration_sql`] prints it all for a migration tool of your own.
+//! `ext_litestar_0001` is exactly [`OracleStore::create_table`]'s DDL, so
+//! its checksum covers the table name and `in_memory`. The tracking table
+//! `<session_table>_migrations` is created in [`prepare`](OracleDialect::prepare),
+//! outside any transaction (Oracle's DDL commits on its own; ORA-00955,
+//! "already exists", is fine). Each step takes `LOCK TABLE <tracking> IN
+//! EXCLUSIVE MODE`. A migration's DDL commits too (releasing that lock), so
+//! it cannot share a transaction with its record: the DDL is run
+//! idempotently (ORA-00955 / ORA-01408 count as done) and a record another
+//! instance wrote first (ORA-00001) is reported to the runner, which re-plans.
 //!
-//! All SQL is built from the validated table name only and tested offline:
-//!
-//! ```
-//! use session_core::TableName;
-//! use session_oracle::migrations::MigrationSql;
-//!
-//! let table = TableName::new("app_sessions", session_oracle::MAX_IDENTIFIER_LEN).unwrap();
-//! let sql = MigrationSql::new(&table);
-//! assert_eq!(sql.lock(), "LOCK TABLE app_sessions_migrations IN EXCLUSIVE MODE");
-//! ```
+//! [`OracleStore::create_table`]: crate::OracleStore::create_table
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use session_core::migrate::{
-    AppliedMigration, ColumnInfo, ColumnSpec, MigrateReport, Migration, ensure_adoptable, plan,
-    script,
+    AppliedMigration, ColumnInfo, ColumnSpec, Migration, MigrationDialect, script,
 };
 use session_core::{Error, Result, TableName};
 
 use crate::BACKEND;
 use crate::error::{ErrorClass, ErrorCode, classify, from_oracle};
-use crate::settings::StoreSettings;
 use crate::sql::Statements;
-use crate::store::OracleStore;
-
-pub use session_core::migrate::EXT_LITESTAR_0001;
 
 /// The columns of the seed's Oracle session table, as `all_tab_columns`
 /// reports them (`TIMESTAMP(6) WITH TIME ZONE` matches, the precision is
 /// ignored); an existing table is adopted only if it has exactly these.
-pub const SESSION_COLUMNS: &[ColumnSpec] = &[
-    ColumnSpec {
-        name: "SESSION_ID",
-        data_type: "VARCHAR2",
-        not_null: Some(true),
-    },
-    ColumnSpec {
-        name: "DATA",
-        data_type: "BLOB",
-        not_null: Some(true),
-    },
-    ColumnSpec {
-        name: "EXPIRES_AT",
-        data_type: "TIMESTAMP WITH TIME ZONE",
-        not_null: Some(false),
-    },
-    ColumnSpec {
-        name: "CREATED_AT",
-        data_type: "TIMESTAMP WITH TIME ZONE",
-        not_null: Some(true),
-    },
-    ColumnSpec {
-        name: "UPDATED_AT",
-        data_type: "TIMESTAMP WITH TIME ZONE",
-        not_null: Some(true),
-    },
+const SESSION_COLUMNS: &[ColumnSpec] = &[
+    column("SESSION_ID", "VARCHAR2", true),
+    column("DATA", "BLOB", true),
+    column("EXPIRES_AT", "TIMESTAMP WITH TIME ZONE", false),
+    column("CREATED_AT", "TIMESTAMP WITH TIME ZONE", true),
+    column("UPDATED_AT", "TIMESTAMP WITH TIME ZONE", true),
 ];
 
-/// The ordered migrations of the session table of `settings`.
-pub fn migrations(settings: &StoreSettings) -> Vec<Migration> {
-    let sql = Statements::new(settings.table(), settings.is_in_memory());
+const fn column(name: &'static str, data_type: &'static str, not_null: bool) -> ColumnSpec {
+    ColumnSpec {
+        name,
+        data_type,
+        not_null: Some(not_null),
+    }
+}
+
+/// The ordered migrations of the session table `table`.
+pub(crate) fn migrations(table: &TableName, in_memory: bool) -> Vec<Migration> {
+    let sql = Statements::new(table, in_memory);
     vec![Migration::initial(vec![
         sql.create_table().to_owned(),
         sql.create_index().to_owned(),
     ])]
 }
 
-/// Every migration of `settings` as one SQL script: the tracking table,
-/// then each migration's statements and the `INSERT` recording it.
-pub fn migration_sql(settings: &StoreSettings) -> String {
-    let sql = MigrationSql::new(settings.table());
+/// Every migration as one SQL script: the tracking table, then each
+/// migration's statements and the `INSERT` recording it.
+pub(crate) fn migration_sql(table: &TableName, in_memory: bool) -> String {
     script(
-        sql.tracking_ddl(),
-        &settings.table().migrations_table().qualified(),
-        &migrations(settings),
+        &MigrationSql::new(table).tracking_ddl,
+        &table.migrations_table().qualified(),
+        &migrations(table, in_memory),
     )
 }
 
@@ -99,7 +65,8 @@ pub fn migration_sql(settings: &StoreSettings) -> String {
 /// Binds: `:owner` (the schema, or `NULL` for the current one), `:tbl`
 /// (a table name), `:version`, `:description`, `:checksum`.
 #[derive(Debug, Clone)]
-pub struct MigrationSql {
+struct MigrationSql {
+    /// `CREATE TABLE <table>_migrations (...)`; ORA-00955 when it exists.
     tracking_ddl: String,
     lock: String,
     select_applied: String,
@@ -109,8 +76,7 @@ pub struct MigrationSql {
 }
 
 impl MigrationSql {
-    /// Builds the statements for the session table `table`.
-    pub fn new(table: &TableName) -> Self {
+    fn new(table: &TableName) -> Self {
         let tracking = table.migrations_table().qualified();
         let owner = "COALESCE(UPPER(:owner), SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA'))";
         MigrationSql {
@@ -140,94 +106,35 @@ impl MigrationSql {
             ),
         }
     }
-
-    /// `CREATE TABLE <table>_migrations (...)`; ORA-00955 when it exists.
-    pub fn tracking_ddl(&self) -> &str {
-        &self.tracking_ddl
-    }
-
-    /// `LOCK TABLE <table>_migrations IN EXCLUSIVE MODE`: held until the
-    /// next commit (or DDL).
-    pub fn lock(&self) -> &str {
-        &self.lock
-    }
-
-    /// The applied records, `applied_at` as unix seconds (UTC).
-    pub fn select_applied(&self) -> &str {
-        &self.select_applied
-    }
-
-    /// Records a version (`:version`, `:description`, `:checksum`).
-    pub fn insert(&self) -> &str {
-        &self.insert
-    }
-
-    /// `COUNT(*)` of tables named `:tbl` in schema `:owner`.
-    pub fn table_exists(&self) -> &str {
-        &self.table_exists
-    }
-
-    /// Name, type and `Y`/`N` nullability of the columns of `:tbl`.
-    pub fn columns(&self) -> &str {
-        &self.columns
-    }
 }
 
-fn already_exists(err: &oracle::Error) -> bool {
-    classify(ErrorCode::of(err)) == ErrorClass::AlreadyExists
+/// Oracle's [`MigrationDialect`] on one connection, run by the store inside
+/// its blocking task.
+pub(crate) struct OracleDialect<'c> {
+    conn: &'c oracle::Connection,
+    table: TableName,
+    in_memory: bool,
+    sql: MigrationSql,
 }
 
-impl OracleStore {
-    /// Applies every migration the tracking table does not record, in
-    /// order, and returns what it did; see the [module docs](self) for how
-    /// concurrent instances are kept apart on Oracle. Adopts an existing
-    /// session table with the seed's columns ([`SESSION_COLUMNS`]) as at
-    /// `ext_litestar_0001`, its rows untouched.
-    ///
-    /// Errors: a recorded checksum that differs, an unknown recorded
-    /// version or an existing table of another shape (an
-    /// [`Error::Backend`] with a [`MigrationError`](session_core::migrate::MigrationError) source); database
-    /// errors.
-    pub async fn migrate(&self) -> Result<MigrateReport> {
-        let settings = self.settings().clone();
-        self.blocking("migrate", move |conn| migrate_blocking(conn, &settings))
-            .await
+impl<'c> OracleDialect<'c> {
+    pub(crate) fn new(conn: &'c oracle::Connection, table: TableName, in_memory: bool) -> Self {
+        let sql = MigrationSql::new(&table);
+        OracleDialect {
+            conn,
+            table,
+            in_memory,
+            sql,
+        }
     }
 
-    /// The applied migrations, oldest version first; empty when the
-    /// tracking table does not exist yet.
-    pub async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>> {
-        let table = self.table().clone();
-        self.blocking("applied_migrations", move |conn| {
-            let sql = MigrationSql::new(&table);
-            if !exists(conn, &sql, &table.migrations_table())? {
-                return Ok(Vec::new());
-            }
-            read_applied(conn, &sql)
-        })
-        .await
-    }
-
-    /// True if the session table exists.
-    pub async fn session_table_exists(&self) -> Result<bool> {
-        let table = self.table().clone();
-        self.blocking("session_table_exists", move |conn| {
-            exists(conn, &MigrationSql::new(&table), &table)
-        })
-        .await
-    }
-
-    /// This store's migrations as SQL; see [`migration_sql`].
-    pub fn migration_sql(&self) -> String {
-        migration_sql(self.settings())
-    }
-
-    async fn blocking<T, F>(&self, op: &'static str, work: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&oracle::Connection) -> Result<T> + Send + 'static,
-    {
-        self.run_blocking(op, true, move |db, _| work(db)).await
+    /// Runs `ddl`; "already exists" (ORA-00955, ORA-01408) counts as done.
+    fn execute_idempotent(&self, ddl: &str, what: &str) -> Result<()> {
+        match self.conn.execute(ddl, &[]) {
+            Ok(_) => Ok(()),
+            Err(err) if classify(ErrorCode::of(&err)) == ErrorClass::AlreadyExists => Ok(()),
+            Err(err) => Err(from_oracle(err, what)),
+        }
     }
 }
 
@@ -236,114 +143,206 @@ fn ora(what: &'static str) -> impl Fn(oracle::Error) -> Error {
     move |err| from_oracle(err, what)
 }
 
-fn migrate_blocking(conn: &oracle::Connection, settings: &StoreSettings) -> Result<MigrateReport> {
-    let table = settings.table();
-    let sql = MigrationSql::new(table);
-    let list = migrations(settings);
-    let mut report = MigrateReport::default();
-    if let Err(err) = conn.execute(sql.tracking_ddl(), &[]) {
-        if !already_exists(&err) {
-            return Err(from_oracle(err, "create the migration tracking table"));
-        }
-    }
-    loop {
-        conn.execute(sql.lock(), &[])
-            .map_err(ora("lock the migration tracking table"))?;
-        let applied = read_applied(conn, &sql)?;
-        let pending = plan(BACKEND, &list, &applied)?;
-        let Some(next) = pending.first() else {
-            report.current = applied.last().map(|a| a.version.clone());
-            conn.commit().map_err(ora("commit"))?;
-            break;
-        };
-        let adopt = next.version == EXT_LITESTAR_0001 && exists(conn, &sql, table)?;
-        if adopt {
-            ensure_adoptable(
-                BACKEND,
-                table,
-                SESSION_COLUMNS,
-                &columns(conn, &sql, table)?,
-            )?;
-        } else {
-            for statement in &next.statements {
-                if let Err(err) = conn.execute(statement, &[]) {
-                    if !already_exists(&err) {
-                        return Err(from_oracle(err, "apply a migration"));
-                    }
-                }
-            }
-        }
-        let checksum = next.checksum();
-        match conn.execute_named(
-            sql.insert(),
-            &[
-                ("version", &next.version),
-                ("description", &next.description),
-                ("checksum", &checksum),
-            ],
-        ) {
-            Ok(_) => {
-                conn.commit().map_err(ora("commit"))?;
-                report.record(next.version, adopt);
-            }
-            // Another instance recorded it first: it is applied.
-            Err(err) if classify(ErrorCode::of(&err)) == ErrorClass::UniqueViolation => {
-                conn.rollback().map_err(ora("rollback"))?;
-            }
-            Err(err) => return Err(from_oracle(err, "record a migration")),
-        }
-    }
-    Ok(report)
-}
-
 fn owner(table: &TableName) -> Option<String> {
     table.schema().map(str::to_owned)
 }
 
-fn exists(conn: &oracle::Connection, sql: &MigrationSql, table: &TableName) -> Result<bool> {
-    let count: i64 = conn
-        .query_row_as_named(
-            sql.table_exists(),
-            &[("owner", &owner(table)), ("tbl", &table.table())],
+#[async_trait::async_trait]
+impl MigrationDialect for OracleDialect<'_> {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn table(&self) -> &TableName {
+        &self.table
+    }
+
+    fn migrations(&self) -> Vec<Migration> {
+        migrations(&self.table, self.in_memory)
+    }
+
+    fn session_columns(&self) -> &'static [ColumnSpec] {
+        SESSION_COLUMNS
+    }
+
+    async fn prepare(&mut self) -> Result<()> {
+        self.execute_idempotent(
+            &self.sql.tracking_ddl,
+            "create the migration tracking table",
         )
-        .map_err(ora("look up a table"))?;
-    Ok(count > 0)
-}
+    }
 
-fn columns(
-    conn: &oracle::Connection,
-    sql: &MigrationSql,
-    table: &TableName,
-) -> Result<Vec<ColumnInfo>> {
-    conn.query_as_named::<(String, String, String)>(
-        sql.columns(),
-        &[("owner", &owner(table)), ("tbl", &table.table())],
-    )
-    .and_then(|rows| {
-        rows.map(|row| {
-            row.map(|(name, data_type, nullable)| ColumnInfo {
-                name,
-                data_type,
-                not_null: nullable == "N",
-            })
-        })
-        .collect()
-    })
-    .map_err(ora("read the session table's columns"))
-}
+    async fn begin(&mut self) -> Result<()> {
+        self.conn
+            .execute(&self.sql.lock, &[])
+            .map(drop)
+            .map_err(ora("lock the migration tracking table"))
+    }
 
-fn read_applied(conn: &oracle::Connection, sql: &MigrationSql) -> Result<Vec<AppliedMigration>> {
-    conn.query_as::<(String, String, String, i64)>(sql.select_applied(), &[])
-        .and_then(|rows| {
-            rows.map(|row| {
-                row.map(|(version, description, checksum, secs)| AppliedMigration {
-                    version,
-                    description,
-                    checksum,
-                    applied_at: UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64),
+    async fn commit(&mut self) -> Result<()> {
+        self.conn.commit().map_err(ora("commit"))
+    }
+
+    async fn rollback(&mut self) -> Result<()> {
+        self.conn.rollback().map_err(ora("rollback"))
+    }
+
+    async fn table_exists(&mut self, table: &TableName) -> Result<bool> {
+        let count: i64 = self
+            .conn
+            .query_row_as_named(
+                &self.sql.table_exists,
+                &[("owner", &owner(table)), ("tbl", &table.table())],
+            )
+            .map_err(ora("look up a table"))?;
+        Ok(count > 0)
+    }
+
+    async fn columns(&mut self) -> Result<Vec<ColumnInfo>> {
+        self.conn
+            .query_as_named::<(String, String, String)>(
+                &self.sql.columns,
+                &[("owner", &owner(&self.table)), ("tbl", &self.table.table())],
+            )
+            .and_then(|rows| {
+                rows.map(|row| {
+                    row.map(|(name, data_type, nullable)| ColumnInfo {
+                        name,
+                        data_type,
+                        not_null: nullable == "N",
+                    })
                 })
+                .collect()
             })
-            .collect()
-        })
-        .map_err(ora("read the migration tracking table"))
+            .map_err(ora("read the session table's columns"))
+    }
+
+    async fn read_applied(&mut self) -> Result<Vec<AppliedMigration>> {
+        self.conn
+            .query_as::<(String, String, String, i64)>(&self.sql.select_applied, &[])
+            .and_then(|rows| {
+                rows.map(|row| {
+                    row.map(|(version, description, checksum, secs)| AppliedMigration {
+                        version,
+                        description,
+                        checksum,
+                        applied_at: UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64),
+                    })
+                })
+                .collect()
+            })
+            .map_err(ora("read the migration tracking table"))
+    }
+
+    async fn execute(&mut self, statement: &str) -> Result<()> {
+        self.execute_idempotent(statement, "apply a migration")
+    }
+
+    async fn record(&mut self, migration: &Migration) -> Result<bool> {
+        let checksum = migration.checksum();
+        match self.conn.execute_named(
+            &self.sql.insert,
+            &[
+                ("version", &migration.version),
+                ("description", &migration.description),
+                ("checksum", &checksum),
+            ],
+        ) {
+            Ok(_) => Ok(true),
+            // Another instance recorded it first: it is applied.
+            Err(err) if classify(ErrorCode::of(&err)) == ErrorClass::UniqueViolation => Ok(false),
+            Err(err) => Err(from_oracle(err, "record a migration")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The Oracle migration SQL, offline (no server here; live runs are in
+    //! `tests/live.rs`, gated on ORACLE_TEST_*).
+
+    use super::*;
+    use crate::MAX_IDENTIFIER_LEN;
+
+    fn table(name: &str) -> TableName {
+        TableName::new_qualified(name, MAX_IDENTIFIER_LEN).unwrap()
+    }
+
+    #[test]
+    fn the_first_migration_is_create_table_exactly() {
+        for in_memory in [false, true] {
+            let list = migrations(&table("app_sessions"), in_memory);
+            session_core::migrate::validate_list(&list).unwrap();
+            let sql = Statements::new(&table("app_sessions"), in_memory);
+            assert_eq!(list[0].version, "ext_litestar_0001");
+            assert_eq!(list[0].statements, [sql.create_table(), sql.create_index()]);
+        }
+        // in_memory changes the SQL, so the checksum.
+        let plain = migrations(&table("litestar_session"), false)[0].checksum();
+        let inmem = migrations(&table("litestar_session"), true)[0].checksum();
+        assert_ne!(plain, inmem);
+    }
+
+    #[test]
+    fn the_tracking_table_and_its_lock() {
+        let sql = MigrationSql::new(&table("app_sessions"));
+        assert_eq!(
+            sql.tracking_ddl,
+            "CREATE TABLE app_sessions_migrations (\n    \
+             version VARCHAR2(64) PRIMARY KEY,\n    \
+             description VARCHAR2(400) NOT NULL,\n    \
+             checksum VARCHAR2(64) NOT NULL,\n    \
+             applied_at TIMESTAMP WITH TIME ZONE DEFAULT SYSTIMESTAMP NOT NULL\n)"
+        );
+        assert_eq!(
+            sql.lock,
+            "LOCK TABLE app_sessions_migrations IN EXCLUSIVE MODE"
+        );
+        assert_eq!(
+            sql.insert,
+            "INSERT INTO app_sessions_migrations (version, description, checksum) \
+             VALUES (:version, :description, :checksum)"
+        );
+        assert!(
+            sql.select_applied
+                .starts_with("SELECT version, description, checksum, ")
+        );
+        assert!(
+            sql.select_applied
+                .ends_with("FROM app_sessions_migrations ORDER BY version")
+        );
+    }
+
+    #[test]
+    fn catalog_queries_bind_names_and_honour_a_schema() {
+        let sql = MigrationSql::new(&table("auth.sessions"));
+        assert!(sql.lock.starts_with("LOCK TABLE auth.sessions_migrations "));
+        for text in [&sql.table_exists, &sql.columns] {
+            assert!(text.contains("table_name = UPPER(:tbl)"), "{text}");
+            assert!(
+                text.contains("COALESCE(UPPER(:owner), SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA'))"),
+                "{text}"
+            );
+            assert!(
+                !text.contains("sessions'"),
+                "names are bound, not spliced: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_script_creates_records_and_ends_each_statement() {
+        let script = migration_sql(&table("litestar_session"), true);
+        assert!(script.starts_with(
+            "-- migration tracking table\nCREATE TABLE litestar_session_migrations ("
+        ));
+        assert!(script.contains(") INMEMORY;\n"));
+        assert!(script.contains(
+            "CREATE INDEX idx_litestar_session_expires_at ON litestar_session(expires_at);\n"
+        ));
+        let checksum = migrations(&table("litestar_session"), true)[0].checksum();
+        assert!(script.contains(&format!(
+            "INSERT INTO litestar_session_migrations (version, description, checksum) VALUES ('ext_litestar_0001', 'create the session table and its index on expires_at', '{checksum}');"
+        )));
+    }
 }

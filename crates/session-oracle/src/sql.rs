@@ -4,17 +4,8 @@
 //! Nothing but the validated table name (and the index name derived from
 //! it) is ever spliced into this text; keys, values and durations are bound
 //! parameters (`:sid`, `:val`, `:ttl`, `:batch`, `:tbl`). The functions here
-//! are pure, so the SQL is tested without a database.
-//!
-//! ```
-//! use session_core::TableName;
-//! use session_oracle::sql::{Statements, ValueSql};
-//!
-//! let table = TableName::new("app_sessions", session_oracle::MAX_IDENTIFIER_LEN).unwrap();
-//! let sql = Statements::new(&table, true);
-//! assert!(sql.create_table().ends_with(") INMEMORY"));
-//! assert!(sql.set(ValueSql::Bound).starts_with("MERGE INTO app_sessions t"));
-//! ```
+//! are pure, so the SQL is tested without a database (the unit tests
+//! below).
 
 use session_core::TableName;
 
@@ -24,7 +15,7 @@ use session_core::TableName;
 /// `data` column refuses; the empty value is therefore written as
 /// `EMPTY_BLOB()` in the SQL text instead of a bind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValueSql {
+pub(crate) enum ValueSql {
     /// The value is the bind parameter `:val` (any non-empty value).
     Bound,
     /// The value is the empty `BLOB`, written as `EMPTY_BLOB()`.
@@ -33,7 +24,7 @@ pub enum ValueSql {
 
 impl ValueSql {
     /// The kind of SQL that writes `value`.
-    pub fn for_value(value: &[u8]) -> Self {
+    pub(crate) fn for_value(value: &[u8]) -> Self {
         if value.is_empty() {
             ValueSql::Empty
         } else {
@@ -78,7 +69,7 @@ const EXPIRY: &str = "SYSTIMESTAMP + NUMTODSINTERVAL(:ttl, 'SECOND')";
 
 /// The statements of one session table, built once at construction.
 #[derive(Debug, Clone)]
-pub struct Statements {
+pub(crate) struct Statements {
     create_table: String,
     create_index: String,
     drop_table: String,
@@ -99,7 +90,7 @@ pub struct Statements {
 impl Statements {
     /// Builds every statement for `table`; with `in_memory`, the table DDL
     /// ends in ` INMEMORY` (Oracle Database In-Memory column store).
-    pub fn new(table: &TableName, in_memory: bool) -> Self {
+    pub(crate) fn new(table: &TableName, in_memory: bool) -> Self {
         let t = table.qualified();
         let index = table.index_name();
         let live = "(expires_at IS NULL OR expires_at > SYSTIMESTAMP)";
@@ -172,84 +163,84 @@ impl Statements {
     /// `CREATE TABLE`: the seed's Oracle DDL, column for column, plus
     /// ` INMEMORY` when `in_memory` is set. Fails with ORA-00955 if the
     /// table exists (the store treats that as success).
-    pub fn create_table(&self) -> &str {
+    pub(crate) fn create_table(&self) -> &str {
         &self.create_table
     }
 
     /// `CREATE INDEX idx_<table>_expires_at ON <table>(expires_at)`.
-    pub fn create_index(&self) -> &str {
+    pub(crate) fn create_index(&self) -> &str {
         &self.create_index
     }
 
     /// `DROP TABLE <table> PURGE`.
-    pub fn drop_table(&self) -> &str {
+    pub(crate) fn drop_table(&self) -> &str {
         &self.drop_table
     }
 
     /// The seed's verification query: `user_tables.inmemory` of the table
     /// (bind `:tbl` to the table name; Oracle stores unquoted names upper
     /// case, hence `UPPER`).
-    pub fn in_memory_status(&self) -> &str {
+    pub(crate) fn in_memory_status(&self) -> &str {
         &self.in_memory_status
     }
 
     /// The value of a live key (`:sid`), without renewal.
-    pub fn get(&self) -> &str {
+    pub(crate) fn get(&self) -> &str {
         &self.get
     }
 
     /// The renewing read: one `UPDATE ... RETURNING data INTO :val` that
     /// moves the expiry of a live, expiring key to now + `:ttl` seconds.
-    pub fn get_renew(&self) -> &str {
+    pub(crate) fn get_renew(&self) -> &str {
         &self.get_renew
     }
 
     /// The value of a key without expiry (the renewing read's second step
     /// when its `UPDATE` matched no row).
-    pub fn get_permanent(&self) -> &str {
+    pub(crate) fn get_permanent(&self) -> &str {
         &self.get_permanent
     }
 
     /// The upsert: one `MERGE` that replaces the value and expiry of an
     /// existing row (keeping `created_at`) or inserts a new one.
-    pub fn set(&self, value: ValueSql) -> &str {
+    pub(crate) fn set(&self, value: ValueSql) -> &str {
         self.set.get(value)
     }
 
     /// Insert-if-absent: a `MERGE` whose `UPDATE` branch only replaces an
     /// expired row; one row affected means it wrote.
-    pub fn create(&self, value: ValueSql) -> &str {
+    pub(crate) fn create(&self, value: ValueSql) -> &str {
         self.create.get(value)
     }
 
     /// Replace-if-live: one row affected means it wrote.
-    pub fn update(&self, value: ValueSql) -> &str {
+    pub(crate) fn update(&self, value: ValueSql) -> &str {
         self.update.get(value)
     }
 
     /// Delete one key.
-    pub fn delete(&self) -> &str {
+    pub(crate) fn delete(&self) -> &str {
         &self.delete
     }
 
     /// Delete every row of the table.
-    pub fn delete_all(&self) -> &str {
+    pub(crate) fn delete_all(&self) -> &str {
         &self.delete_all
     }
 
     /// `COUNT(*)` of the live row of `:sid` (0 or 1).
-    pub fn exists(&self) -> &str {
+    pub(crate) fn exists(&self) -> &str {
         &self.exists
     }
 
     /// Remaining seconds of a live, expiring key, computed on the database
     /// clock; no row when missing, expired or without expiry.
-    pub fn expires_in(&self) -> &str {
+    pub(crate) fn expires_in(&self) -> &str {
         &self.expires_in
     }
 
     /// One batch of cleanup: at most `:batch` expired rows.
-    pub fn delete_expired(&self) -> &str {
+    pub(crate) fn delete_expired(&self) -> &str {
         &self.delete_expired
     }
 }
@@ -268,7 +259,7 @@ pub enum InMemoryStatus {
 impl InMemoryStatus {
     /// Interprets the query's result: `None` when no row came back, else
     /// the `inmemory` column (`ENABLED`, `DISABLED` or `NULL`).
-    pub fn from_row(row: Option<Option<&str>>) -> Self {
+    pub(crate) fn from_row(row: Option<Option<&str>>) -> Self {
         match row {
             None => InMemoryStatus::TableNotFound,
             Some(Some(v)) if v.trim().eq_ignore_ascii_case("ENABLED") => InMemoryStatus::Enabled,
@@ -279,5 +270,237 @@ impl InMemoryStatus {
     /// True only for [`InMemoryStatus::Enabled`].
     pub fn is_enabled(self) -> bool {
         self == InMemoryStatus::Enabled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The generated SQL, compared to the expected text: the seed's Oracle
+    //! DDL, the upsert MERGE, the renewing UPDATE and the batched cleanup,
+    //! with the table name substituted. No database needed (moved from
+    //! tests/sql.rs).
+
+    use super::*;
+    use crate::MAX_IDENTIFIER_LEN;
+
+    fn statements(table: &str, in_memory: bool) -> Statements {
+        let table = TableName::new(table, MAX_IDENTIFIER_LEN).unwrap();
+        Statements::new(&table, in_memory)
+    }
+
+    /// The seed's "Database Schema" Oracle DDL, verbatim but for the `;`.
+    const SEED_DDL: &str = "CREATE TABLE litestar_session (
+    session_id VARCHAR2(255) PRIMARY KEY,
+    data BLOB NOT NULL,
+    expires_at TIMESTAMP WITH TIME ZONE,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT SYSTIMESTAMP NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT SYSTIMESTAMP NOT NULL
+)";
+
+    /// The seed's "Generated DDL" of the In-Memory section.
+    const SEED_IN_MEMORY_DDL: &str = "CREATE TABLE app_sessions (
+    session_id VARCHAR2(255) PRIMARY KEY,
+    data BLOB NOT NULL,
+    expires_at TIMESTAMP WITH TIME ZONE,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT SYSTIMESTAMP NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT SYSTIMESTAMP NOT NULL
+) INMEMORY";
+
+    #[test]
+    fn ddl_is_the_seeds_oracle_schema() {
+        assert_eq!(
+            statements("litestar_session", false).create_table(),
+            SEED_DDL
+        );
+    }
+
+    #[test]
+    fn in_memory_ddl_is_the_seeds_generated_ddl() {
+        assert_eq!(
+            statements("app_sessions", true).create_table(),
+            SEED_IN_MEMORY_DDL
+        );
+        // Without the flag, the same table has no INMEMORY clause.
+        let plain = statements("app_sessions", false);
+        assert!(!plain.create_table().contains("INMEMORY"));
+        assert_eq!(
+            plain.create_table(),
+            SEED_IN_MEMORY_DDL.trim_end_matches(" INMEMORY")
+        );
+    }
+
+    #[test]
+    fn index_is_on_expires_at() {
+        assert_eq!(
+            statements("litestar_session", false).create_index(),
+            "CREATE INDEX idx_litestar_session_expires_at ON litestar_session(expires_at)"
+        );
+        assert_eq!(
+            statements("app_sessions", true).create_index(),
+            "CREATE INDEX idx_app_sessions_expires_at ON app_sessions(expires_at)"
+        );
+    }
+
+    #[test]
+    fn set_is_one_merge_on_the_database_clock() {
+        let sql = statements("app_sessions", false);
+        assert_eq!(
+            sql.set(ValueSql::Bound),
+            "MERGE INTO app_sessions t USING (SELECT :sid AS session_id FROM dual) s \
+             ON (t.session_id = s.session_id) \
+             WHEN MATCHED THEN UPDATE SET t.data = :val, \
+             t.expires_at = SYSTIMESTAMP + NUMTODSINTERVAL(:ttl, 'SECOND'), \
+             t.updated_at = SYSTIMESTAMP \
+             WHEN NOT MATCHED THEN INSERT (session_id, data, expires_at, created_at, updated_at) \
+             VALUES (s.session_id, :val, SYSTIMESTAMP + NUMTODSINTERVAL(:ttl, 'SECOND'), \
+             SYSTIMESTAMP, SYSTIMESTAMP)"
+        );
+        // created_at is never touched by the update branch.
+        let update_branch = sql
+            .set(ValueSql::Bound)
+            .split("WHEN NOT MATCHED")
+            .next()
+            .unwrap();
+        assert!(!update_branch.contains("created_at"), "{update_branch}");
+    }
+
+    #[test]
+    fn the_empty_value_is_written_as_empty_blob() {
+        let sql = statements("app_sessions", false);
+        for text in [
+            sql.set(ValueSql::Empty),
+            sql.create(ValueSql::Empty),
+            sql.update(ValueSql::Empty),
+        ] {
+            assert!(!text.contains(":val"), "{text}");
+            assert!(text.contains("data = EMPTY_BLOB()"), "{text}");
+        }
+        assert!(
+            sql.set(ValueSql::Empty)
+                .contains("VALUES (s.session_id, EMPTY_BLOB(),")
+        );
+        assert_eq!(ValueSql::for_value(b""), ValueSql::Empty);
+        assert_eq!(ValueSql::for_value(b"\0"), ValueSql::Bound);
+    }
+
+    #[test]
+    fn create_replaces_only_an_expired_row() {
+        assert_eq!(
+            statements("app_sessions", false).create(ValueSql::Bound),
+            "MERGE INTO app_sessions t USING (SELECT :sid AS session_id FROM dual) s \
+             ON (t.session_id = s.session_id) \
+             WHEN MATCHED THEN UPDATE SET t.data = :val, \
+             t.expires_at = SYSTIMESTAMP + NUMTODSINTERVAL(:ttl, 'SECOND'), \
+             t.created_at = SYSTIMESTAMP, t.updated_at = SYSTIMESTAMP \
+             WHERE t.expires_at <= SYSTIMESTAMP \
+             WHEN NOT MATCHED THEN INSERT (session_id, data, expires_at, created_at, updated_at) \
+             VALUES (s.session_id, :val, SYSTIMESTAMP + NUMTODSINTERVAL(:ttl, 'SECOND'), \
+             SYSTIMESTAMP, SYSTIMESTAMP)"
+        );
+    }
+
+    #[test]
+    fn update_writes_only_a_live_row() {
+        assert_eq!(
+            statements("app_sessions", false).update(ValueSql::Bound),
+            "UPDATE app_sessions SET data = :val, \
+             expires_at = SYSTIMESTAMP + NUMTODSINTERVAL(:ttl, 'SECOND'), updated_at = SYSTIMESTAMP \
+             WHERE session_id = :sid AND (expires_at IS NULL OR expires_at > SYSTIMESTAMP)"
+        );
+    }
+
+    #[test]
+    fn renewing_get_is_one_update_returning() {
+        let sql = statements("app_sessions", false);
+        assert_eq!(
+            sql.get_renew(),
+            "UPDATE app_sessions SET expires_at = SYSTIMESTAMP + NUMTODSINTERVAL(:ttl, 'SECOND') \
+             WHERE session_id = :sid AND expires_at > SYSTIMESTAMP RETURNING data INTO :val"
+        );
+        assert_eq!(
+            sql.get_permanent(),
+            "SELECT data FROM app_sessions WHERE session_id = :sid AND expires_at IS NULL"
+        );
+        assert_eq!(
+            sql.get(),
+            "SELECT data FROM app_sessions WHERE session_id = :sid \
+             AND (expires_at IS NULL OR expires_at > SYSTIMESTAMP)"
+        );
+    }
+
+    #[test]
+    fn cleanup_deletes_in_batches() {
+        assert_eq!(
+            statements("app_sessions", false).delete_expired(),
+            "DELETE FROM app_sessions WHERE expires_at <= SYSTIMESTAMP AND ROWNUM <= :batch"
+        );
+    }
+
+    #[test]
+    fn reads_hide_expired_rows() {
+        let sql = statements("app_sessions", false);
+        assert_eq!(
+            sql.exists(),
+            "SELECT COUNT(*) FROM app_sessions WHERE session_id = :sid \
+             AND (expires_at IS NULL OR expires_at > SYSTIMESTAMP)"
+        );
+        assert!(sql.expires_in().ends_with(
+            "FROM (SELECT expires_at - SYSTIMESTAMP AS r FROM app_sessions \
+             WHERE session_id = :sid AND expires_at > SYSTIMESTAMP)"
+        ));
+        assert_eq!(
+            sql.delete(),
+            "DELETE FROM app_sessions WHERE session_id = :sid"
+        );
+        assert_eq!(sql.delete_all(), "DELETE FROM app_sessions");
+    }
+
+    #[test]
+    fn in_memory_check_compares_upper_case() {
+        let sql = statements("app_sessions", true);
+        assert_eq!(
+            sql.in_memory_status(),
+            "SELECT inmemory FROM user_tables WHERE table_name = UPPER(:tbl)"
+        );
+        assert_eq!(
+            InMemoryStatus::from_row(Some(Some("ENABLED"))),
+            InMemoryStatus::Enabled
+        );
+        assert_eq!(
+            InMemoryStatus::from_row(Some(Some("DISABLED"))),
+            InMemoryStatus::Disabled
+        );
+        assert_eq!(
+            InMemoryStatus::from_row(Some(None)),
+            InMemoryStatus::Disabled
+        );
+        assert_eq!(
+            InMemoryStatus::from_row(None),
+            InMemoryStatus::TableNotFound
+        );
+        assert!(InMemoryStatus::Enabled.is_enabled());
+        assert!(!InMemoryStatus::Disabled.is_enabled());
+    }
+
+    #[test]
+    fn only_the_table_name_is_spliced() {
+        // Every statement names the table and carries no other literal input:
+        // keys, values and durations are binds.
+        let sql = statements("t_x", false);
+        for text in [
+            sql.get(),
+            sql.get_renew(),
+            sql.set(ValueSql::Bound),
+            sql.create(ValueSql::Bound),
+            sql.update(ValueSql::Bound),
+            sql.delete(),
+            sql.exists(),
+            sql.expires_in(),
+        ] {
+            assert!(text.contains("t_x"), "{text}");
+            assert!(text.contains(":sid"), "{text}");
+            // The only quoted literal is the interval unit.
+            assert!(!text.replace("'SECOND'", "").contains('\''), "{text}");
+        }
     }
 }

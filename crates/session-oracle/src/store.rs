@@ -1,4 +1,4 @@
-//! [`OracleStore`]: the [`Store`] on Oracle Database.
+//! [`OracleStore`]: the [`Store`] and [`StoreAdmin`] on Oracle Database.
 
 use std::fmt;
 use std::sync::Arc;
@@ -8,13 +8,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use oracle::sql_type::{OracleType, ToSql};
 use session_core::cleanup::delete_in_batches;
-use session_core::{Error, Result, Store, TableName, non_zero, validate_key};
+use session_core::migrate::{self, AppliedMigration, MigrateReport, Migration, MigrationDialect};
+use session_core::{
+    Error, Result, Store, StoreAdmin, StoreConfig, TableName, non_zero, validate_key,
+};
 use tracing::Instrument;
 
 use crate::BACKEND;
+use crate::config::{Credentials, OracleConfig};
 use crate::error::{ErrorClass, ErrorCode, classify, from_oracle, map_error};
-use crate::manager::{ConnectErrors, ConnectOptions, OracleConnectionManager};
-use crate::settings::StoreSettings;
+use crate::manager::{ConnectErrors, OracleConnectionManager};
+use crate::migrations::{self as oracle_migrations, OracleDialect};
 use crate::sql::{InMemoryStatus, Statements, ValueSql};
 
 /// Values up to this many bytes are bound as `RAW`; longer ones go through
@@ -24,9 +28,6 @@ use crate::sql::{InMemoryStatus, Statements, ValueSql};
 /// everything above 32 KB and more.
 pub const INLINE_VALUE_MAX: usize = 2000;
 
-/// Rows `delete_expired` removes per statement (and per commit).
-pub const DELETE_EXPIRED_BATCH: u32 = 1000;
-
 /// Expiries longer than this (about 1000 years) are shortened to it: the
 /// database's `TIMESTAMP` ends at year 9999.
 pub const MAX_EXPIRY: Duration = Duration::from_secs(1000 * 365 * 24 * 3600);
@@ -35,12 +36,14 @@ pub const MAX_EXPIRY: Duration = Duration::from_secs(1000 * 365 * 24 * 3600);
 pub type OraclePool = bb8::Pool<OracleConnectionManager>;
 
 /// A session [`Store`] on Oracle Database, through the `oracle` crate (ODPI-C,
-/// which loads the Oracle Instant Client at run time) and a bb8 pool.
+/// which loads the Oracle Instant Client at run time) and a bb8 pool; its
+/// operations side (migrations, cleanup batches) is [`StoreAdmin`].
 ///
 /// * **Schema**: the seed's Oracle table (`VARCHAR2(255)` key, `BLOB` data,
 ///   `TIMESTAMP WITH TIME ZONE` expiry and audit columns with `SYSTIMESTAMP`
-///   defaults, an index on `expires_at`), `INMEMORY` when the settings ask
-///   for it. [`create_table`](Self::create_table) makes it idempotently.
+///   defaults, an index on `expires_at`), `INMEMORY` when
+///   [`OracleConfig::in_memory`] asks for it. [`migrate`](StoreAdmin::migrate)
+///   (or [`create_table`](Self::create_table)) makes it idempotently.
 /// * **Blocking driver**: every driver call runs on
 ///   `tokio::task::spawn_blocking`, never on the runtime's workers. The
 ///   store needs a tokio runtime.
@@ -54,19 +57,20 @@ pub type OraclePool = bb8::Pool<OracleConnectionManager>;
 /// ```no_run
 /// use std::time::Duration;
 /// use bytes::Bytes;
-/// use session_core::Store;
-/// use session_oracle::{ConnectOptions, OracleStore, StoreSettings};
+/// use session_core::{Store, StoreAdmin};
+/// use session_oracle::{Credentials, OracleConfig, OracleStore};
 ///
 /// # #[tokio::main] async fn main() -> session_core::Result<()> {
-/// let options = ConnectOptions::new("app_user", "secret", "db.internal:1521/FREEPDB1");
-/// let store = OracleStore::connect(options, StoreSettings::new()).await?;
-/// store.create_table().await?;
+/// let credentials = Credentials::new("app_user", "secret", "db.internal:1521/FREEPDB1");
+/// let store = OracleStore::connect(credentials, OracleConfig::default()).await?;
+/// store.migrate().await?;
 /// store.set("user:1", Bytes::from_static(b"{}"), Some(Duration::from_secs(3600))).await?;
 /// # Ok(()) }
 /// ```
 pub struct OracleStore {
     pool: OraclePool,
-    settings: StoreSettings,
+    config: OracleConfig,
+    table: TableName,
     sql: Arc<Statements>,
     connect_errors: Option<ConnectErrors>,
 }
@@ -74,68 +78,80 @@ pub struct OracleStore {
 impl fmt::Debug for OracleStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OracleStore")
-            .field("table", &self.settings.table())
-            .field("in_memory", &self.settings.is_in_memory())
+            .field("table", &self.table)
+            .field("in_memory", &self.config.in_memory)
             .field("pool", &self.pool.state())
             .finish()
     }
 }
 
 impl OracleStore {
-    /// Opens a pool with `options` and makes a store on it.
+    /// Opens a pool of `config`'s size with `credentials` and makes a store
+    /// on it.
     ///
-    /// One connection is opened before this returns (bounded by the
-    /// connection timeout), so a missing Oracle client library (DPI-1047),
-    /// bad credentials or an unreachable database are reported here, with
-    /// the driver's error as the cause. The table is not created: call
-    /// [`create_table`](Self::create_table) (or run the migration).
-    pub async fn connect(options: ConnectOptions, settings: StoreSettings) -> Result<Self> {
-        options.validate()?;
-        let context = options.describe();
-        let manager = OracleConnectionManager::new(options.clone());
+    /// One connection is opened before this returns (bounded by
+    /// [`connect_timeout`](OracleConfig::connect_timeout)), so a missing
+    /// Oracle client library (DPI-1047), bad credentials or an unreachable
+    /// database are reported here, with the driver's error as the cause.
+    /// The table is not created: run [`migrate`](StoreAdmin::migrate) (or
+    /// [`create_table`](Self::create_table)).
+    ///
+    /// # Errors
+    ///
+    /// A bad config or an empty user ([`Error::InvalidConfig`] naming the
+    /// field), a bad table name, or the first connection failing.
+    pub async fn connect(credentials: Credentials, config: OracleConfig) -> Result<Self> {
+        config.validate()?;
+        credentials.validate()?;
+        let context = credentials.describe();
+        let manager = OracleConnectionManager::new(credentials);
         let errors = manager.connect_errors();
-        let first = match tokio::time::timeout(
-            options.connection_timeout,
-            manager.connect_blocking(),
-        )
-        .await
-        {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(err)) => return Err(err.into_error(&context)),
-            Err(_) => {
-                return Err(Error::connection(
-                    BACKEND,
-                    context,
-                    std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!(
-                            "no connection within the connection timeout of {:?}",
-                            options.connection_timeout
+        let first =
+            match tokio::time::timeout(config.connect_timeout, manager.connect_blocking()).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(err)) => return Err(err.into_error(&context)),
+                Err(_) => {
+                    return Err(Error::connection(
+                        BACKEND,
+                        context,
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!(
+                                "no connection within the connect timeout of {:?}",
+                                config.connect_timeout
+                            ),
                         ),
-                    ),
-                ));
-            }
-        };
+                    ));
+                }
+            };
         let pool = bb8::Pool::builder()
-            .max_size(options.pool_max)
-            .min_idle(Some(options.pool_min))
-            .connection_timeout(options.connection_timeout)
-            .test_on_check_out(options.test_on_check_out)
+            .max_size(config.pool_size)
+            .min_idle(Some(config.pool_min))
+            .connection_timeout(config.wait_timeout)
+            .test_on_check_out(config.test_on_checkout)
             .build_unchecked(manager);
         // The first connection joins the pool; if the pool has no room for
         // it (it filled up meanwhile), it is simply closed.
         let _ = pool.add(first);
-        Ok(Self::from_parts(pool, settings, Some(errors)))
+        Self::from_parts(pool, config, Some(errors))
     }
 
     /// Makes a store on an existing pool, checking out one connection first
-    /// so that a pool that cannot connect is reported here.
+    /// so that a pool that cannot connect is reported here. The pool
+    /// fields of `config` are not used (the pool is built); its table,
+    /// `in_memory` and `cleanup_batch_size` are.
     ///
-    /// To have later pool timeouts report the last connection error too,
-    /// pass the manager's [`connect_errors`](OracleConnectionManager::connect_errors)
+    /// To have later pool timeouts report the last connection error too
+    /// (and [`describe`](StoreAdmin::describe) name the address), pass the
+    /// manager's [`connect_errors`](OracleConnectionManager::connect_errors)
     /// to [`with_connect_errors`](Self::with_connect_errors).
-    pub async fn from_pool(pool: OraclePool, settings: StoreSettings) -> Result<Self> {
-        let store = Self::from_parts(pool, settings, None);
+    ///
+    /// # Errors
+    ///
+    /// A bad config or table name, or a pool that cannot connect.
+    pub async fn from_pool(pool: OraclePool, config: OracleConfig) -> Result<Self> {
+        config.validate()?;
+        let store = Self::from_parts(pool, config, None)?;
         match store.pool.get().await {
             Ok(conn) => drop(conn),
             Err(bb8::RunError::User(err)) => {
@@ -163,16 +179,18 @@ impl OracleStore {
 
     fn from_parts(
         pool: OraclePool,
-        settings: StoreSettings,
+        config: OracleConfig,
         connect_errors: Option<ConnectErrors>,
-    ) -> Self {
-        let sql = Arc::new(Statements::new(settings.table(), settings.is_in_memory()));
-        OracleStore {
+    ) -> Result<Self> {
+        let table = config.table_name()?;
+        let sql = Arc::new(Statements::new(&table, config.in_memory));
+        Ok(OracleStore {
             pool,
-            settings,
+            config,
+            table,
             sql,
             connect_errors,
-        }
+        })
     }
 
     /// The pool.
@@ -182,36 +200,12 @@ impl OracleStore {
 
     /// The session table.
     pub fn table(&self) -> &TableName {
-        self.settings.table()
+        &self.table
     }
 
-    /// The settings the store was made with.
-    pub fn settings(&self) -> &StoreSettings {
-        &self.settings
-    }
-
-    /// The SQL this store runs.
-    pub fn statements(&self) -> &Statements {
-        &self.sql
-    }
-
-    /// Deletes at most `limit` (at least 1) expired rows in one transaction
-    /// and returns how many it deleted: one batch of
-    /// [`delete_expired`](Store::delete_expired), for callers that report
-    /// progress per batch (the `sessions` CLI). Fewer than `limit` means no
-    /// expired row is left.
-    pub async fn delete_expired_batch(&self, limit: u32) -> Result<u64> {
-        if limit == 0 {
-            return Err(Error::invalid_config(
-                "batch_size",
-                "0 rows; at least 1 is needed",
-            ));
-        }
-        self.write("delete_expired_batch", move |conn, sql| {
-            conn.execute_named(sql.delete_expired(), &[("batch", &limit)])?
-                .row_count()
-        })
-        .await
+    /// The configuration the store was made with.
+    pub fn config(&self) -> &OracleConfig {
+        &self.config
     }
 
     fn pool_timeout(&self) -> Duration {
@@ -257,7 +251,7 @@ impl OracleStore {
     /// `user_tables.inmemory` (the seed's verification query, comparing
     /// with the upper-cased table name as Oracle stores unquoted names).
     pub async fn in_memory_status(&self) -> Result<InMemoryStatus> {
-        let name = self.settings.table().table().to_owned();
+        let name = self.table.table().to_owned();
         self.read("in_memory_status", move |conn, sql| {
             match conn
                 .query_row_as_named::<Option<String>>(sql.in_memory_status(), &[("tbl", &name)])
@@ -315,12 +309,12 @@ impl OracleStore {
     /// tracing span. When `commit`, a success is committed; any failure is
     /// rolled back, so the connection goes back to the pool with no open
     /// transaction. The runner of every driver call, migrations included.
-    pub(crate) async fn run_blocking<T, F>(&self, op: &'static str, commit: bool, f: F) -> Result<T>
+    async fn run_blocking<T, F>(&self, op: &'static str, commit: bool, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&oracle::Connection, &Statements) -> Result<T> + Send + 'static,
     {
-        let span = tracing::debug_span!("session_oracle", op, table = %self.settings.table());
+        let span = tracing::debug_span!("session_oracle", op, table = %self.table);
         async move {
             let conn = self.checkout().await?;
             let sql = self.sql.clone();
@@ -387,7 +381,7 @@ impl OracleStore {
 
 /// Seconds to bind as `:ttl`: `None` (SQL `NULL`, no expiry) for `None` or
 /// zero, else the duration in seconds, at most [`MAX_EXPIRY`].
-pub fn ttl_seconds(duration: Option<Duration>) -> Option<f64> {
+fn ttl_seconds(duration: Option<Duration>) -> Option<f64> {
     non_zero(duration).map(|d| d.min(MAX_EXPIRY).as_secs_f64())
 }
 
@@ -541,10 +535,10 @@ impl Store for OracleStore {
     }
 
     async fn delete_expired(&self) -> Result<u64> {
-        self.write("delete_expired", |conn, sql| {
-            let total = delete_in_batches(u64::from(DELETE_EXPIRED_BATCH), || {
-                let stmt =
-                    conn.execute_named(sql.delete_expired(), &[("batch", &DELETE_EXPIRED_BATCH)])?;
+        let batch = self.config.cleanup_batch_size;
+        self.write("delete_expired", move |conn, sql| {
+            let total = delete_in_batches(u64::from(batch), || {
+                let stmt = conn.execute_named(sql.delete_expired(), &[("batch", &batch)])?;
                 let removed = stmt.row_count()?;
                 conn.commit()?;
                 Ok::<_, oracle::Error>(removed)
@@ -584,6 +578,98 @@ impl Store for OracleStore {
     }
 }
 
+#[async_trait]
+impl StoreAdmin for OracleStore {
+    fn describe(&self) -> String {
+        match self.connect_errors.as_ref().and_then(ConnectErrors::target) {
+            Some(target) => format!("oracle table `{}` at {target}", self.table),
+            None => format!("oracle table `{}` on a pool of the caller's", self.table),
+        }
+    }
+
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn location(&self) -> String {
+        self.table.qualified()
+    }
+
+    fn migrations(&self) -> Vec<Migration> {
+        oracle_migrations::migrations(&self.table, self.config.in_memory)
+    }
+
+    fn migration_sql(&self) -> Option<String> {
+        Some(oracle_migrations::migration_sql(
+            &self.table,
+            self.config.in_memory,
+        ))
+    }
+
+    /// Applies every missing migration through
+    /// [`migrate::run`](session_core::migrate::run); on Oracle each step
+    /// takes `LOCK TABLE <table>_migrations IN EXCLUSIVE MODE`, and the DDL
+    /// (which commits on its own) is run idempotently.
+    async fn migrate(&self) -> Result<MigrateReport> {
+        let handle = tokio::runtime::Handle::current();
+        self.with_dialect("migrate", move |dialect| {
+            handle.block_on(migrate::run(dialect))
+        })
+        .await
+    }
+
+    async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>> {
+        let handle = tokio::runtime::Handle::current();
+        self.with_dialect("applied_migrations", move |dialect| {
+            handle.block_on(migrate::applied(dialect))
+        })
+        .await
+    }
+
+    async fn session_table_exists(&self) -> Result<bool> {
+        let handle = tokio::runtime::Handle::current();
+        let table = self.table.clone();
+        self.with_dialect("session_table_exists", move |dialect| {
+            handle.block_on(dialect.table_exists(&table))
+        })
+        .await
+    }
+
+    fn cleanup_batch_size(&self) -> u32 {
+        self.config.cleanup_batch_size
+    }
+
+    async fn delete_expired_batch(&self, limit: u32) -> Result<u64> {
+        if limit == 0 {
+            return Err(Error::invalid_config(
+                "batch_size",
+                "0 rows; at least 1 is needed",
+            ));
+        }
+        self.write("delete_expired_batch", move |conn, sql| {
+            conn.execute_named(sql.delete_expired(), &[("batch", &limit)])?
+                .row_count()
+        })
+        .await
+    }
+}
+
+impl OracleStore {
+    /// Runs `f` with the migration dialect on a pooled connection, inside
+    /// the blocking task of [`run_blocking`](Self::run_blocking).
+    async fn with_dialect<T, F>(&self, op: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut OracleDialect<'_>) -> Result<T> + Send + 'static,
+    {
+        let (table, in_memory) = (self.table.clone(), self.config.in_memory);
+        self.run_blocking(op, true, move |conn, _| {
+            f(&mut OracleDialect::new(conn, table, in_memory))
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,6 +683,18 @@ mod tests {
             ttl_seconds(Some(Duration::MAX)),
             Some(MAX_EXPIRY.as_secs_f64())
         );
+    }
+
+    /// The migration methods run the async runner with `Handle::block_on`
+    /// inside the blocking task: allowed there, on either runtime flavour
+    /// (the CLI uses a current-thread runtime).
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_blocking_task_may_block_on_the_runner() {
+        let handle = tokio::runtime::Handle::current();
+        let value = tokio::task::spawn_blocking(move || handle.block_on(async { 7 }))
+            .await
+            .unwrap();
+        assert_eq!(value, 7);
     }
 
     #[test]

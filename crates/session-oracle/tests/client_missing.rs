@@ -11,7 +11,7 @@ use std::error::Error as _;
 use std::time::{Duration, Instant};
 
 use session_core::Error;
-use session_oracle::{ConnectOptions, OracleConnectionManager, OracleStore, StoreSettings};
+use session_oracle::{Credentials, OracleConfig, OracleConnectionManager, OracleStore};
 
 /// Nothing listens on port 1 of the loopback address.
 const NOWHERE: &str = "127.0.0.1:1/nothing";
@@ -47,9 +47,11 @@ fn check_connect_failure(err: &Error) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_without_the_client_library_says_how_to_install_it() {
-    let options =
-        ConnectOptions::new("app", "secret", NOWHERE).connection_timeout(Duration::from_secs(20));
-    let err = OracleStore::connect(options, StoreSettings::new())
+    let config = OracleConfig {
+        connect_timeout: Duration::from_secs(20),
+        ..OracleConfig::default()
+    };
+    let err = OracleStore::connect(Credentials::new("app", "secret", NOWHERE), config)
         .await
         .expect_err("no database listens there");
     check_connect_failure(&err);
@@ -65,15 +67,14 @@ async fn connect_without_the_client_library_says_how_to_install_it() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_pool_that_cannot_connect_reports_why_not_a_timeout() {
-    let options = ConnectOptions::new("app", "secret", NOWHERE);
-    let manager = OracleConnectionManager::new(options);
+    let manager = OracleConnectionManager::new(Credentials::new("app", "secret", NOWHERE));
     let errors = manager.connect_errors();
     let pool = bb8::Pool::builder()
         .max_size(2)
         .connection_timeout(Duration::from_millis(500))
         .build_unchecked(manager);
     let started = Instant::now();
-    let err = OracleStore::from_pool(pool, StoreSettings::new())
+    let err = OracleStore::from_pool(pool, OracleConfig::default())
         .await
         .expect_err("no database listens there");
     assert!(
@@ -89,21 +90,53 @@ async fn a_pool_that_cannot_connect_reports_why_not_a_timeout() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn invalid_pool_settings_are_refused_by_name() {
-    for (options, field) in [
-        (ConnectOptions::new("u", "p", "db").pool_max(0), "pool_max"),
+    let good = || Credentials::new("u", "p", "db");
+    let config = OracleConfig::default;
+    for (credentials, config, field) in [
         (
-            ConnectOptions::new("u", "p", "db").pool_min(5).pool_max(2),
+            good(),
+            OracleConfig {
+                pool_size: 0,
+                ..config()
+            },
+            "pool_size",
+        ),
+        (
+            good(),
+            OracleConfig {
+                pool_min: 5,
+                pool_size: 2,
+                ..config()
+            },
             "pool_min",
         ),
         (
-            ConnectOptions::new("u", "p", "db").connection_timeout(Duration::ZERO),
-            "connection_timeout",
+            good(),
+            OracleConfig {
+                connect_timeout: Duration::ZERO,
+                ..config()
+            },
+            "connect_timeout",
         ),
-        (ConnectOptions::new("", "p", "db"), "user"),
+        (
+            good(),
+            OracleConfig {
+                wait_timeout: Duration::ZERO,
+                ..config()
+            },
+            "wait_timeout",
+        ),
+        (
+            good(),
+            OracleConfig {
+                cleanup_batch_size: 0,
+                ..config()
+            },
+            "cleanup_batch_size",
+        ),
+        (Credentials::new("", "p", "db"), config(), "user"),
     ] {
-        let err = OracleStore::connect(options, StoreSettings::new())
-            .await
-            .unwrap_err();
+        let err = OracleStore::connect(credentials, config).await.unwrap_err();
         let Error::InvalidConfig { field: got, .. } = &err else {
             panic!("expected InvalidConfig, got {err:?}");
         };

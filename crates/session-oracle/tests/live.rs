@@ -17,8 +17,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use session_conformance::{Skip, StoreFactory};
-use session_core::{Result, Store};
-use session_oracle::{ConnectOptions, InMemoryStatus, OracleStore, StoreSettings};
+use session_core::{Result, Store, StoreAdmin};
+use session_oracle::{Credentials, InMemoryStatus, OracleConfig, OracleStore};
 
 const VARS: [&str; 3] = [
     "ORACLE_TEST_DSN",
@@ -26,17 +26,27 @@ const VARS: [&str; 3] = [
     "ORACLE_TEST_PASSWORD",
 ];
 
-/// The connection settings, or why the live tests are skipped.
-fn live_options() -> std::result::Result<ConnectOptions, String> {
+/// The credentials, or why the live tests are skipped.
+fn live_credentials() -> std::result::Result<Credentials, String> {
     let values: Vec<Option<String>> = VARS
         .iter()
         .map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
         .collect();
     match values.as_slice() {
-        [Some(dsn), Some(user), Some(password)] => Ok(ConnectOptions::new(user, password, dsn)
-            .pool_max(8)
-            .connection_timeout(Duration::from_secs(30))),
+        [Some(dsn), Some(user), Some(password)] => Ok(Credentials::new(user, password, dsn)),
         _ => Err("ORACLE_TEST_DSN, ORACLE_TEST_USER and ORACLE_TEST_PASSWORD are not set".into()),
+    }
+}
+
+/// The live tests' config: a pool of 8, 30 s timeouts, the table `table`.
+fn live_config(table: String, in_memory: bool) -> OracleConfig {
+    OracleConfig {
+        table,
+        in_memory,
+        pool_size: 8,
+        wait_timeout: Duration::from_secs(30),
+        connect_timeout: Duration::from_secs(30),
+        ..OracleConfig::default()
     }
 }
 
@@ -53,25 +63,36 @@ fn unique_table() -> String {
 /// a thread of its own) when the store is dropped.
 struct TempTableStore {
     store: OracleStore,
-    options: ConnectOptions,
-    user: String,
+    credentials: Credentials,
     password: String,
 }
 
 impl Drop for TempTableStore {
     fn drop(&mut self) {
-        let sql = self.store.statements().drop_table().to_owned();
-        let (user, password) = (self.user.clone(), self.password.clone());
-        let dsn = self.options.connect_string().to_owned();
+        // The session table, and the tracking table a migration test made.
+        let table = self.store.table();
+        let statements = [
+            format!("DROP TABLE {table} PURGE"),
+            format!("DROP TABLE {} PURGE", table.migrations_table()),
+        ];
+        let user = self.credentials.user().to_owned();
+        let password = self.password.clone();
+        let dsn = self.credentials.connect_string().to_owned();
         let dropped = std::thread::spawn(move || {
-            oracle::Connection::connect(user, password, dsn)
-                .and_then(|conn| conn.execute(&sql, &[]).map(|_| ()))
+            let conn = oracle::Connection::connect(user, password, dsn)?;
+            for sql in &statements {
+                match conn.execute(sql, &[]) {
+                    // ORA-00942: the table was never created.
+                    Err(err) if err.oci_code() == Some(942) => {}
+                    Err(err) => return Err(err),
+                    Ok(_) => {}
+                }
+            }
+            Ok(())
         })
         .join();
         match dropped {
             Ok(Ok(())) => {}
-            // ORA-00942: the table was never created (create_table failed).
-            Ok(Err(err)) if err.oci_code() == Some(942) => {}
             Ok(Err(err)) => {
                 eprintln!("session-oracle live tests: could not drop a test table: {err}")
             }
@@ -112,24 +133,28 @@ impl Store for TempTableStore {
 }
 
 async fn temp_store(in_memory: bool) -> std::result::Result<Result<TempTableStore>, Skip> {
-    let options = live_options().map_err(Skip)?;
-    let user = std::env::var("ORACLE_TEST_USER").unwrap_or_default();
-    let password = std::env::var("ORACLE_TEST_PASSWORD").unwrap_or_default();
-    let settings = match StoreSettings::new().table_name(&unique_table()) {
-        Ok(s) => s.in_memory(in_memory),
-        Err(err) => return Ok(Err(err)),
-    };
-    let store = match OracleStore::connect(options.clone(), settings).await {
+    let store = match unmigrated_store(unique_table(), in_memory).await? {
         Ok(store) => store,
         Err(err) => return Ok(Err(err)),
     };
-    let temp = TempTableStore {
-        store,
-        options,
-        user,
-        password,
-    };
-    Ok(temp.store.create_table().await.map(|()| temp))
+    Ok(store.store.create_table().await.map(|()| store))
+}
+
+/// A store on the table `table`, not created yet (dropped with the store).
+async fn unmigrated_store(
+    table: String,
+    in_memory: bool,
+) -> std::result::Result<Result<TempTableStore>, Skip> {
+    let credentials = live_credentials().map_err(Skip)?;
+    let password = std::env::var("ORACLE_TEST_PASSWORD").unwrap_or_default();
+    let config = live_config(table, in_memory);
+    Ok(OracleStore::connect(credentials.clone(), config)
+        .await
+        .map(|store| TempTableStore {
+            store,
+            credentials,
+            password,
+        }))
 }
 
 /// The factory of the conformance suite: a fresh table per store, or a skip
@@ -163,9 +188,10 @@ async fn in_memory_check_reports_the_table() {
     );
 
     // A table that does not exist is reported as such.
-    let settings = StoreSettings::new().table_name(&unique_table()).unwrap();
-    let options = live_options().unwrap();
-    let missing = OracleStore::connect(options, settings).await.unwrap();
+    let config = live_config(unique_table(), false);
+    let missing = OracleStore::connect(live_credentials().unwrap(), config)
+        .await
+        .unwrap();
     assert_eq!(
         missing.in_memory_status().await.unwrap(),
         InMemoryStatus::TableNotFound
@@ -239,4 +265,71 @@ async fn audit_columns(store: &OracleStore) -> (String, String) {
     })
     .await
     .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_admin_migrates_adopts_and_cleans_in_batches() {
+    let store = match unmigrated_store(unique_table(), false).await {
+        Err(_) => return,
+        Ok(store) => store.expect("a store is made"),
+    };
+    let admin: &dyn StoreAdmin = &store.store;
+    let description = admin.describe();
+    assert!(description.contains(&admin.location()), "{description}");
+    assert!(
+        description.contains(store.credentials.connect_string()),
+        "{description}"
+    );
+    assert!(!description.contains(&store.password), "{description}");
+
+    assert!(!admin.session_table_exists().await.unwrap());
+    assert!(admin.applied_migrations().await.unwrap().is_empty());
+    let report = admin.migrate().await.unwrap();
+    assert_eq!(report.applied, ["ext_litestar_0001"]);
+    assert!(admin.migrate().await.unwrap().is_noop());
+    let applied = admin.applied_migrations().await.unwrap();
+    assert_eq!(applied.len(), 1);
+    assert_eq!(applied[0].checksum, admin.migrations()[0].checksum());
+    assert!(admin.session_table_exists().await.unwrap());
+
+    // One batch removes at most `limit` expired rows.
+    for key in ["a", "b", "c"] {
+        store
+            .set(
+                key,
+                Bytes::from_static(b"v"),
+                Some(Duration::from_millis(1)),
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(admin.delete_expired_batch(0).await.is_err());
+    assert_eq!(admin.delete_expired_batch(2).await.unwrap(), 2);
+    assert_eq!(admin.delete_expired_batch(2).await.unwrap(), 1);
+    assert_eq!(admin.cleanup().await.unwrap(), Some(0));
+
+    // A table made by create_table() is adopted, its rows untouched; two
+    // instances migrating at once both succeed.
+    let table = unique_table();
+    let (Ok(Ok(first)), Ok(Ok(second))) = (
+        unmigrated_store(table.clone(), false).await,
+        unmigrated_store(table, false).await,
+    ) else {
+        panic!("stores on a shared table are made");
+    };
+    first.store.create_table().await.unwrap();
+    first
+        .set("kept", Bytes::from_static(b"v"), None)
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(first.store.migrate(), second.store.migrate());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        [a.adopted, b.adopted].iter().flatten().count(),
+        1,
+        "exactly one instance adopted the table: {a:?} {b:?}"
+    );
+    assert!(first.exists("kept").await.unwrap());
+    drop(second); // its drops find the tables gone (ORA-00942): fine
 }

@@ -20,8 +20,8 @@ use bytes::Bytes;
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{OpenFlags, OptionalExtension, params};
-use session_core::{ExtensionConfig, Store};
-use session_sqlite::{SqliteOptions, SqliteStore};
+use session_core::Store;
+use session_sqlite::{SqliteConfig, SqliteStore};
 
 const SESSIONS: usize = 10_000;
 const OPS: usize = 5_000;
@@ -76,7 +76,7 @@ fn now() -> i64 {
 
 impl Raw {
     fn open(path: &Path) -> Raw {
-        let busy = SqliteOptions::DEFAULT_BUSY_TIMEOUT;
+        let busy = SqliteConfig::default().busy_timeout;
         let setup = rusqlite::Connection::open(path).expect("open raw database");
         setup
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
@@ -273,8 +273,10 @@ fn fresh_dir() -> PathBuf {
 fn open_store(path: &Path) -> SqliteStore {
     SqliteStore::open_with(
         path.to_str().expect("UTF-8 path"),
-        ExtensionConfig::new(),
-        SqliteOptions::new().pool_size(POOL_SIZE),
+        SqliteConfig {
+            pool_size: POOL_SIZE,
+            ..SqliteConfig::default()
+        },
     )
     .expect("open store")
 }
@@ -409,16 +411,17 @@ async fn run() {
     let batch: u32 = std::env::var("CLEANUP_BATCH")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(SqliteOptions::DEFAULT_CLEANUP_BATCH_SIZE);
+        .unwrap_or(SqliteConfig::default().cleanup_batch_size);
     let (mut store_times, mut raw_times, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS.min(3) {
         let path = dir.join(format!("store-cleanup-{round}.db"));
         let store = SqliteStore::open_with(
             path.to_str().expect("UTF-8 path"),
-            ExtensionConfig::new(),
-            SqliteOptions::new()
-                .pool_size(POOL_SIZE)
-                .cleanup_batch_size(batch),
+            SqliteConfig {
+                pool_size: POOL_SIZE,
+                cleanup_batch_size: batch,
+                ..SqliteConfig::default()
+            },
         )
         .expect("open store");
         store.create_table().await.expect("create table");

@@ -1,9 +1,19 @@
 //! `SqliteStore`: the embedded default session store, on SQLite through
 //! `rusqlite` (SQLite bundled, no system library needed) and an `r2d2` pool.
 //!
-//! * **Schema**: SQLSpec's SQLite table, byte for byte ([`schema::ddl`]);
-//!   [`SqliteStore::create_table`] creates it idempotently, and a table
-//!   SQLSpec created is used as is.
+//! * [`SqliteStore`]: the store. [`SqliteStore::open`] takes a file path or
+//!   a `sqlite:` URL and works with the defaults; [`SqliteStore::open_with`]
+//!   takes a [`SqliteConfig`].
+//! * [`SqliteConfig`]: the one configuration struct (table, pool size, wait
+//!   and busy timeouts, cleanup batch size), loaded from its own JSON/TOML
+//!   fields or SQLSpec's `{"litestar": {...}}` document through
+//!   [`StoreConfig`](session_core::StoreConfig).
+//! * **Schema**: SQLSpec's SQLite table, byte for byte
+//!   ([`SqliteStore::ddl`]); [`SqliteStore::create_table`] creates it
+//!   idempotently, a table SQLSpec created is used as is, and the versioned
+//!   migrations run through [`StoreAdmin`](session_core::StoreAdmin).
+//! * [`SqliteConnector`]: opens a store from a `sqlite:` URL, as the
+//!   `sessions` CLI and the demo do.
 //! * **Expiry** is `INTEGER` unix seconds computed in Rust, rounded up when
 //!   written and compared with the current second, so a key is never early
 //!   and gone at most one second late, and the partial index on
@@ -14,31 +24,32 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use session_core::{Bytes, ExtensionConfig, Store};
-//! use session_sqlite::SqliteStore;
+//! use session_core::{Bytes, Store, StoreAdmin, StoreConfig};
+//! use session_sqlite::{SqliteConfig, SqliteStore};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> session_core::Result<()> {
 //! let dir = std::env::temp_dir().join(format!("session-sqlite-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir).unwrap();
-//! let config = ExtensionConfig::from_json_str(
-//!     r#"{"litestar": {"session_table": "app_sessions"}}"#,
-//!     SqliteStore::ACCEPTED_KEYS,
-//! )?;
-//! let store = SqliteStore::open(dir.join("sessions.db").to_str().unwrap(), config)?;
-//! store.create_table().await?;
+//! let config = SqliteConfig::from_json_str(r#"{"table": "app_sessions", "pool_size": 4}"#)?;
+//! let store = SqliteStore::open_with(dir.join("sessions.db").to_str().unwrap(), config)?;
+//! store.migrate().await?;
 //! store.set("session-1", Bytes::from_static(b"{}"), Some(Duration::from_secs(3600))).await?;
 //! assert!(store.exists("session-1").await?);
 //! # drop(store); std::fs::remove_dir_all(&dir).unwrap();
 //! # Ok(()) }
 //! ```
 
+#![warn(unreachable_pub)]
+
 mod clock;
-pub mod migrations;
-mod options;
-pub mod schema;
+mod config;
+mod connector;
+mod migrations;
+mod schema;
 mod store;
 
-pub use options::SqliteOptions;
+pub use config::SqliteConfig;
+pub use connector::SqliteConnector;
 pub use store::SqliteStore;
 
 /// The pool crate of [`SqliteStore::from_pool`] and [`SqliteStore::pool`],

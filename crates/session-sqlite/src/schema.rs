@@ -13,17 +13,7 @@ use session_core::TableName;
 /// KEY`, `data BLOB NOT NULL`, `expires_at INTEGER` (unix seconds, `NULL` for
 /// a session that never expires), `created_at` and `updated_at` (`INTEGER NOT
 /// NULL`, unix seconds).
-///
-/// ```
-/// use session_core::TableName;
-/// use session_sqlite::schema::ddl;
-///
-/// let table = TableName::new("litestar_session", 63).unwrap();
-/// let ddl = ddl(&table);
-/// assert!(ddl[0].starts_with("CREATE TABLE IF NOT EXISTS litestar_session ("));
-/// assert!(ddl[1].contains("idx_litestar_session_expires_at"));
-/// ```
-pub fn ddl(table: &TableName) -> Vec<String> {
+pub(crate) fn ddl(table: &TableName) -> Vec<String> {
     let name = table.qualified();
     let index = table.index_name();
     // A schema-qualified table keeps its index in the same schema; SQLite
@@ -52,14 +42,7 @@ pub fn ddl(table: &TableName) -> Vec<String> {
 /// transaction: delete at most `?2` rows whose `expires_at` is at or before
 /// `?1` (unix seconds). The inner `SELECT` filters on `expires_at` alone, so
 /// SQLite finds the rows through the partial index `idx_<table>_expires_at`.
-///
-/// ```
-/// use session_core::TableName;
-/// let table = TableName::new("litestar_session", 63).unwrap();
-/// let sql = session_sqlite::schema::delete_expired_batch(&table);
-/// assert!(sql.starts_with("DELETE FROM litestar_session WHERE rowid IN"));
-/// ```
-pub fn delete_expired_batch(table: &TableName) -> String {
+fn delete_expired_batch(table: &TableName) -> String {
     let t = table.qualified();
     format!(
         "DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} \
@@ -72,24 +55,24 @@ pub fn delete_expired_batch(table: &TableName) -> String {
 #[derive(Debug)]
 pub(crate) struct Statements {
     /// `?1` key, `?2` now (unix seconds).
-    pub get: String,
+    pub(crate) get: String,
     /// `?1` key, `?2` now, `?3` new expiry, `?4` now as the update time.
-    pub renew: String,
+    pub(crate) renew: String,
     /// `?1` key, `?2` data, `?3` expiry, `?4` now.
-    pub set: String,
+    pub(crate) set: String,
     /// `?1` key.
-    pub delete: String,
-    pub delete_all: String,
+    pub(crate) delete: String,
+    pub(crate) delete_all: String,
     /// `?1` key, `?2` now.
-    pub exists: String,
+    pub(crate) exists: String,
     /// `?1` key, `?2` now.
-    pub expires_at: String,
+    pub(crate) expires_at: String,
     /// `?1` now, `?2` batch size.
-    pub delete_expired: String,
+    pub(crate) delete_expired: String,
     /// `?1` key, `?2` data, `?3` expiry, `?4` now.
-    pub create: String,
+    pub(crate) create: String,
     /// `?1` key, `?2` data, `?3` expiry, `?4` now.
-    pub update: String,
+    pub(crate) update: String,
 }
 
 impl Statements {
@@ -131,5 +114,58 @@ impl Statements {
                  WHERE session_id = ?1 AND (expires_at IS NULL OR expires_at > ?4)"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+
+    fn now_secs() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs() as i64
+    }
+
+    #[test]
+    fn ddl_names_the_table_and_its_index() {
+        let ddl = ddl(&TableName::new("litestar_session", 63).unwrap());
+        assert!(ddl[0].starts_with("CREATE TABLE IF NOT EXISTS litestar_session ("));
+        assert!(ddl[1].contains("idx_litestar_session_expires_at"));
+        let sql = delete_expired_batch(&TableName::new("litestar_session", 63).unwrap());
+        assert!(sql.starts_with("DELETE FROM litestar_session WHERE rowid IN"));
+    }
+
+    /// Moved from tests/adapter.rs: the cleanup statement finds its rows
+    /// through the partial index and never scans the table.
+    #[test]
+    fn cleanup_uses_the_expires_at_index() {
+        let table = "plan_sessions";
+        let conn = Connection::open_in_memory().unwrap();
+        for statement in ddl(&TableName::new(table, 63).unwrap()) {
+            conn.execute_batch(&statement).unwrap();
+        }
+        let sql = delete_expired_batch(&TableName::new(table, 63).unwrap());
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params![now_secs(), 1000], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let index = format!("idx_{table}_expires_at");
+        assert!(
+            plan.iter().any(|step| step.contains(&index)),
+            "the cleanup plan does not use {index}: {plan:#?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|step| step.starts_with(&format!("SCAN {table}"))),
+            "the cleanup plan scans the table: {plan:#?}"
+        );
     }
 }

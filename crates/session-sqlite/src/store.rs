@@ -1,6 +1,6 @@
 //! [`SqliteStore`]: the [`Store`] on an r2d2 pool of rusqlite connections.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,25 +10,24 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use session_core::cleanup::delete_in_batches;
+use session_core::migrate::{AppliedMigration, MigrateReport, Migration, MigrationDialect};
 use session_core::{
-    Error, ExtensionConfig, Result, SESSION_TABLE_KEY, Store, TableName, async_trait, non_zero,
-    validate_key,
+    Error, Result, Store, StoreAdmin, StoreConfig, TableName, async_trait, non_zero, validate_key,
 };
-use tracing::Instrument;
+use tokio::runtime::Handle;
+use tracing::{Instrument, Span};
 
 use crate::clock::Now;
-use crate::options::{SqliteOptions, init_connection};
+use crate::config::{SqliteConfig, file_flags, init_connection};
+use crate::connector::{Location, parse_location};
+use crate::migrations::{self, SqliteDialect};
 use crate::schema::{Statements, ddl};
 
-const BACKEND: &str = "sqlite";
-
-/// SQLite's identifiers have no length limit of their own; the SPEC's 63
-/// characters apply.
-const IDENTIFIER_LIMIT: usize = 63;
+pub(crate) const BACKEND: &str = "sqlite";
 
 /// A session [`Store`] on SQLite: the embedded default.
 ///
-/// Rows live in SQLSpec's SQLite table (see [`schema::ddl`](crate::schema::ddl)),
+/// Rows live in SQLSpec's SQLite table (see [`ddl`](Self::ddl)),
 /// so a table created by SQLSpec is used as is. Expiry is `INTEGER` unix
 /// seconds computed in Rust and compared as integers, so the partial index
 /// on `expires_at` serves cleanup; a key is never early and gone at most one
@@ -45,11 +44,11 @@ const IDENTIFIER_LIMIT: usize = 63;
 ///
 /// ```
 /// use std::time::Duration;
-/// use session_core::{Bytes, ExtensionConfig, Store};
+/// use session_core::{Bytes, Store};
 /// use session_sqlite::SqliteStore;
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> session_core::Result<()> {
-/// let store = SqliteStore::in_memory(ExtensionConfig::new())?;
+/// let store = SqliteStore::in_memory()?;
 /// store.create_table().await?;
 /// store.set("k", Bytes::from_static(b"v"), Some(Duration::from_secs(60))).await?;
 /// assert_eq!(store.get("k", None).await?, Some(Bytes::from_static(b"v")));
@@ -65,7 +64,7 @@ struct Inner {
     table: TableName,
     sql: Statements,
     busy_timeout: Duration,
-    pool_timeout: Duration,
+    wait_timeout: Duration,
     batch_size: u32,
     location: String,
 }
@@ -80,63 +79,20 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// Where a database lives, parsed from a path or `sqlite:` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Location {
-    File(PathBuf),
-    Memory,
-}
-
-fn parse_location(location: &str) -> Result<Location> {
-    let refuse = |reason: &str| Err(Error::invalid_config("path", reason.to_owned()));
-    if matches!(
-        location,
-        ":memory:" | "sqlite::memory:" | "sqlite://:memory:"
-    ) {
-        return Ok(Location::Memory);
-    }
-    let path = if let Some(rest) = location
-        .strip_prefix("sqlite://")
-        .or_else(|| location.strip_prefix("sqlite:"))
-    {
-        if rest.contains('?') {
-            return refuse(
-                "query parameters in a sqlite: URL are not supported; \
-                 set the pool size and busy timeout with SqliteOptions",
-            );
-        }
-        rest
-    } else {
-        location
-    };
-    if path.is_empty() {
-        return refuse("the database path is empty; give a file path, a sqlite:// URL or :memory:");
-    }
-    Ok(Location::File(PathBuf::from(path)))
-}
-
 impl SqliteStore {
-    /// The extension-config keys this store honours: exactly
-    /// `session_table`. Parse configs with it so any other key is refused
-    /// by name:
+    /// Opens (creating if needed) the database at `location` with the
+    /// default [`SqliteConfig`]; see [`open_with`](Self::open_with).
     ///
     /// ```
-    /// use session_core::ExtensionConfig;
     /// use session_sqlite::SqliteStore;
-    ///
-    /// let err = ExtensionConfig::from_json_str(
-    ///     r#"{"litestar": {"session_table": "s", "fillfactor": 80}}"#,
-    ///     SqliteStore::ACCEPTED_KEYS,
-    /// )
-    /// .unwrap_err();
-    /// assert!(err.to_string().contains("`fillfactor`"));
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> session_core::Result<()> {
+    /// let store = SqliteStore::open("sqlite::memory:")?;
+    /// store.create_table().await?;
+    /// assert_eq!(store.table().table(), "litestar_session");
+    /// # Ok(()) }
     /// ```
-    pub const ACCEPTED_KEYS: &'static [&'static str] = &[SESSION_TABLE_KEY];
-
-    /// Opens (creating if needed) the file database at `location` with the
-    /// default [`SqliteOptions`]; see [`open_with`](Self::open_with).
-    pub fn open(location: &str, config: ExtensionConfig) -> Result<Self> {
-        Self::open_with(location, config, SqliteOptions::default())
+    pub fn open(location: &str) -> Result<Self> {
+        Self::open_with(location, SqliteConfig::default())
     }
 
     /// Opens the database at `location`: a file path, a `sqlite://path` or
@@ -148,28 +104,33 @@ impl SqliteStore {
     /// connection gets `synchronous=NORMAL` and the busy timeout. Opening
     /// checks, before returning, that the database can be opened and
     /// written: a missing directory, an unreadable file or a read-only
-    /// database is an error here, not at the first request. The table is
-    /// not created: call [`create_table`](Self::create_table) (idempotent),
-    /// or run the migrations.
+    /// database is an error here, not at the first request. It blocks for
+    /// that long (at most the busy timeout); in async code it is short
+    /// enough to call directly at startup. The table is not created: call
+    /// [`create_table`](Self::create_table) (idempotent), or run the
+    /// migrations ([`StoreAdmin::migrate`]).
     ///
-    /// Errors: [`Error::InvalidConfig`] for a bad location or option,
-    /// [`Error::InvalidIdentifier`] for a bad `session_table`,
-    /// [`Error::UnknownConfigKeys`] for another adapter's key,
-    /// [`Error::Connection`] when the database cannot be opened or written.
-    pub fn open_with(
-        location: &str,
-        config: ExtensionConfig,
-        options: SqliteOptions,
-    ) -> Result<Self> {
-        match parse_location(location)? {
-            Location::Memory => Self::in_memory_with(config, options),
-            Location::File(path) => Self::open_file(&path, config, options),
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a bad location or setting (naming
+    /// `path` or the field), [`Error::InvalidIdentifier`] for a bad
+    /// `table`, [`Error::Connection`] when the database cannot be opened or
+    /// written. The configuration is checked before anything is opened.
+    pub fn open_with(location: &str, config: SqliteConfig) -> Result<Self> {
+        Self::at(parse_location(location, "path")?, config)
+    }
+
+    /// Opens the database at a parsed `location`.
+    pub(crate) fn at(location: Location, config: SqliteConfig) -> Result<Self> {
+        match location {
+            Location::Memory => Self::in_memory_with(config),
+            Location::File(path) => Self::open_file(&path, config),
         }
     }
 
-    fn open_file(path: &Path, config: ExtensionConfig, options: SqliteOptions) -> Result<Self> {
-        options.validate()?;
-        let table = table_from(&config)?;
+    fn open_file(path: &Path, config: SqliteConfig) -> Result<Self> {
+        config.validate()?;
+        let table = config.table_name()?;
         let shown = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if let Err(e) = std::fs::metadata(dir) {
@@ -188,9 +149,9 @@ impl SqliteStore {
         };
         // One connection of our own proves, before the pool exists, that the
         // file can be opened and written, and switches it to WAL.
-        let mut probe = Connection::open_with_flags(path, SqliteOptions::file_flags())
-            .map_err(|e| cannot("open", e))?;
-        init_connection(&mut probe, options.get_busy_timeout(), true)
+        let mut probe =
+            Connection::open_with_flags(path, file_flags()).map_err(|e| cannot("open", e))?;
+        init_connection(&mut probe, config.busy_timeout, true)
             .map_err(|e| cannot("configure", e))?;
         if probe.is_readonly("main").map_err(|e| cannot("open", e))? {
             return Err(Error::connection(
@@ -199,8 +160,8 @@ impl SqliteStore {
                 "the file is read-only",
             ));
         }
-        let mode = switch_to_wal(&probe, options.get_busy_timeout())
-            .map_err(|e| cannot("switch to WAL", e))?;
+        let mode =
+            switch_to_wal(&probe, config.busy_timeout).map_err(|e| cannot("switch to WAL", e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(database = %shown, journal_mode = %mode, "SQLite refused the WAL journal");
         }
@@ -211,22 +172,22 @@ impl SqliteStore {
             .map_err(|e| cannot("write", e))?;
         drop(probe);
 
-        let manager = options.connection_manager(path);
         let pool = Pool::builder()
-            .max_size(options.get_pool_size())
+            .max_size(config.pool_size)
             .min_idle(Some(1))
-            .connection_timeout(options.get_pool_timeout())
-            .build(manager)
+            .connection_timeout(config.wait_timeout)
+            .build(config.connection_manager(path))
             .map_err(|e| {
                 Error::connection(BACKEND, format!("cannot open the database {shown}"), e)
             })?;
-        Ok(Self::assemble(pool, table, &options, shown))
+        Ok(Self::assemble(pool, table, &config, shown))
     }
 
     /// A fresh in-memory database, private to this store and its clones,
-    /// with the default options; see [`in_memory_with`](Self::in_memory_with).
-    pub fn in_memory(config: ExtensionConfig) -> Result<Self> {
-        Self::in_memory_with(config, SqliteOptions::default())
+    /// with the default [`SqliteConfig`]; see
+    /// [`in_memory_with`](Self::in_memory_with).
+    pub fn in_memory() -> Result<Self> {
+        Self::in_memory_with(SqliteConfig::default())
     }
 
     /// A fresh in-memory database, private to this store and its clones.
@@ -236,10 +197,14 @@ impl SqliteStore {
     /// exactly one connection (SQLite's shared cache locks whole tables and
     /// does not wait for them, so more connections would only trade
     /// throughput for "table is locked" errors). `pool_size` is ignored.
-    pub fn in_memory_with(config: ExtensionConfig, options: SqliteOptions) -> Result<Self> {
-        options.validate()?;
-        let table = table_from(&config)?;
-        let busy = options.get_busy_timeout();
+    ///
+    /// # Errors
+    ///
+    /// A bad setting or table name; a database SQLite cannot create.
+    pub fn in_memory_with(config: SqliteConfig) -> Result<Self> {
+        config.validate()?;
+        let table = config.table_name()?;
+        let busy = config.busy_timeout;
         let manager = SqliteConnectionManager::memory()
             .with_init(move |conn| init_connection(conn, busy, false));
         let pool = Pool::builder()
@@ -247,38 +212,37 @@ impl SqliteStore {
             .min_idle(Some(1))
             .idle_timeout(None)
             .max_lifetime(None)
-            .connection_timeout(options.get_pool_timeout())
+            .connection_timeout(config.wait_timeout)
             .build(manager)
             .map_err(|e| Error::connection(BACKEND, "cannot open an in-memory database", e))?;
-        Ok(Self::assemble(pool, table, &options, ":memory:".into()))
-    }
-
-    /// A store on an existing pool, with the default options; see
-    /// [`from_pool_with`](Self::from_pool_with).
-    pub fn from_pool(pool: Pool<SqliteConnectionManager>, config: ExtensionConfig) -> Result<Self> {
-        Self::from_pool_with(pool, config, SqliteOptions::default())
+        Ok(Self::assemble(pool, table, &config, ":memory:".into()))
     }
 
     /// A store on an existing pool. Its connections are used as they are:
     /// this store does not change their journal mode, `synchronous` or busy
     /// timeout (build the pool's manager with
-    /// [`SqliteOptions::connection_manager`] to get this crate's settings).
-    /// Of `options`, only `cleanup_batch_size` applies. One connection is
-    /// taken from the pool here, so an unusable pool is an error now.
-    pub fn from_pool_with(
-        pool: Pool<SqliteConnectionManager>,
-        config: ExtensionConfig,
-        options: SqliteOptions,
-    ) -> Result<Self> {
-        options.validate()?;
-        let table = table_from(&config)?;
+    /// [`SqliteConfig::connection_manager`] to get this crate's settings).
+    /// Of `config`, `table` and `cleanup_batch_size` apply; the pool's own
+    /// size and connection timeout replace `pool_size` and `wait_timeout`.
+    /// One connection is taken from the pool here, so an unusable pool is
+    /// an error now.
+    ///
+    /// # Errors
+    ///
+    /// A bad setting or table name; a pool that gives no connection.
+    pub fn from_pool(pool: Pool<SqliteConnectionManager>, config: SqliteConfig) -> Result<Self> {
+        config.validate()?;
+        let table = config.table_name()?;
         let waited = pool.connection_timeout();
         drop(pool.get().map_err(|e| pool_error(e, waited))?);
-        let options = options.pool_timeout(waited);
+        let config = SqliteConfig {
+            wait_timeout: waited,
+            ..config
+        };
         Ok(Self::assemble(
             pool,
             table,
-            &options,
+            &config,
             "an existing pool".into(),
         ))
     }
@@ -286,7 +250,7 @@ impl SqliteStore {
     fn assemble(
         pool: Pool<SqliteConnectionManager>,
         table: TableName,
-        options: &SqliteOptions,
+        config: &SqliteConfig,
         location: String,
     ) -> Self {
         SqliteStore {
@@ -294,16 +258,31 @@ impl SqliteStore {
                 sql: Statements::new(&table),
                 pool,
                 table,
-                busy_timeout: options.get_busy_timeout(),
-                pool_timeout: options.get_pool_timeout(),
-                batch_size: options.get_cleanup_batch_size(),
+                busy_timeout: config.busy_timeout,
+                wait_timeout: config.wait_timeout,
+                batch_size: config.cleanup_batch_size,
                 location,
             }),
         }
     }
 
-    /// The DDL of the session table `table` (SQLSpec's SQLite schema); see
-    /// [`schema::ddl`](crate::schema::ddl).
+    /// The DDL of the session table `table`, SQLSpec's SQLite schema: the
+    /// `CREATE TABLE IF NOT EXISTS` statement, then the `CREATE INDEX IF NOT
+    /// EXISTS` of the partial index on `expires_at`. Both are idempotent.
+    ///
+    /// The columns are those of SQLSpec's SQLite store: `session_id TEXT
+    /// PRIMARY KEY`, `data BLOB NOT NULL`, `expires_at INTEGER` (unix
+    /// seconds, `NULL` for a session that never expires), `created_at` and
+    /// `updated_at` (`INTEGER NOT NULL`, unix seconds).
+    ///
+    /// ```
+    /// use session_core::TableName;
+    /// use session_sqlite::SqliteStore;
+    ///
+    /// let ddl = SqliteStore::ddl(&TableName::new("litestar_session", 63).unwrap());
+    /// assert!(ddl[0].starts_with("CREATE TABLE IF NOT EXISTS litestar_session ("));
+    /// assert!(ddl[1].contains("idx_litestar_session_expires_at"));
+    /// ```
     pub fn ddl(table: &TableName) -> Vec<String> {
         ddl(table)
     }
@@ -338,31 +317,6 @@ impl SqliteStore {
         &self.inner.pool
     }
 
-    /// Deletes at most `limit` (at least 1) expired rows in one transaction
-    /// and returns how many it deleted: one batch of
-    /// [`delete_expired`](Store::delete_expired), for callers that report
-    /// progress per batch (the `sessions` CLI). Fewer than `limit` means no
-    /// expired row is left.
-    pub async fn delete_expired_batch(&self, limit: u32) -> Result<u64> {
-        if limit == 0 {
-            return Err(Error::invalid_config(
-                "batch_size",
-                "0 rows; at least 1 is needed",
-            ));
-        }
-        self.run("delete_expired_batch", move |inner, conn| {
-            let now = Now::read();
-            let err = |e| inner.db_error("delete expired sessions", e);
-            let removed = conn
-                .prepare_cached(&inner.sql.delete_expired)
-                .map_err(err)?
-                .execute(params![now.secs(), i64::from(limit)])
-                .map_err(err)?;
-            Ok(removed as u64)
-        })
-        .await
-    }
-
     /// Runs `work` with a pooled connection on tokio's blocking pool, inside
     /// a span naming the operation and table (never the key or value).
     async fn run<T, F>(&self, op: &'static str, work: F) -> Result<T>
@@ -372,13 +326,37 @@ impl SqliteStore {
     {
         let span =
             tracing::debug_span!("session_store", backend = BACKEND, op, table = %self.inner.table);
-        let handle = tokio::runtime::Handle::try_current().map_err(|e| {
-            Error::backend(
-                BACKEND,
-                format!("{op}: must be called within a tokio runtime"),
-                e,
-            )
-        })?;
+        self.spawn(op, span, runtime(op)?, work).await
+    }
+
+    /// Runs `work` on a [`SqliteDialect`] of a pooled connection on tokio's
+    /// blocking pool, where it drives the migration runner with
+    /// `Handle::block_on`; in a `session_migrate` span.
+    async fn migration<T, F>(&self, op: &'static str, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut SqliteDialect<'_>, &Handle) -> Result<T> + Send + 'static,
+    {
+        let span = tracing::debug_span!("session_migrate", backend = BACKEND, op, table = %self.inner.table);
+        let handle = runtime(op)?;
+        let runner = handle.clone();
+        self.spawn(op, span, handle, move |inner, conn| {
+            let mut dialect = SqliteDialect {
+                conn,
+                table: inner.table.clone(),
+            };
+            let result = work(&mut dialect, &runner);
+            dialect.finish();
+            result
+        })
+        .await
+    }
+
+    async fn spawn<T, F>(&self, op: &'static str, span: Span, handle: Handle, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner, &mut Connection) -> Result<T> + Send + 'static,
+    {
         let inner = Arc::clone(&self.inner);
         let task_span = span.clone();
         let task = handle.spawn_blocking(move || {
@@ -386,13 +364,24 @@ impl SqliteStore {
             let mut conn: PooledConnection<SqliteConnectionManager> = inner
                 .pool
                 .get()
-                .map_err(|e| pool_error(e, inner.pool_timeout))?;
+                .map_err(|e| pool_error(e, inner.wait_timeout))?;
             work(&inner, &mut conn)
         });
         task.instrument(span)
             .await
             .map_err(|e| Error::backend(BACKEND, format!("{op}: the blocking task failed"), e))?
     }
+}
+
+/// The tokio runtime `op` runs on: an error, not a panic, outside one.
+fn runtime(op: &str) -> Result<Handle> {
+    Handle::try_current().map_err(|e| {
+        Error::backend(
+            BACKEND,
+            format!("{op}: must be called within a tokio runtime"),
+            e,
+        )
+    })
 }
 
 /// Puts the database in WAL mode and returns the journal mode it is in.
@@ -425,11 +414,6 @@ fn switch_to_wal(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<
             other => return other,
         }
     }
-}
-
-fn table_from(config: &ExtensionConfig) -> Result<TableName> {
-    config.ensure_only(SqliteStore::ACCEPTED_KEYS)?;
-    config.session_table(IDENTIFIER_LIMIT)
 }
 
 fn pool_error(e: r2d2::Error, waited: Duration) -> Error {
@@ -638,6 +622,84 @@ impl Store for SqliteStore {
     }
 }
 
+#[async_trait]
+impl StoreAdmin for SqliteStore {
+    /// `sqlite <file> (table <table>)`; the file is `:memory:` for an
+    /// in-memory database.
+    fn describe(&self) -> String {
+        format!(
+            "sqlite {} (table {})",
+            self.inner.location, self.inner.table
+        )
+    }
+
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn location(&self) -> String {
+        self.inner.table.qualified()
+    }
+
+    fn migrations(&self) -> Vec<Migration> {
+        migrations::migrations(&self.inner.table)
+    }
+
+    fn migration_sql(&self) -> Option<String> {
+        Some(migrations::migration_sql(&self.inner.table))
+    }
+
+    /// Applies every missing migration, each in its own `BEGIN IMMEDIATE`
+    /// transaction (SQLite's write lock: concurrent runs, in this process
+    /// or others, take turns within the busy timeout); see
+    /// [`migrate::run`](session_core::migrate::run).
+    async fn migrate(&self) -> Result<MigrateReport> {
+        self.migration("migrate", |dialect, rt| {
+            rt.block_on(session_core::migrate::run(dialect))
+        })
+        .await
+    }
+
+    async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>> {
+        self.migration("applied_migrations", |dialect, rt| {
+            rt.block_on(session_core::migrate::applied(dialect))
+        })
+        .await
+    }
+
+    async fn session_table_exists(&self) -> Result<bool> {
+        self.migration("session_table_exists", |dialect, rt| {
+            let table = dialect.table.clone();
+            rt.block_on(dialect.table_exists(&table))
+        })
+        .await
+    }
+
+    fn cleanup_batch_size(&self) -> u32 {
+        self.inner.batch_size
+    }
+
+    async fn delete_expired_batch(&self, limit: u32) -> Result<u64> {
+        if limit == 0 {
+            return Err(Error::invalid_config(
+                "batch_size",
+                "0 rows; at least 1 is needed",
+            ));
+        }
+        self.run("delete_expired_batch", move |inner, conn| {
+            let now = Now::read();
+            let err = |e| inner.db_error("delete expired sessions", e);
+            let removed = conn
+                .prepare_cached(&inner.sql.delete_expired)
+                .map_err(err)?
+                .execute(params![now.secs(), i64::from(limit)])
+                .map_err(err)?;
+            Ok(removed as u64)
+        })
+        .await
+    }
+}
+
 impl SqliteStore {
     /// Runs one of the row-writing statements (`set`, `create`, `update`:
     /// all take the key, the value, the expiry and the time) and returns
@@ -667,42 +729,5 @@ impl SqliteStore {
                 .map_err(err)
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations_parse() {
-        let file = |p: &str| Some(Location::File(PathBuf::from(p)));
-        assert_eq!(parse_location("sessions.db").ok(), file("sessions.db"));
-        assert_eq!(
-            parse_location("sqlite://sessions.db").ok(),
-            file("sessions.db")
-        );
-        assert_eq!(
-            parse_location("sqlite:sessions.db").ok(),
-            file("sessions.db")
-        );
-        assert_eq!(
-            parse_location("sqlite:///var/db/s.db").ok(),
-            file("/var/db/s.db")
-        );
-        for memory in [":memory:", "sqlite::memory:", "sqlite://:memory:"] {
-            assert_eq!(parse_location(memory).ok(), Some(Location::Memory));
-        }
-    }
-
-    #[test]
-    fn bad_locations_name_the_field() {
-        for bad in ["", "sqlite://", "sqlite:", "sqlite://s.db?mode=ro"] {
-            let err = parse_location(bad).unwrap_err();
-            assert!(
-                matches!(&err, Error::InvalidConfig { field, .. } if field == "path"),
-                "{bad:?}: {err}"
-            );
-        }
     }
 }

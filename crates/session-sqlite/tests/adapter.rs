@@ -1,6 +1,6 @@
-//! What is particular to SQLite: the schema, the SQLSpec layout, the SQL
-//! plan of cleanup, identifier and config checks, construction errors,
-//! locking, pools.
+//! What is particular to SQLite: the schema, the SQLSpec layout,
+//! identifier and config checks, construction errors, locking, pools. (The
+//! SQL plan of cleanup is a unit test of `src/schema.rs`.)
 
 mod common;
 
@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{config, fresh_db_path, store_on, unique};
 use rusqlite::Connection;
-use session_core::{Bytes, Error, ExtensionConfig, Store, TableName};
-use session_sqlite::{SqliteOptions, SqliteStore, schema};
+use session_core::{Bytes, Error, ExtensionConfig, Store, StoreConfig, TableName};
+use session_sqlite::{SqliteConfig, SqliteStore};
 
 /// SQLSpec's SQLite DDL, verbatim from the seed's "Database Schema".
 const SEED_DDL: &str = "CREATE TABLE IF NOT EXISTS litestar_session (
@@ -221,40 +221,15 @@ async fn set_keeps_created_at_and_moves_updated_at() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn cleanup_uses_the_expires_at_index() {
-    let path = fresh_db_path();
-    let table = unique("plan");
-    let _store = store_on(&path, &table).await;
-    let conn = raw(&path);
-    let sql = schema::delete_expired_batch(&TableName::new(&table, 63).unwrap());
-    let plan: Vec<String> = conn
-        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-        .unwrap()
-        .query_map(rusqlite::params![now_secs(), 1000], |r| r.get(3))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let index = format!("idx_{table}_expires_at");
-    assert!(
-        plan.iter().any(|step| step.contains(&index)),
-        "the cleanup plan does not use {index}: {plan:#?}"
-    );
-    assert!(
-        !plan
-            .iter()
-            .any(|step| step.starts_with(&format!("SCAN {table}"))),
-        "the cleanup plan scans the table: {plan:#?}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn delete_expired_works_in_batches_and_spares_live_rows() {
     let path = fresh_db_path();
     let table = unique("batches");
     let store = SqliteStore::open_with(
         path_str(&path),
-        config(&table),
-        SqliteOptions::new().cleanup_batch_size(3),
+        SqliteConfig {
+            cleanup_batch_size: 3,
+            ..config(&table)
+        },
     )
     .unwrap();
     store.create_table().await.unwrap();
@@ -291,12 +266,15 @@ async fn delete_expired_works_in_batches_and_spares_live_rows() {
 async fn table_name_with_sql_is_refused_before_any_sql_runs() {
     let path = fresh_db_path();
     let hostile = "sessions; DROP TABLE users; --";
-    let cfg = ExtensionConfig::from_value(
-        serde_json::json!({"litestar": {"session_table": hostile}}),
-        SqliteStore::ACCEPTED_KEYS,
-    )
-    .unwrap();
-    let err = SqliteStore::open(path_str(&path), cfg.clone()).unwrap_err();
+    // In SQLSpec's document, and as the config's own field.
+    let err = SqliteConfig::from_value(serde_json::json!({"litestar": {"session_table": hostile}}))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidIdentifier { name, .. } if name == hostile),
+        "{err}"
+    );
+    let cfg = config(hostile);
+    let err = SqliteStore::open_with(path_str(&path), cfg.clone()).unwrap_err();
     assert!(
         matches!(&err, Error::InvalidIdentifier { name, .. } if name == hostile),
         "{err}"
@@ -310,8 +288,8 @@ async fn table_name_with_sql_is_refused_before_any_sql_runs() {
     let conn = raw(&path);
     conn.execute_batch("CREATE TABLE users (id INTEGER)")
         .unwrap();
-    assert!(SqliteStore::open(path_str(&path), cfg.clone()).is_err());
-    assert!(SqliteStore::in_memory(cfg).is_err());
+    assert!(SqliteStore::open_with(path_str(&path), cfg.clone()).is_err());
+    assert!(SqliteStore::in_memory_with(cfg).is_err());
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master")
         .unwrap()
@@ -348,7 +326,7 @@ async fn a_table_created_by_sqlspec_is_used_as_is() {
     .unwrap();
 
     // The default table name, and no create_table: the table is used as is.
-    let store = SqliteStore::open(path_str(&path), ExtensionConfig::new()).unwrap();
+    let store = SqliteStore::open(path_str(&path)).unwrap();
     assert_eq!(store.table().table(), "litestar_session");
     assert_eq!(
         store.get("live", None).await.unwrap(),
@@ -394,7 +372,7 @@ async fn a_table_created_by_sqlspec_is_used_as_is() {
 fn unknown_extension_keys_are_refused_by_name() {
     let err = ExtensionConfig::from_json_str(
         r#"{"litestar": {"session_table": "s", "fillfactr": 80}}"#,
-        SqliteStore::ACCEPTED_KEYS,
+        SqliteConfig::EXTENSION_KEYS,
     )
     .unwrap_err();
     assert!(
@@ -408,7 +386,7 @@ fn unknown_extension_keys_are_refused_by_name() {
         &["session_table", "fillfactor"],
     )
     .unwrap();
-    let err = SqliteStore::in_memory(pg).unwrap_err();
+    let err = SqliteConfig::from_extension(&pg).unwrap_err();
     match &err {
         Error::UnknownConfigKeys {
             unknown, accepted, ..
@@ -425,7 +403,7 @@ fn a_missing_directory_fails_at_open() {
     let path = common::test_dir()
         .join(unique("no_such_dir"))
         .join("sessions.db");
-    let err = SqliteStore::open(path_str(&path), ExtensionConfig::new()).unwrap_err();
+    let err = SqliteStore::open(path_str(&path)).unwrap_err();
     assert!(matches!(err, Error::Connection { .. }), "{err}");
     let text = err.to_string();
     assert!(
@@ -437,22 +415,38 @@ fn a_missing_directory_fails_at_open() {
 
 #[test]
 fn bad_options_are_refused_by_name() {
-    for (options, field) in [
-        (SqliteOptions::new().pool_size(0), "pool_size"),
+    let default = SqliteConfig::default;
+    for (config, field) in [
         (
-            SqliteOptions::new().cleanup_batch_size(0),
+            SqliteConfig {
+                pool_size: 0,
+                ..default()
+            },
+            "pool_size",
+        ),
+        (
+            SqliteConfig {
+                cleanup_batch_size: 0,
+                ..default()
+            },
             "cleanup_batch_size",
         ),
         (
-            SqliteOptions::new().pool_timeout(Duration::ZERO),
-            "pool_timeout",
+            SqliteConfig {
+                wait_timeout: Duration::ZERO,
+                ..default()
+            },
+            "wait_timeout",
         ),
         (
-            SqliteOptions::new().busy_timeout(Duration::from_secs(1 << 40)),
+            SqliteConfig {
+                busy_timeout: Duration::from_secs(1 << 40),
+                ..default()
+            },
             "busy_timeout",
         ),
     ] {
-        let err = SqliteStore::open_with(":memory:", ExtensionConfig::new(), options).unwrap_err();
+        let err = SqliteStore::open_with(":memory:", config).unwrap_err();
         assert!(
             matches!(&err, Error::InvalidConfig { field: f, .. } if f == field),
             "{err}"
@@ -466,8 +460,10 @@ async fn a_locked_database_is_a_clear_error_and_reads_go_on() {
     let table = unique("locked");
     let store = SqliteStore::open_with(
         path_str(&path),
-        config(&table),
-        SqliteOptions::new().busy_timeout(Duration::from_millis(50)),
+        SqliteConfig {
+            busy_timeout: Duration::from_millis(50),
+            ..config(&table)
+        },
     )
     .unwrap();
     store.create_table().await.unwrap();
@@ -504,7 +500,7 @@ async fn a_locked_database_is_a_clear_error_and_reads_go_on() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_table_error_says_what_to_do() {
-    let store = SqliteStore::in_memory(config("never_created")).unwrap();
+    let store = SqliteStore::in_memory_with(config("never_created")).unwrap();
     let err = store.get("k", None).await.unwrap_err();
     let text = err.to_string();
     assert!(
@@ -518,7 +514,7 @@ async fn a_missing_table_error_says_what_to_do() {
 async fn file_databases_use_wal_and_open_from_a_url() {
     let path = fresh_db_path();
     let url = format!("sqlite://{}", path_str(&path));
-    let store = SqliteStore::open(&url, config(&unique("url"))).unwrap();
+    let store = SqliteStore::open_with(&url, config(&unique("url"))).unwrap();
     store.create_table().await.unwrap();
     store
         .set("k", Bytes::from_static(b"v"), None)
@@ -537,7 +533,7 @@ async fn file_databases_use_wal_and_open_from_a_url() {
     assert_eq!((mode.as_str(), sync, busy), ("wal", 1, 5000));
     drop(conn);
     // Another store on the same file sees the same rows.
-    let again = SqliteStore::open(path_str(&path), config(store.table().table())).unwrap();
+    let again = SqliteStore::open_with(path_str(&path), config(store.table().table())).unwrap();
     assert_eq!(
         again.get("k", None).await.unwrap(),
         Some(Bytes::from_static(b"v"))
@@ -546,8 +542,8 @@ async fn file_databases_use_wal_and_open_from_a_url() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn in_memory_stores_are_private() {
-    let a = SqliteStore::open(":memory:", ExtensionConfig::new()).unwrap();
-    let b = SqliteStore::in_memory(ExtensionConfig::new()).unwrap();
+    let a = SqliteStore::open(":memory:").unwrap();
+    let b = SqliteStore::in_memory().unwrap();
     a.create_table().await.unwrap();
     b.create_table().await.unwrap();
     a.set("k", Bytes::from_static(b"a"), None).await.unwrap();
@@ -562,7 +558,7 @@ async fn in_memory_stores_are_private() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_existing_pool_is_used() {
     let path = fresh_db_path();
-    let manager = SqliteOptions::new().connection_manager(&path);
+    let manager = SqliteConfig::default().connection_manager(&path);
     let pool = r2d2::Pool::builder().max_size(2).build(manager).unwrap();
     let store = SqliteStore::from_pool(pool.clone(), config(&unique("pool"))).unwrap();
     store.create_table().await.unwrap();
@@ -584,27 +580,9 @@ async fn an_existing_pool_is_used() {
 
 #[test]
 fn operations_outside_a_runtime_are_errors_not_panics() {
-    let store = SqliteStore::in_memory(ExtensionConfig::new()).unwrap();
-    let result = futures_lite_block_on(store.delete_all());
+    let store = SqliteStore::in_memory().unwrap();
+    let result = common::block_on(store.delete_all());
     assert!(matches!(result, Err(Error::Backend { .. })), "{result:?}");
-}
-
-/// Polls a future to completion without a tokio runtime.
-fn futures_lite_block_on<F: std::future::Future>(future: F) -> F::Output {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Noop;
-    impl Wake for Noop {
-        fn wake(self: Arc<Self>) {}
-    }
-    let waker = Waker::from(Arc::new(Noop));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
 }
 
 /// Application processes starting together all open one new database file:
@@ -620,7 +598,7 @@ fn stores_opening_a_new_file_at_once_all_succeed() {
                 let start = start.clone();
                 std::thread::spawn(move || {
                     start.wait();
-                    SqliteStore::open(path.to_str().unwrap(), ExtensionConfig::new()).map(drop)
+                    SqliteStore::open(path.to_str().unwrap()).map(drop)
                 })
             })
             .collect();

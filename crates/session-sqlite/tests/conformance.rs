@@ -21,7 +21,8 @@ async fn file_store() -> SqliteStore {
 }
 
 async fn memory_store() -> SqliteStore {
-    let store = SqliteStore::in_memory(config(&unique("conformance"))).expect("open in memory");
+    let store =
+        SqliteStore::in_memory_with(config(&unique("conformance"))).expect("open in memory");
     store.create_table().await.expect("create the table");
     store
 }

@@ -14,8 +14,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{config, fresh_db_path, test_dir, unique};
-use session_core::{Bytes, Error, ExtensionConfig, Store};
-use session_sqlite::{SqliteOptions, SqliteStore};
+use session_core::{Bytes, Error, Store};
+use session_sqlite::{SqliteConfig, SqliteStore};
 
 /// A second process that takes the write lock (`BEGIN IMMEDIATE`), writes
 /// a row, and holds the lock until told to commit.
@@ -98,8 +98,10 @@ async fn a_write_lock_held_by_another_process_is_a_clear_error_then_released() {
     let busy = Duration::from_millis(200);
     let store = SqliteStore::open_with(
         path.to_str().unwrap(),
-        config(&table),
-        SqliteOptions::new().busy_timeout(busy),
+        SqliteConfig {
+            busy_timeout: busy,
+            ..config(&table)
+        },
     )
     .unwrap();
     store.create_table().await.unwrap();
@@ -112,8 +114,10 @@ async fn a_write_lock_held_by_another_process_is_a_clear_error_then_released() {
     // waits out its busy timeout while another process holds it.
     let patient = SqliteStore::open_with(
         path.to_str().unwrap(),
-        config(&table),
-        SqliteOptions::new().busy_timeout(Duration::from_secs(10)),
+        SqliteConfig {
+            busy_timeout: Duration::from_secs(10),
+            ..config(&table)
+        },
     )
     .unwrap();
 
@@ -184,7 +188,7 @@ fn running_as_root() -> bool {
 
 fn assert_open_fails(location: &str, what: &str) -> Error {
     let started = Instant::now();
-    let err = SqliteStore::open(location, ExtensionConfig::new()).unwrap_err();
+    let err = SqliteStore::open(location).unwrap_err();
     println!("{what}: refused at open in {:?}: {err}", started.elapsed());
     assert!(matches!(err, Error::Connection { .. }), "{what}: {err:?}");
     assert!(

@@ -3,9 +3,9 @@
 
 mod common;
 
-use session_core::ExtensionConfig;
 use session_core::migrate::MigrationError;
-use session_sqlite::SqliteStore;
+use session_core::{StoreAdmin, StoreConfig};
+use session_sqlite::{SqliteConfig, SqliteStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_concurrent_migrations_apply_once() {
@@ -14,7 +14,7 @@ async fn eight_concurrent_migrations_apply_once() {
     let mut tasks = Vec::new();
     for _ in 0..8 {
         // A store (pool) each, as separate application instances would have.
-        let store = SqliteStore::open(&db, ExtensionConfig::new()).unwrap();
+        let store = SqliteStore::open(&db).unwrap();
         tasks.push(tokio::spawn(async move { store.migrate().await }));
     }
     let mut applied = 0;
@@ -25,7 +25,7 @@ async fn eight_concurrent_migrations_apply_once() {
         assert_eq!(report.adopted, None);
     }
     assert_eq!(applied, 1, "exactly one instance applied ext_litestar_0001");
-    let store = SqliteStore::open(&db, ExtensionConfig::new()).unwrap();
+    let store = SqliteStore::open(&db).unwrap();
     let records = store.applied_migrations().await.unwrap();
     assert_eq!(records.len(), 1);
     assert!(store.session_table_exists().await.unwrap());
@@ -35,7 +35,7 @@ async fn eight_concurrent_migrations_apply_once() {
 
 #[tokio::test]
 async fn a_changed_checksum_is_refused_naming_the_version() {
-    let store = SqliteStore::in_memory(ExtensionConfig::new()).unwrap();
+    let store = SqliteStore::in_memory().unwrap();
     store.migrate().await.unwrap();
     let conn = store.pool().get().unwrap();
     conn.execute(
@@ -58,7 +58,7 @@ async fn a_changed_checksum_is_refused_naming_the_version() {
 
 #[tokio::test]
 async fn an_unknown_recorded_version_is_refused() {
-    let store = SqliteStore::in_memory(ExtensionConfig::new()).unwrap();
+    let store = SqliteStore::in_memory().unwrap();
     store.migrate().await.unwrap();
     store
         .pool()
@@ -75,9 +75,9 @@ async fn an_unknown_recorded_version_is_refused() {
 
 #[tokio::test]
 async fn migrate_creates_what_create_table_creates() {
-    let migrated = SqliteStore::in_memory(ExtensionConfig::new()).unwrap();
+    let migrated = SqliteStore::in_memory().unwrap();
     migrated.migrate().await.unwrap();
-    let created = SqliteStore::in_memory(ExtensionConfig::new()).unwrap();
+    let created = SqliteStore::in_memory().unwrap();
     created.create_table().await.unwrap();
     let schema = |store: &SqliteStore| -> Vec<Option<String>> {
         let conn = store.pool().get().unwrap();
@@ -100,11 +100,15 @@ async fn migrate_creates_what_create_table_creates() {
 #[test]
 fn an_over_long_table_name_is_refused_up_front() {
     let long = "a".repeat(49);
-    let config = ExtensionConfig::from_json_str(
-        &format!(r#"{{"litestar": {{"session_table": "{long}"}}}}"#),
-        SqliteStore::ACCEPTED_KEYS,
-    )
-    .unwrap();
-    let err = SqliteStore::in_memory(config).unwrap_err();
+    // In SQLSpec's document, and as the config's own field.
+    let err =
+        SqliteConfig::from_json_str(&format!(r#"{{"litestar": {{"session_table": "{long}"}}}}"#))
+            .unwrap_err();
+    assert!(err.to_string().contains("at most 48"), "{err}");
+    let config = SqliteConfig {
+        table: long,
+        ..SqliteConfig::default()
+    };
+    let err = SqliteStore::in_memory_with(config).unwrap_err();
     assert!(err.to_string().contains("at most 48"), "{err}");
 }

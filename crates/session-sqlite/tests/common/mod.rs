@@ -5,8 +5,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use session_core::ExtensionConfig;
-use session_sqlite::SqliteStore;
+use session_sqlite::{SqliteConfig, SqliteStore};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -26,19 +25,36 @@ pub fn fresh_db_path() -> PathBuf {
     test_dir().join(format!("{}.db", unique("db")))
 }
 
-/// An extension config naming `table`.
-pub fn config(table: &str) -> ExtensionConfig {
-    ExtensionConfig::from_value(
-        serde_json::json!({"litestar": {"session_table": table}}),
-        SqliteStore::ACCEPTED_KEYS,
-    )
-    .expect("a valid config")
+/// The default config with the table `table`.
+pub fn config(table: &str) -> SqliteConfig {
+    SqliteConfig {
+        table: table.to_owned(),
+        ..SqliteConfig::default()
+    }
 }
 
 /// Opens `path` with a table of its own, created.
 pub async fn store_on(path: &std::path::Path, table: &str) -> SqliteStore {
-    let store = SqliteStore::open(path.to_str().expect("a UTF-8 path"), config(table))
+    let store = SqliteStore::open_with(path.to_str().expect("a UTF-8 path"), config(table))
         .expect("open the database");
     store.create_table().await.expect("create the table");
     store
+}
+
+/// Polls a future to completion without a tokio runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = Waker::from(Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
 }
