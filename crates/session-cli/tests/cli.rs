@@ -307,7 +307,12 @@ fn migrate_sql_prints_the_ddl_without_connecting() {
         &["migrate", "sql"],
     )
     .ok();
-    for statement in session_postgres::PostgresStoreConfig::new().ddl() {
+    let offline = session_postgres::PostgresStore::from_url(
+        "postgres://u@127.0.0.1:1/x",
+        session_postgres::PostgresConfig::default(),
+    )
+    .unwrap();
+    for statement in offline.ddl() {
         assert!(
             pg.stdout.contains(&format!("{statement};\n")),
             "{}",

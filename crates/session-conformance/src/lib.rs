@@ -36,43 +36,6 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 pub use session_core::Store;
 
-/// A scratch directory for this test process's database files:
-/// `<temp dir>/<prefix>-<pid>`, created if missing.
-///
-/// Test processes end without a chance to clean up after themselves (a
-/// file store's database lives as long as the suite), so the first call in
-/// a process removes the `<prefix>-<pid>` directories of processes that no
-/// longer run (on Linux, where `/proc` tells; elsewhere nothing is swept).
-pub fn scratch_dir(prefix: &str) -> std::path::PathBuf {
-    static SWEPT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let temp = std::env::temp_dir();
-    let mut swept = SWEPT.lock().unwrap_or_else(|p| p.into_inner());
-    if !swept.iter().any(|p| p == prefix) {
-        swept.push(prefix.to_owned());
-        if std::path::Path::new("/proc/self").exists() {
-            if let Ok(entries) = std::fs::read_dir(&temp) {
-                for entry in entries.flatten() {
-                    let name = entry.file_name();
-                    let Some(pid) = name
-                        .to_str()
-                        .and_then(|n| n.strip_prefix(prefix))
-                        .and_then(|n| n.strip_prefix('-'))
-                        .and_then(|n| n.parse::<u32>().ok())
-                    else {
-                        continue;
-                    };
-                    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                        let _ = std::fs::remove_dir_all(entry.path());
-                    }
-                }
-            }
-        }
-    }
-    let dir = temp.join(format!("{prefix}-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
-    dir
-}
-
 /// Table names an attacker (or a careless config) may give, which every
 /// adapter must refuse with `Error::InvalidIdentifier` before it builds any
 /// SQL: quotes and comment markers, whitespace and control characters,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use session_core::{Bytes, Store};
-use session_postgres::{PoolSettings, PostgresStore, PostgresStoreConfig};
+use session_postgres::{PostgresConfig, PostgresStore};
 use tokio_postgres::{Client, Statement};
 
 const SESSIONS: usize = 10_000;
@@ -353,22 +353,18 @@ async fn bench(url: &str) {
     let make_store = |table: &str| {
         PostgresStore::from_url(
             url,
-            PoolSettings {
-                max_size: POOL,
-                ..PoolSettings::default()
+            PostgresConfig {
+                table: table.to_owned(),
+                pool_size: POOL,
+                ..PostgresConfig::default()
             },
-            PostgresStoreConfig::new().with_table(table).expect("table"),
         )
         .expect("store")
     };
     let store = Arc::new(make_store(&store_table));
     store.create_table().await.expect("create table");
     // The raw side's table is identical: the same DDL.
-    for ddl in PostgresStoreConfig::new()
-        .with_table(&raw_table)
-        .expect("table")
-        .ddl()
-    {
+    for ddl in make_store(&raw_table).ddl() {
         admin.batch_execute(&ddl).await.expect("raw ddl");
     }
     let raw = Arc::new(Raw::connect(url, &raw_table).await);

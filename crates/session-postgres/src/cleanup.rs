@@ -1,6 +1,7 @@
-//! Coordinated cleanup: [`PostgresStore`] as a
-//! [`CleanupTarget`](session_core::cleanup::CleanupTarget) that only one of
-//! many application servers runs at a time.
+//! Coordinated cleanup: [`PostgresStore`]'s
+//! [`StoreAdmin::cleanup`](session_core::StoreAdmin::cleanup) and
+//! [`CleanupTarget`](session_core::cleanup::CleanupTarget), which only one
+//! of many application servers runs at a time.
 
 use std::future::Future;
 
@@ -20,7 +21,7 @@ impl PostgresStore {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for byte in b"session_postgres.cleanup:"
             .iter()
-            .chain(self.config().table().qualified().as_bytes())
+            .chain(self.table().qualified().as_bytes())
         {
             hash ^= u64::from(*byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
@@ -42,7 +43,7 @@ impl PostgresStore {
         F: Future<Output = Result<T>>,
     {
         let key = self.cleanup_lock_key();
-        let table = self.config().table().qualified();
+        let table = self.table().qualified();
         let fail = |e| statement_error(e, "cleanup lock", &table, self.address());
         let client = self.client().await?;
         let locked: bool = client
@@ -87,15 +88,25 @@ impl Drop for LockGuard {
     }
 }
 
-/// One cleanup run under the table's cleanup lock: `Some(n)` rows removed
-/// by [`delete_expired`](Store::delete_expired), or `None` when another
-/// instance (another application server, or another cleaner in this one)
-/// is cleaning the same table, in which case this tick is skipped.
-#[async_trait]
-impl CleanupTarget for PostgresStore {
-    async fn cleanup(&self) -> Result<Option<u64>> {
+impl PostgresStore {
+    /// One cleanup run under the table's cleanup lock: `Some(n)` rows
+    /// removed by [`delete_expired`](Store::delete_expired), or `None` when
+    /// another instance (another application server, or another cleaner in
+    /// this one) is cleaning the same table, in which case this tick is
+    /// skipped.
+    pub(crate) async fn locked_cleanup(&self) -> Result<Option<u64>> {
         self.try_with_cleanup_lock(self.delete_expired())
             .instrument(self.span("cleanup"))
             .await
+    }
+}
+
+/// Each run is one [`StoreAdmin::cleanup`](session_core::StoreAdmin::cleanup):
+/// under the table's cleanup lock, skipped (`Ok(None)`) while another
+/// instance holds it.
+#[async_trait]
+impl CleanupTarget for PostgresStore {
+    async fn cleanup(&self) -> Result<Option<u64>> {
+        self.locked_cleanup().await
     }
 }

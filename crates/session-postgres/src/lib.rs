@@ -1,5 +1,8 @@
 //! A PostgreSQL session store: [`PostgresStore`] implements
-//! [`session_core::Store`] on `tokio-postgres` and `deadpool-postgres`.
+//! [`session_core::Store`] (the request path) and
+//! [`session_core::StoreAdmin`] (migrations, cleanup) on `tokio-postgres`
+//! and `deadpool-postgres`; [`PostgresConfig`] configures it and
+//! [`PostgresConnector`] opens it from a `postgres://` URL.
 //!
 //! * **SQLSpec's schema.** The table is byte-for-byte SQLSpec's (`TEXT`
 //!   key, `BYTEA` data, `TIMESTAMPTZ` expiry and audit columns), with a
@@ -9,26 +12,26 @@
 //!   `now()` on the server, so application servers with skewed clocks agree.
 //! * **One round trip per operation**, a renewing `get` included, each
 //!   statement prepared once per connection.
-//! * **Batched cleanup.** [`delete_expired`](session_core::Store::delete_expired)
+//! * **Batched, coordinated cleanup.** [`delete_expired`](session_core::Store::delete_expired)
 //!   deletes in short batches (5,000 rows by default), so readers never wait
-//!   behind one huge delete.
+//!   behind one huge delete; [`StoreAdmin::cleanup`](session_core::StoreAdmin::cleanup)
+//!   runs it under an advisory lock, so one of many servers cleans at a time.
+//! * **Migrations** through session-core's runner, each step under
+//!   `pg_advisory_xact_lock`, adopting a table SQLSpec made.
 //! * **Typed errors.** A pool timeout is [`Error::PoolTimeout`], a refused or
 //!   lost connection [`Error::Connection`] naming `host:port`, a failed
 //!   statement [`Error::Backend`] with the SQLSTATE and the driver's error as
-//!   source.
-//!
-//! Configure it like SQLSpec, with the `litestar` extension config
-//! (keys: [`ACCEPTED_KEYS`]):
+//!   source; no error repeats a password.
 //!
 //! ```no_run
-//! use session_postgres::{PoolSettings, PostgresStore, PostgresStoreConfig};
+//! use session_core::{StoreAdmin, StoreConfig};
+//! use session_postgres::{PostgresConfig, PostgresStore};
 //!
 //! # async fn demo() -> session_core::Result<()> {
-//! let config = PostgresStoreConfig::from_json_str(
-//!     r#"{"litestar": {"session_table": "litestar_session", "fillfactor": 80}}"#,
-//! )?;
-//! let store = PostgresStore::from_url("postgresql://app@db:5432/app", PoolSettings::default(), config)?;
-//! store.create_table().await?;
+//! // Its own fields, or SQLSpec's `{"litestar": {...}}` shape.
+//! let config = PostgresConfig::from_json_str(r#"{"table": "litestar_session", "fillfactor": 80}"#)?;
+//! let store = PostgresStore::from_url("postgresql://app@db:5432/app", config)?;
+//! println!("{}: {}", store.describe(), store.migrate().await?);
 //! # Ok(()) }
 //! ```
 //!
@@ -36,16 +39,18 @@
 //! [`Error::Connection`]: session_core::Error::Connection
 //! [`Error::Backend`]: session_core::Error::Backend
 
+#![warn(unreachable_pub)]
+
+mod admin;
 mod cleanup;
 mod config;
+mod connector;
 mod error;
-pub mod migrations;
+mod migrations;
 mod store;
 
-pub use config::{
-    ACCEPTED_KEYS, DEFAULT_AUTOVACUUM_ANALYZE_SCALE_FACTOR, DEFAULT_AUTOVACUUM_VACUUM_SCALE_FACTOR,
-    DEFAULT_DELETE_BATCH_SIZE, DEFAULT_FILLFACTOR, PoolSettings, PostgresStoreConfig,
-};
+pub use config::PostgresConfig;
+pub use connector::PostgresConnector;
 pub use store::PostgresStore;
 
 /// Re-exported: the pool type [`PostgresStore::new`] takes, and its driver.

@@ -1,87 +1,51 @@
-//! Versioned migrations of the PostgreSQL session table.
+//! The PostgreSQL dialect of the migration runner
+//! ([`session_core::migrate::run`]).
 //!
-//! * [`migrations`]: the ordered list. `ext_litestar_0001` creates the table
-//!   and its partial index with exactly the statements of
-//!   [`PostgresStore::create_table`] ([`PostgresStoreConfig::ddl`]), so its
-//!   checksum covers the table name and the storage parameters
-//!   (`fillfactor`, autovacuum scale factors).
-//! * The tracking table `<session_table>_migrations` ([`tracking_ddl`])
-//!   records each applied version with its description, checksum (see
-//!   [`session_core::migrate::checksum`]) and `applied_at` (`TIMESTAMPTZ`,
-//!   the server's clock).
-//! * [`PostgresStore::migrate`] applies what is missing, each migration in
-//!   its own transaction that first takes `pg_advisory_xact_lock` on the
-//!   key [`PostgresStore::create_table`] uses, so any number of application
-//!   instances can run it at once; it adopts a session table that already
-//!   exists with the seed's columns.
-//! * [`migration_sql`] prints it all for a migration tool of your own.
-//!
-//! ```no_run
-//! use session_postgres::{PoolSettings, PostgresStore, PostgresStoreConfig};
-//!
-//! # async fn demo() -> session_core::Result<()> {
-//! let store = PostgresStore::from_url("postgresql://app@db/app", PoolSettings::default(), PostgresStoreConfig::new())?;
-//! println!("{}", store.migrate().await?);
-//! for applied in store.applied_migrations().await? {
-//!     println!("{} {}", applied.version, applied.applied_at_rfc3339());
-//! }
-//! # Ok(()) }
-//! ```
+//! `ext_litestar_0001` is exactly [`PostgresStore::ddl`], so its checksum
+//! covers the table name and the storage parameters. The tracking table
+//! `<session_table>_migrations` records each applied version
+//! (`applied_at TIMESTAMPTZ`, the server's clock). Each step is one
+//! transaction that first takes `pg_advisory_xact_lock` on the key
+//! [`PostgresStore::create_table`] takes, so any number of instances can
+//! migrate at once.
 
 use std::time::SystemTime;
 
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::Object;
 use session_core::migrate::{
-    AppliedMigration, ColumnInfo, ColumnSpec, MigrateReport, Migration, ensure_adoptable, plan,
-    script,
+    AppliedMigration, ColumnInfo, ColumnSpec, Migration, MigrationDialect, script,
 };
-use session_core::{Result, TableName};
-use tracing::Instrument;
+use session_core::{Error, Result, TableName, async_trait};
+use tokio_postgres::error::SqlState;
 
-use crate::config::PostgresStoreConfig;
+use crate::config::PostgresConfig;
 use crate::error::{BACKEND, statement_error};
 use crate::store::{PostgresStore, advisory_lock_key};
 
-pub use session_core::migrate::EXT_LITESTAR_0001;
-
-/// The columns of the seed's PostgreSQL session table, as `format_type`
-/// names their types; an existing table is adopted only if it has exactly
-/// these.
-pub const SESSION_COLUMNS: &[ColumnSpec] = &[
-    ColumnSpec {
-        name: "session_id",
-        data_type: "text",
-        not_null: Some(true),
-    },
-    ColumnSpec {
-        name: "data",
-        data_type: "bytea",
-        not_null: Some(true),
-    },
-    ColumnSpec {
-        name: "expires_at",
-        data_type: "timestamp with time zone",
-        not_null: Some(false),
-    },
-    ColumnSpec {
-        name: "created_at",
-        data_type: "timestamp with time zone",
-        not_null: Some(true),
-    },
-    ColumnSpec {
-        name: "updated_at",
-        data_type: "timestamp with time zone",
-        not_null: Some(true),
-    },
+/// The seed's columns as `format_type` names their types.
+const SESSION_COLUMNS: &[ColumnSpec] = &[
+    column("session_id", "text", true),
+    column("data", "bytea", true),
+    column("expires_at", "timestamp with time zone", false),
+    column("created_at", "timestamp with time zone", true),
+    column("updated_at", "timestamp with time zone", true),
 ];
 
-/// The ordered migrations of the session table of `config`.
-pub fn migrations(config: &PostgresStoreConfig) -> Vec<Migration> {
-    vec![Migration::initial(config.ddl())]
+const fn column(name: &'static str, data_type: &'static str, not_null: bool) -> ColumnSpec {
+    ColumnSpec {
+        name,
+        data_type,
+        not_null: Some(not_null),
+    }
+}
+
+/// The ordered migrations of `table` with the storage parameters of `config`.
+pub(crate) fn migrations(table: &TableName, config: &PostgresConfig) -> Vec<Migration> {
+    vec![Migration::initial(crate::store::ddl(table, config))]
 }
 
 /// The DDL of the tracking table `<table>_migrations` (idempotent).
-pub fn tracking_ddl(table: &TableName) -> String {
+fn tracking_ddl(table: &TableName) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {} (\n    \
          version TEXT PRIMARY KEY,\n    \
@@ -92,152 +56,131 @@ pub fn tracking_ddl(table: &TableName) -> String {
     )
 }
 
-/// Every migration of `config` as one SQL script: the tracking table, then
-/// each migration's statements and the `INSERT` recording it.
-///
-/// ```
-/// let sql = session_postgres::migrations::migration_sql(&session_postgres::PostgresStoreConfig::new());
-/// assert!(sql.contains("CREATE TABLE IF NOT EXISTS litestar_session_migrations"));
-/// assert!(sql.contains("WITH (fillfactor = 80"));
-/// ```
-pub fn migration_sql(config: &PostgresStoreConfig) -> String {
+/// Every migration as one SQL script, the tracking table first.
+pub(crate) fn migration_sql(table: &TableName, config: &PostgresConfig) -> String {
     script(
-        &tracking_ddl(config.table()),
-        &config.table().migrations_table().qualified(),
-        &migrations(config),
+        &tracking_ddl(table),
+        &table.migrations_table().qualified(),
+        &migrations(table, config),
     )
 }
 
-impl PostgresStore {
-    /// Applies every migration the tracking table does not record, in
-    /// order, each in its own transaction under `pg_advisory_xact_lock`
-    /// (the lock [`create_table`](Self::create_table) takes), and returns
-    /// what it did. Idempotent and safe when many instances run it at once:
-    /// each transaction re-reads the tracking table under the lock.
-    ///
-    /// A session table that exists without a tracking record (made by
-    /// SQLSpec or [`create_table`](Self::create_table)) is adopted: its
-    /// columns are checked against [`SESSION_COLUMNS`] and it is recorded
-    /// as at `ext_litestar_0001`, its rows untouched.
-    ///
-    /// Errors: a recorded checksum that differs or an unknown recorded
-    /// version, and an existing table of another shape
-    /// ([`Error::Backend`](session_core::Error::Backend) with a
-    /// [`MigrationError`](session_core::migrate::MigrationError) source naming the version or every difference);
-    /// connection and statement errors.
-    pub async fn migrate(&self) -> Result<MigrateReport> {
-        async {
-            let table = self.config().table().clone();
-            let list = migrations(self.config());
-            let tracking = table.migrations_table().qualified();
-            let insert = format!(
-                "INSERT INTO {tracking} (version, description, checksum) VALUES ($1, $2, $3)"
-            );
-            let lock_key = advisory_lock_key(&table.qualified());
-            let mut client = self.client().await?;
-            let mut report = MigrateReport::default();
-            loop {
-                let fail = |e| statement_error(e, "migrate", &tracking, self.address());
-                let tx = client.transaction().await.map_err(fail)?;
-                // One step: the next migration, applied or adopted, or
-                // `None` when the database is up to date.
-                let step = async {
-                    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key])
-                        .await
-                        .map_err(fail)?;
-                    tx.batch_execute(&tracking_ddl(&table))
-                        .await
-                        .map_err(fail)?;
-                    let applied = self.read_applied(&tx, &tracking).await?;
-                    let pending = plan(BACKEND, &list, &applied)?;
-                    let Some(next) = pending.first().copied() else {
-                        report.current = applied.last().map(|a| a.version.clone());
-                        return Ok(None);
-                    };
-                    let adopt = next.version == EXT_LITESTAR_0001
-                        && self.relation_exists(&tx, &table.qualified()).await?;
-                    if adopt {
-                        let columns = self.columns(&tx, &table.qualified()).await?;
-                        ensure_adoptable(BACKEND, &table, SESSION_COLUMNS, &columns)?;
-                    } else {
-                        for statement in &next.statements {
-                            tx.batch_execute(statement).await.map_err(fail)?;
-                        }
-                    }
-                    let checksum = next.checksum();
-                    tx.execute(&insert, &[&next.version, &next.description, &checksum])
-                        .await
-                        .map_err(fail)?;
-                    Ok(Some((next.version, adopt)))
-                }
-                .await;
-                let step = match step {
-                    Ok(step) => step,
-                    Err(err) => {
-                        // End the transaction (and its lock) now, not when
-                        // the connection is next used.
-                        if let Err(e) = tx.rollback().await {
-                            tracing::debug!(error = %e, "rollback after a failed migration step failed");
-                        }
-                        return Err(err);
-                    }
-                };
-                tx.commit().await.map_err(fail)?;
-                match step {
-                    None => break,
-                    Some((version, adopted)) => report.record(version, adopted),
-                }
-            }
-            Ok(report)
+/// One pooled connection of `store`, migrating with plain `BEGIN`/`COMMIT`.
+/// Dropped inside a transaction (a failed `COMMIT` or `ROLLBACK`, or a
+/// cancelled run), it closes the connection instead of returning it to the
+/// pool, so the server rolls back and releases the lock.
+pub(crate) struct PgDialect<'a> {
+    store: &'a PostgresStore,
+    client: Option<Object>,
+    in_transaction: bool,
+}
+
+impl<'a> PgDialect<'a> {
+    pub(crate) async fn new(store: &'a PostgresStore) -> Result<Self> {
+        Ok(PgDialect {
+            client: Some(store.client().await?),
+            store,
+            in_transaction: false,
+        })
+    }
+
+    fn client(&self) -> Result<&Object> {
+        // `None` only once `drop` has begun.
+        self.client
+            .as_ref()
+            .ok_or_else(|| Error::backend(BACKEND, "migrate: no connection", "already closed"))
+    }
+
+    /// Maps a statement error of `op` on `on`; borrows nothing of `self`.
+    fn fail(&self, op: &'static str, on: &str) -> impl Fn(tokio_postgres::Error) -> Error + use<> {
+        let (on, address) = (on.to_owned(), self.store.address().to_owned());
+        move |e| statement_error(e, op, &on, &address)
+    }
+
+    fn tracking(&self) -> String {
+        self.store.table().migrations_table().qualified()
+    }
+
+    /// `BEGIN`, `COMMIT` or `ROLLBACK`; the connection counts as inside a
+    /// transaction until one of the latter two succeeds.
+    async fn control(&mut self, statement: &str) -> Result<()> {
+        self.in_transaction = true;
+        let fail = self.fail("migrate", &self.tracking());
+        self.client()?
+            .batch_execute(statement)
+            .await
+            .map_err(fail)?;
+        self.in_transaction = statement == "BEGIN";
+        Ok(())
+    }
+}
+
+impl Drop for PgDialect<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take().filter(|_| self.in_transaction) {
+            tracing::warn!("a migration transaction did not end; closing its connection");
+            drop(Object::take(client));
         }
-        .instrument(self.span("migrate"))
-        .await
+    }
+}
+
+#[async_trait]
+impl MigrationDialect for PgDialect<'_> {
+    fn backend(&self) -> &'static str {
+        BACKEND
     }
 
-    /// The applied migrations, oldest version first; empty when the
-    /// tracking table does not exist yet.
-    pub async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>> {
-        async {
-            let tracking = self.config().table().migrations_table().qualified();
-            let client = self.client().await?;
-            if !self.relation_exists(&client, &tracking).await? {
-                return Ok(Vec::new());
-            }
-            self.read_applied(&client, &tracking).await
-        }
-        .instrument(self.span("applied_migrations"))
-        .await
+    fn table(&self) -> &TableName {
+        self.store.table()
     }
 
-    /// True if the session table exists (looked up like an unqualified
-    /// name in a statement: through the `search_path`).
-    pub async fn session_table_exists(&self) -> Result<bool> {
-        async {
-            let client = self.client().await?;
-            self.relation_exists(&client, &self.config().table().qualified())
-                .await
-        }
-        .instrument(self.span("session_table_exists"))
-        .await
+    fn migrations(&self) -> Vec<Migration> {
+        migrations(self.store.table(), self.store.config())
     }
 
-    /// This store's migrations as SQL; see [`migration_sql`].
-    pub fn migration_sql(&self) -> String {
-        migration_sql(self.config())
+    fn session_columns(&self) -> &'static [ColumnSpec] {
+        SESSION_COLUMNS
     }
 
-    async fn relation_exists(&self, client: &impl GenericClient, name: &str) -> Result<bool> {
-        let row = client
+    async fn begin(&mut self) -> Result<()> {
+        self.control("BEGIN").await?;
+        let fail = self.fail("migrate", &self.tracking());
+        let lock_key = advisory_lock_key(&self.store.table().qualified());
+        let client = self.client()?;
+        client
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key])
+            .await
+            .map_err(&fail)?;
+        client
+            .batch_execute(&tracking_ddl(self.store.table()))
+            .await
+            .map_err(&fail)
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        self.control("COMMIT").await
+    }
+
+    async fn rollback(&mut self) -> Result<()> {
+        self.control("ROLLBACK").await
+    }
+
+    /// Looked up like a name in a statement: through the `search_path`.
+    async fn table_exists(&mut self, table: &TableName) -> Result<bool> {
+        let name = table.qualified();
+        let fail = self.fail("look up table", &name);
+        self.client()?
             .query_one("SELECT to_regclass($1::text) IS NOT NULL", &[&name])
             .await
-            .map_err(|e| statement_error(e, "look up table", name, self.address()))?;
-        row.try_get(0)
-            .map_err(|e| statement_error(e, "look up table", name, self.address()))
+            .and_then(|row| row.try_get(0))
+            .map_err(fail)
     }
 
-    async fn columns(&self, client: &impl GenericClient, table: &str) -> Result<Vec<ColumnInfo>> {
-        let fail = |e| statement_error(e, "read the columns of", table, self.address());
-        let rows = client
+    async fn columns(&mut self) -> Result<Vec<ColumnInfo>> {
+        let table = self.store.table().qualified();
+        let fail = self.fail("read the columns of", &table);
+        let rows = self
+            .client()?
             .query(
                 "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull \
                  FROM pg_attribute a \
@@ -246,43 +189,59 @@ impl PostgresStore {
                 &[&table],
             )
             .await
-            .map_err(fail)?;
+            .map_err(&fail)?;
         rows.iter()
             .map(|row| {
                 Ok(ColumnInfo {
-                    name: row.try_get(0).map_err(fail)?,
-                    data_type: row.try_get(1).map_err(fail)?,
-                    not_null: row.try_get(2).map_err(fail)?,
+                    name: row.try_get(0)?,
+                    data_type: row.try_get(1)?,
+                    not_null: row.try_get(2)?,
                 })
             })
-            .collect()
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(fail)
     }
 
-    async fn read_applied(
-        &self,
-        client: &impl GenericClient,
-        tracking: &str,
-    ) -> Result<Vec<AppliedMigration>> {
-        let fail = |e| statement_error(e, "read migrations", tracking, self.address());
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT version, description, checksum, applied_at FROM {tracking} ORDER BY version"
-                ),
-                &[],
-            )
-            .await
-            .map_err(fail)?;
+    async fn read_applied(&mut self) -> Result<Vec<AppliedMigration>> {
+        let tracking = self.tracking();
+        let fail = self.fail("read migrations", &tracking);
+        let sql = format!(
+            "SELECT version, description, checksum, applied_at FROM {tracking} ORDER BY version"
+        );
+        let rows = self.client()?.query(&sql, &[]).await.map_err(&fail)?;
         rows.iter()
             .map(|row| {
                 Ok(AppliedMigration {
-                    version: row.try_get(0).map_err(fail)?,
-                    description: row.try_get(1).map_err(fail)?,
-                    checksum: row.try_get(2).map_err(fail)?,
-                    applied_at: row.try_get::<_, SystemTime>(3).map_err(fail)?,
+                    version: row.try_get(0)?,
+                    description: row.try_get(1)?,
+                    checksum: row.try_get(2)?,
+                    applied_at: row.try_get::<_, SystemTime>(3)?,
                 })
             })
-            .collect()
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(fail)
+    }
+
+    async fn execute(&mut self, statement: &str) -> Result<()> {
+        let fail = self.fail("migrate", &self.tracking());
+        self.client()?.batch_execute(statement).await.map_err(fail)
+    }
+
+    async fn record(&mut self, migration: &Migration) -> Result<bool> {
+        let tracking = self.tracking();
+        let fail = self.fail("migrate", &tracking);
+        let insert =
+            format!("INSERT INTO {tracking} (version, description, checksum) VALUES ($1, $2, $3)");
+        let checksum = migration.checksum();
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&migration.version, &migration.description, &checksum];
+        match self.client()?.execute(&insert, &params).await {
+            Ok(_) => Ok(true),
+            // Recorded by a run that did not take the lock (a script of
+            // `migration_sql` run by hand); the runner re-plans.
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(false),
+            Err(e) => Err(fail(e)),
+        }
     }
 }
 
@@ -290,25 +249,82 @@ impl PostgresStore {
 mod tests {
     use super::*;
 
+    fn table(name: &str) -> TableName {
+        TableName::new_qualified(name, 63).unwrap()
+    }
+
     #[test]
     fn the_list_is_valid_and_starts_with_create_table() {
-        let config = PostgresStoreConfig::new();
-        let list = migrations(&config);
+        let config = PostgresConfig::default();
+        let list = migrations(&table("litestar_session"), &config);
         session_core::migrate::validate_list(&list).unwrap();
-        assert_eq!(list[0].version, EXT_LITESTAR_0001);
-        assert_eq!(list[0].statements, config.ddl());
+        assert_eq!(list[0].version, session_core::migrate::EXT_LITESTAR_0001);
+        assert_eq!(
+            list[0].statements,
+            crate::store::ddl(&table("litestar_session"), &config)
+        );
     }
 
     #[test]
     fn the_script_holds_the_tracking_table_and_the_ddl() {
-        let config = PostgresStoreConfig::new()
-            .with_table("app_sessions")
-            .unwrap();
-        let sql = migration_sql(&config);
+        let config = PostgresConfig::default();
+        let app = table("app_sessions");
+        let sql = migration_sql(&app, &config);
         assert!(sql.contains("applied_at TIMESTAMPTZ NOT NULL DEFAULT now()"));
-        for statement in config.ddl() {
+        for statement in crate::store::ddl(&app, &config) {
             assert!(sql.contains(&format!("{statement};\n")), "{sql}");
         }
         assert!(sql.contains("INSERT INTO app_sessions_migrations"));
+    }
+
+    /// A migration cancelled inside its transaction (here: waiting for the
+    /// lock another instance holds) must not hand that transaction to the
+    /// next caller of the pool, whose writes would then never commit.
+    #[tokio::test]
+    async fn a_cancelled_migration_leaves_no_transaction_in_the_pool() {
+        use std::time::Duration;
+
+        use session_core::{Bytes, Store, StoreAdmin};
+
+        let Ok(url) = session_test_support::pg_url() else {
+            eprintln!("skipped: no PostgreSQL");
+            return;
+        };
+        let name = session_test_support::unique_table_name("mig_cancel");
+        let config = PostgresConfig {
+            table: name.clone(),
+            pool_size: 1,
+            ..PostgresConfig::default()
+        };
+        let store = PostgresStore::from_url(&url, config).unwrap();
+        store.create_table().await.unwrap();
+        let other = session_test_support::connect(&url).await.unwrap();
+        other.batch_execute("BEGIN").await.unwrap();
+        let key = advisory_lock_key(&name);
+        other
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&key])
+            .await
+            .unwrap();
+        let cancelled = tokio::time::timeout(Duration::from_millis(300), store.migrate()).await;
+        other.batch_execute("COMMIT").await.unwrap();
+
+        store
+            .set("k", Bytes::from_static(b"v"), None)
+            .await
+            .unwrap();
+        let count = format!("SELECT count(*) FROM {name} WHERE session_id = 'k'");
+        let seen: i64 = other.query_one(&count, &[]).await.unwrap().get(0);
+        let report = store.migrate().await;
+        // Clean up before asserting: a leaked transaction would block the
+        // DROP until its connection is closed.
+        drop(store);
+        let drop_tables = format!("DROP TABLE IF EXISTS {name}_migrations, {name}");
+        tokio::time::timeout(Duration::from_secs(10), other.batch_execute(&drop_tables))
+            .await
+            .expect("drop the test tables")
+            .unwrap();
+        assert!(cancelled.is_err(), "the migration should wait for the lock");
+        assert_eq!(seen, 1, "the write after the cancelled migration committed");
+        assert_eq!(report.unwrap().adopted, Some("ext_litestar_0001"));
     }
 }

@@ -7,13 +7,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
 use session_core::cleanup::delete_in_batches_async;
-use session_core::{Error, Result, Store, non_zero, validate_key};
+use session_core::{Error, Result, Store, StoreConfig, TableName, non_zero, validate_key};
 use tokio_postgres::Row;
 use tokio_postgres::config::Host;
 use tokio_postgres::types::ToSql;
 use tracing::{Instrument, Span};
 
-use crate::config::{PoolSettings, PostgresStoreConfig};
+use crate::config::PostgresConfig;
+use crate::connector::parse_url;
 use crate::error::{BACKEND, is_connection_error, pool_error, statement_error};
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
@@ -103,31 +104,27 @@ impl Statements {
     }
 }
 
-/// A session [`Store`] on PostgreSQL, through a `deadpool-postgres` pool.
+/// A session [`Store`] on PostgreSQL, through a `deadpool-postgres` pool;
+/// its operations side is [`StoreAdmin`](session_core::StoreAdmin).
 ///
-/// Rows live in SQLSpec's session table (see
-/// [`PostgresStoreConfig::ddl`]), so a table created by SQLSpec and one
-/// created here are interchangeable. Expiry is computed and compared on the
-/// database's clock (`now()`), so application servers with skewed clocks
-/// agree. Every statement is prepared once per connection and reused, and
-/// every operation is one statement, one round trip (the renewing `get`
-/// included); only [`delete_expired`](Store::delete_expired) runs one
-/// statement per batch.
+/// Rows live in SQLSpec's session table (see [`ddl`](Self::ddl)), so a
+/// table created by SQLSpec and one created here are interchangeable.
+/// Expiry is computed and compared on the database's clock (`now()`), so
+/// application servers with skewed clocks agree. Every statement is
+/// prepared once per connection and reused, and every operation is one
+/// statement, one round trip (the renewing `get` included); only
+/// [`delete_expired`](Store::delete_expired) runs one statement per batch.
 ///
 /// Cloning is cheap and shares the pool.
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use session_core::{Bytes, Store};
-/// use session_postgres::{PoolSettings, PostgresStore, PostgresStoreConfig};
+/// use session_core::{Bytes, Store, StoreAdmin};
+/// use session_postgres::{PostgresConfig, PostgresStore};
 ///
 /// # async fn demo() -> session_core::Result<()> {
-/// let store = PostgresStore::from_url(
-///     "postgresql://app@127.0.0.1:5432/app",
-///     PoolSettings::default(),
-///     PostgresStoreConfig::new(),
-/// )?;
-/// store.create_table().await?;
+/// let store = PostgresStore::from_url("postgresql://app@127.0.0.1:5432/app", PostgresConfig::default())?;
+/// store.migrate().await?;
 /// store.set("k", Bytes::from_static(b"v"), Some(Duration::from_secs(3600))).await?;
 /// assert_eq!(store.get("k", None).await?, Some(Bytes::from_static(b"v")));
 /// # Ok(()) }
@@ -135,48 +132,36 @@ impl Statements {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: Pool,
-    config: Arc<PostgresStoreConfig>,
-    sql: Arc<Statements>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: PostgresConfig,
+    table: TableName,
+    sql: Statements,
     /// `schema.table`, for logs and error messages.
-    table: Arc<str>,
+    qualified: String,
     /// `host:port` of the server (never the password), for error messages.
-    address: Arc<str>,
+    address: String,
 }
 
 impl PostgresStore {
-    /// The keys of the `litestar` extension config this store honours
-    /// (same as [`crate::ACCEPTED_KEYS`]): pass them to
-    /// [`ExtensionConfig`](session_core::ExtensionConfig) parsing.
-    pub const ACCEPTED_KEYS: &'static [&'static str] = crate::config::ACCEPTED_KEYS;
-
-    /// A store on a pool the application already has.
-    ///
-    /// The pool should have a wait and create timeout (and so a runtime) so
-    /// that a database that is down gives an error in bounded time; a pool
-    /// without timeouts waits as long as the driver does. Its recycling
-    /// method is the application's choice; the default, `Fast`, discards
-    /// connections the server closed.
-    ///
-    /// No connection is made until the first call.
-    pub fn new(pool: Pool, config: PostgresStoreConfig) -> Self {
-        Self::build(pool, config, "the application's pool".into())
-    }
-
     /// A store with a pool of its own on the server at `url`
     /// (`postgresql://user[:password]@host[:port]/database[?options]`, or
-    /// the `key=value` form), without TLS.
+    /// libpq's `key=value` form), without TLS, sized and timed by
+    /// `config`'s `pool_size`, `wait_timeout`, `connect_timeout` and
+    /// `test_on_checkout`.
     ///
-    /// No connection is made until the first call. The URL is checked now:
-    /// a malformed one is an [`Error::InvalidConfig`] naming `url` (the URL
-    /// itself is not repeated, it may hold a password).
-    pub fn from_url(url: &str, pool: PoolSettings, config: PostgresStoreConfig) -> Result<Self> {
-        pool.validate()?;
-        let mut pg_config: tokio_postgres::Config = url.parse().map_err(|e| {
-            Error::invalid_config("url", format!("not a PostgreSQL connection URL: {e}"))
-        })?;
-        pg_config.connect_timeout(pool.connect_timeout);
+    /// No connection is made until the first call. The URL and config are
+    /// checked now: a malformed URL is an [`Error::InvalidConfig`] for
+    /// `url` naming the problem, never the password.
+    pub fn from_url(url: &str, config: PostgresConfig) -> Result<Self> {
+        config.validate()?;
+        let mut pg_config = parse_url(url)?;
+        pg_config.connect_timeout(config.connect_timeout);
         let address = address_of(&pg_config);
-        let recycling_method = if pool.verify_on_checkout {
+        let recycling_method = if config.test_on_checkout {
             RecyclingMethod::Verified
         } else {
             RecyclingMethod::Fast
@@ -187,10 +172,10 @@ impl PostgresStore {
             ManagerConfig { recycling_method },
         );
         let pool = Pool::builder(manager)
-            .max_size(pool.max_size)
-            .wait_timeout(Some(pool.wait_timeout))
-            .create_timeout(Some(pool.connect_timeout))
-            .recycle_timeout(Some(pool.connect_timeout))
+            .max_size(config.pool_size)
+            .wait_timeout(Some(config.wait_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
             // The most recently used connection first: at low concurrency
             // one warm backend serves the calls instead of all in turn, and
             // surplus connections stay idle.
@@ -198,18 +183,37 @@ impl PostgresStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| Error::invalid_config("pool", e.to_string()))?;
-        Ok(Self::build(pool, config, address))
+        Self::build(pool, config, address)
     }
 
-    fn build(pool: Pool, config: PostgresStoreConfig, address: String) -> Self {
-        let table = config.table().qualified();
-        PostgresStore {
+    /// A store on a pool the application already has; `config`'s pool
+    /// fields are not used.
+    ///
+    /// The pool should have a wait and create timeout (and so a runtime) so
+    /// that a database that is down gives an error in bounded time; a pool
+    /// without timeouts waits as long as the driver does. Its recycling
+    /// method is the application's choice; the default, `Fast`, discards
+    /// connections the server closed.
+    ///
+    /// No connection is made until the first call; `config` is checked now.
+    pub fn new(pool: Pool, config: PostgresConfig) -> Result<Self> {
+        config.validate()?;
+        Self::build(pool, config, "the application's pool".into())
+    }
+
+    fn build(pool: Pool, config: PostgresConfig, address: String) -> Result<Self> {
+        let table = config.table_name()?;
+        let qualified = table.qualified();
+        Ok(PostgresStore {
             pool,
-            sql: Arc::new(Statements::new(&table)),
-            config: Arc::new(config),
-            table: table.into(),
-            address: address.into(),
-        }
+            inner: Arc::new(Inner {
+                sql: Statements::new(&qualified),
+                config,
+                table,
+                qualified,
+                address,
+            }),
+        })
     }
 
     /// The pool this store uses.
@@ -218,36 +222,52 @@ impl PostgresStore {
     }
 
     /// The settings this store was made with.
-    pub fn config(&self) -> &PostgresStoreConfig {
-        &self.config
+    pub fn config(&self) -> &PostgresConfig {
+        &self.inner.config
+    }
+
+    /// The session table.
+    pub fn table(&self) -> &TableName {
+        &self.inner.table
     }
 
     /// `host:port` of the server (never the user or password).
     pub(crate) fn address(&self) -> &str {
-        &self.address
+        &self.inner.address
     }
 
-    /// Deletes at most `limit` (at least 1) expired rows in one statement
-    /// and returns how many it deleted: one batch of
-    /// [`delete_expired`](Store::delete_expired), for callers that report
-    /// progress per batch (the `sessions` CLI). Fewer than `limit` means no
-    /// expired row is left.
-    pub async fn delete_expired_batch(&self, limit: u32) -> Result<u64> {
-        if limit == 0 {
-            return Err(Error::invalid_config(
-                "batch_size",
-                "0 rows; at least 1 is needed",
-            ));
-        }
-        let limit = i64::from(limit);
-        self.execute("delete_expired", &self.sql.delete_expired_batch, &[&limit])
-            .instrument(self.span("delete_expired_batch"))
-            .await
+    /// The DDL that creates the session table and its expiry index, one
+    /// statement per string, idempotent (`IF NOT EXISTS`): SQLSpec's schema
+    /// with this store's storage parameters.
+    ///
+    /// ```
+    /// use session_postgres::{PostgresConfig, PostgresStore};
+    ///
+    /// let store = PostgresStore::from_url("postgresql://app@localhost/app", PostgresConfig::default())?;
+    /// let ddl = store.ddl();
+    /// assert_eq!(
+    ///     ddl[0],
+    ///     "CREATE TABLE IF NOT EXISTS litestar_session (\n    \
+    ///          session_id TEXT PRIMARY KEY,\n    \
+    ///          data BYTEA NOT NULL,\n    \
+    ///          expires_at TIMESTAMPTZ,\n    \
+    ///          created_at TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,\n    \
+    ///          updated_at TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP\n\
+    ///      ) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.02)"
+    /// );
+    /// assert_eq!(
+    ///     ddl[1],
+    ///     "CREATE INDEX IF NOT EXISTS idx_litestar_session_expires_at\n\
+    ///      ON litestar_session(expires_at) WHERE expires_at IS NOT NULL"
+    /// );
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    pub fn ddl(&self) -> Vec<String> {
+        ddl(self.table(), self.config())
     }
 
     /// Creates the session table and its partial expiry index if they do not
-    /// exist (see [`PostgresStoreConfig::ddl`]); an existing table is used
-    /// as it is.
+    /// exist (see [`ddl`](Self::ddl)); an existing table is used as it is.
     ///
     /// Safe when many application instances start at once: the DDL runs in
     /// one transaction under a transaction-scoped advisory lock keyed on the
@@ -257,15 +277,15 @@ impl PostgresStore {
         let span = self.span("create_table");
         async {
             let mut client = self.client().await?;
-            let fail = |e| statement_error(e, "create table", &self.table, &self.address);
+            let fail = |e| statement_error(e, "create table", self.qualified(), self.address());
             let tx = client.transaction().await.map_err(fail)?;
             tx.execute(
                 "SELECT pg_advisory_xact_lock($1)",
-                &[&advisory_lock_key(&self.table)],
+                &[&advisory_lock_key(self.qualified())],
             )
             .await
             .map_err(fail)?;
-            for statement in self.config.ddl() {
+            for statement in self.ddl() {
                 tx.batch_execute(&statement).await.map_err(fail)?;
             }
             tx.commit().await.map_err(fail)
@@ -274,14 +294,46 @@ impl PostgresStore {
         .await
     }
 
+    /// Deletes at most `limit` (at least 1) expired rows in one statement:
+    /// one batch of [`delete_expired`](Store::delete_expired).
+    pub(crate) async fn delete_batch(&self, limit: u32) -> Result<u64> {
+        if limit == 0 {
+            return Err(Error::invalid_config(
+                "batch_size",
+                "0 rows; at least 1 is needed",
+            ));
+        }
+        let limit = i64::from(limit);
+        self.execute(
+            "delete_expired",
+            &self.inner.sql.delete_expired_batch,
+            &[&limit],
+        )
+        .instrument(self.span("delete_expired_batch"))
+        .await
+    }
+
+    fn qualified(&self) -> &str {
+        &self.inner.qualified
+    }
+
+    fn sql(&self) -> &Statements {
+        &self.inner.sql
+    }
+
     pub(crate) fn span(&self, op: &'static str) -> Span {
-        tracing::debug_span!("session_store", backend = BACKEND, op, table = &*self.table)
+        tracing::debug_span!(
+            "session_store",
+            backend = BACKEND,
+            op,
+            table = self.qualified()
+        )
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| {
             let timeouts = self.pool.timeouts();
-            pool_error(e, &self.address, timeouts.wait, timeouts.create)
+            pool_error(e, self.address(), timeouts.wait, timeouts.create)
         })
     }
 
@@ -318,7 +370,7 @@ impl PostgresStore {
         if is_connection_error(&err) {
             drop(deadpool_postgres::Object::take(client));
         }
-        statement_error(err, op, &self.table, &self.address)
+        statement_error(err, op, self.qualified(), self.address())
     }
 
     fn column<'r, T: tokio_postgres::types::FromSql<'r>>(
@@ -327,8 +379,33 @@ impl PostgresStore {
         row: &'r Row,
     ) -> Result<T> {
         row.try_get(0)
-            .map_err(|e| statement_error(e, op, &self.table, &self.address))
+            .map_err(|e| statement_error(e, op, self.qualified(), self.address()))
     }
+}
+
+/// SQLSpec's session table and its partial expiry index for `table`, with
+/// `config`'s storage parameters: `create_table` and `ext_litestar_0001`.
+pub(crate) fn ddl(table: &TableName, config: &PostgresConfig) -> Vec<String> {
+    let qualified = table.qualified();
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {qualified} (\n    \
+                 session_id TEXT PRIMARY KEY,\n    \
+                 data BYTEA NOT NULL,\n    \
+                 expires_at TIMESTAMPTZ,\n    \
+                 created_at TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,\n    \
+                 updated_at TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP\n\
+             ) WITH (fillfactor = {}, autovacuum_vacuum_scale_factor = {}, \
+             autovacuum_analyze_scale_factor = {})",
+            config.fillfactor,
+            config.autovacuum_vacuum_scale_factor,
+            config.autovacuum_analyze_scale_factor,
+        ),
+        format!(
+            "CREATE INDEX IF NOT EXISTS {}\nON {qualified}(expires_at) WHERE expires_at IS NOT NULL",
+            table.index_name()
+        ),
+    ]
 }
 
 /// Seconds as the `float8` the statements take; `None` (no expiry) binds
@@ -343,9 +420,9 @@ impl Store for PostgresStore {
         validate_key(key)?;
         async {
             let row = match seconds(renew_for) {
-                None => self.query_opt("get", &self.sql.get, &[&key]).await?,
+                None => self.query_opt("get", &self.sql().get, &[&key]).await?,
                 Some(secs) => {
-                    self.query_opt("get", &self.sql.get_renew, &[&key, &secs])
+                    self.query_opt("get", &self.sql().get_renew, &[&key, &secs])
                         .await?
                 }
             };
@@ -365,7 +442,7 @@ impl Store for PostgresStore {
         validate_key(key)?;
         let secs = seconds(expires_in);
         let data: &[u8] = &value;
-        self.execute("set", &self.sql.set, &[&key, &data, &secs])
+        self.execute("set", &self.sql().set, &[&key, &data, &secs])
             .instrument(self.span("set"))
             .await
             .map(drop)
@@ -373,14 +450,14 @@ impl Store for PostgresStore {
 
     async fn delete(&self, key: &str) -> Result<()> {
         validate_key(key)?;
-        self.execute("delete", &self.sql.delete, &[&key])
+        self.execute("delete", &self.sql().delete, &[&key])
             .instrument(self.span("delete"))
             .await
             .map(drop)
     }
 
     async fn delete_all(&self) -> Result<()> {
-        self.execute("delete_all", &self.sql.delete_all, &[])
+        self.execute("delete_all", &self.sql().delete_all, &[])
             .instrument(self.span("delete_all"))
             .await
             .map(drop)
@@ -389,7 +466,10 @@ impl Store for PostgresStore {
     async fn exists(&self, key: &str) -> Result<bool> {
         validate_key(key)?;
         async {
-            match self.query_opt("exists", &self.sql.exists, &[&key]).await? {
+            match self
+                .query_opt("exists", &self.sql().exists, &[&key])
+                .await?
+            {
                 Some(row) => self.column("exists", &row),
                 None => Ok(false),
             }
@@ -402,7 +482,7 @@ impl Store for PostgresStore {
         validate_key(key)?;
         async {
             let Some(row) = self
-                .query_opt("expires_in", &self.sql.expires_in, &[&key])
+                .query_opt("expires_in", &self.sql().expires_in, &[&key])
                 .await?
             else {
                 return Ok(None);
@@ -418,12 +498,11 @@ impl Store for PostgresStore {
 
     async fn delete_expired(&self) -> Result<u64> {
         async {
-            let batch = self.config.delete_batch_size();
+            let batch = self.config().cleanup_batch_size;
             // Each batch is its own statement, so its own short transaction:
             // readers never wait behind one huge delete.
             let total =
-                delete_in_batches_async(u64::from(batch), || self.delete_expired_batch(batch))
-                    .await?;
+                delete_in_batches_async(u64::from(batch), || self.delete_batch(batch)).await?;
             tracing::debug!(removed = total, "deleted expired sessions");
             Ok(total)
         }
@@ -435,7 +514,7 @@ impl Store for PostgresStore {
         validate_key(key)?;
         let secs = seconds(expires_in);
         let data: &[u8] = &value;
-        self.execute("create", &self.sql.create, &[&key, &data, &secs])
+        self.execute("create", &self.sql().create, &[&key, &data, &secs])
             .instrument(self.span("create"))
             .await
             .map(|rows| rows == 1)
@@ -445,7 +524,7 @@ impl Store for PostgresStore {
         validate_key(key)?;
         let secs = seconds(expires_in);
         let data: &[u8] = &value;
-        self.execute("update", &self.sql.update, &[&key, &data, &secs])
+        self.execute("update", &self.sql().update, &[&key, &data, &secs])
             .instrument(self.span("update"))
             .await
             .map(|rows| rows == 1)
@@ -525,8 +604,7 @@ mod tests {
     fn a_malformed_url_is_refused_without_repeating_it() {
         let err = PostgresStore::from_url(
             "postgresql://app:s3cret@host:notaport/db",
-            PoolSettings::default(),
-            PostgresStoreConfig::new(),
+            PostgresConfig::default(),
         )
         .unwrap_err();
         let text = err.to_string();
@@ -538,13 +616,24 @@ mod tests {
     fn an_empty_pool_is_refused() {
         let err = PostgresStore::from_url(
             "postgresql://app@host/db",
-            PoolSettings {
-                max_size: 0,
-                ..PoolSettings::default()
+            PostgresConfig {
+                pool_size: 0,
+                ..PostgresConfig::default()
             },
-            PostgresStoreConfig::new(),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("`max_size`"), "{err}");
+        assert!(err.to_string().contains("`pool_size`"), "{err}");
+    }
+
+    #[test]
+    fn the_seed_migration_checksum_is_unchanged() {
+        // Pinned: the checksum recorded by every existing database at
+        // `ext_litestar_0001` for the default table and settings.
+        let store =
+            PostgresStore::from_url("postgresql://app@host/db", PostgresConfig::default()).unwrap();
+        assert_eq!(
+            session_core::migrate::checksum(&store.ddl()),
+            "42953b03035ac032b53279b00dd6a18664cf28be18a83a86aee3a643b9cb2cef"
+        );
     }
 }

@@ -6,8 +6,8 @@ use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_core::{Bytes, Error, Store};
-use session_postgres::{PoolSettings, PostgresStore, PostgresStoreConfig};
+use session_core::{Bytes, Error, Store, StoreConfig};
+use session_postgres::{PostgresConfig, PostgresStore};
 use session_test_support::{ThrowawayCluster, connect, pg_required, unique_table_name};
 
 /// The test server, and the tables a test made (dropped when it ends).
@@ -54,18 +54,14 @@ impl Db {
         name
     }
 
-    fn store(&self, config: PostgresStoreConfig) -> PostgresStore {
-        self.store_with(config, PoolSettings::default())
-    }
-
-    fn store_with(&self, config: PostgresStoreConfig, pool: PoolSettings) -> PostgresStore {
-        PostgresStore::from_url(&self.url, pool, config).unwrap()
+    fn store(&self, config: PostgresConfig) -> PostgresStore {
+        PostgresStore::from_url(&self.url, config).unwrap()
     }
 
     /// A store on a fresh table it created.
     async fn fresh_store(&mut self, prefix: &str) -> (PostgresStore, String) {
         let table = self.table(prefix);
-        let store = self.store(PostgresStoreConfig::new().with_table(&table).unwrap());
+        let store = self.store(on(&table));
         store.create_table().await.unwrap();
         (store, table)
     }
@@ -90,6 +86,14 @@ impl Drop for Db {
     }
 }
 
+/// The default config on `table`.
+fn on(table: &str) -> PostgresConfig {
+    PostgresConfig {
+        table: table.to_owned(),
+        ..PostgresConfig::default()
+    }
+}
+
 fn v(s: &'static str) -> Bytes {
     Bytes::from_static(s.as_bytes())
 }
@@ -104,7 +108,7 @@ async fn reloptions_carry_fillfactor_and_autovacuum_settings() {
     let (_, defaults) = db.fresh_store("reloptdef").await;
     let custom = db.table("reloptcustom");
     let store = db.store(
-        PostgresStoreConfig::from_value(serde_json::json!({"litestar": {
+        PostgresConfig::from_value(serde_json::json!({"litestar": {
             "session_table": custom,
             "fillfactor": 70,
             "autovacuum_vacuum_scale_factor": 0.1,
@@ -226,9 +230,7 @@ async fn eight_instances_creating_the_table_at_once_all_succeed() {
     };
     let table = db.table("createrace");
     // Eight application instances: eight stores, eight pools.
-    let stores: Vec<PostgresStore> = (0..8)
-        .map(|_| db.store(PostgresStoreConfig::new().with_table(&table).unwrap()))
-        .collect();
+    let stores: Vec<PostgresStore> = (0..8).map(|_| db.store(on(&table))).collect();
     let barrier = Arc::new(tokio::sync::Barrier::new(8));
     let tasks: Vec<_> = stores
         .into_iter()
@@ -243,7 +245,7 @@ async fn eight_instances_creating_the_table_at_once_all_succeed() {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
-    let store = db.store(PostgresStoreConfig::new().with_table(&table).unwrap());
+    let store = db.store(on(&table));
     store.create_table().await.unwrap(); // and once more, later
     store.set("k", v("v"), None).await.unwrap();
     assert_eq!(store.get("k", None).await.unwrap(), Some(v("v")));
@@ -288,7 +290,7 @@ async fn a_table_made_by_sqlspec_is_used_as_is() {
         .await
         .unwrap();
 
-    let store = db.store(PostgresStoreConfig::new().with_table(&table).unwrap());
+    let store = db.store(on(&table));
     store.create_table().await.unwrap(); // leaves it as it is
     assert_eq!(
         store.get("live", None).await.unwrap(),
@@ -447,13 +449,10 @@ async fn delete_expired_works_in_batches_and_spares_live_rows() {
         return;
     };
     let table = db.table("batches");
-    let store = db.store(
-        PostgresStoreConfig::new()
-            .with_table(&table)
-            .unwrap()
-            .with_delete_batch_size(3)
-            .unwrap(),
-    );
+    let store = db.store(PostgresConfig {
+        cleanup_batch_size: 3,
+        ..on(&table)
+    });
     store.create_table().await.unwrap();
     db.client
         .batch_execute(&format!(
@@ -495,14 +494,11 @@ async fn a_pool_of_one_serves_fifty_concurrent_callers() {
         return;
     };
     let table = db.table("poolofone");
-    let store = Arc::new(db.store_with(
-        PostgresStoreConfig::new().with_table(&table).unwrap(),
-        PoolSettings {
-            max_size: 1,
-            wait_timeout: Duration::from_secs(60),
-            ..PoolSettings::default()
-        },
-    ));
+    let store = Arc::new(db.store(PostgresConfig {
+        pool_size: 1,
+        wait_timeout: Duration::from_secs(60),
+        ..on(&table)
+    }));
     store.create_table().await.unwrap();
     let tasks: Vec<_> = (0..50)
         .map(|i| {
@@ -529,12 +525,12 @@ async fn a_schema_qualified_table_works() {
     let schema = db.schema("auth").await;
     let table = unique_table_name("sessions");
     let store = db.store(
-        PostgresStoreConfig::from_json_str(&format!(
+        PostgresConfig::from_json_str(&format!(
             r#"{{"litestar": {{"session_table": "{schema}.{table}"}}}}"#
         ))
         .unwrap(),
     );
-    assert_eq!(store.config().table().schema(), Some(schema.as_str()));
+    assert_eq!(store.table().schema(), Some(schema.as_str()));
     store.create_table().await.unwrap();
     store.create_table().await.unwrap();
     store.set("k", v("v"), HOUR).await.unwrap();
@@ -559,14 +555,14 @@ async fn a_schema_qualified_table_works() {
         .get(0);
     assert_eq!(index, 1);
     // The same name unqualified is another table: absent from the search path.
-    let public = db.store(PostgresStoreConfig::new().with_table(&table).unwrap());
+    let public = db.store(on(&table));
     let err = public.get("k", None).await.unwrap_err();
     assert!(matches!(err, Error::Backend { .. }), "{err:?}");
 }
 
 #[test]
 fn unknown_keys_and_bad_values_are_refused_by_name() {
-    let err = PostgresStoreConfig::from_json_str(
+    let err = PostgresConfig::from_json_str(
         r#"{"litestar": {"session_table": "s", "fill_factor": 80, "in_memory": true}}"#,
     )
     .unwrap_err();
@@ -595,7 +591,7 @@ fn unknown_keys_and_bad_values_are_refused_by_name() {
             "litestar.autovacuum_analyze_scale_factor",
         ),
     ] {
-        match PostgresStoreConfig::from_json_str(doc) {
+        match PostgresConfig::from_json_str(doc) {
             Err(Error::InvalidConfig { field: f, .. }) => assert_eq!(f, field, "{doc}"),
             other => panic!("{doc}: expected InvalidConfig, got {other:?}"),
         }
@@ -604,24 +600,33 @@ fn unknown_keys_and_bad_values_are_refused_by_name() {
         let doc = serde_json::json!({"litestar": {"session_table": name}});
         assert!(
             matches!(
-                PostgresStoreConfig::from_value(doc),
+                PostgresConfig::from_value(doc),
                 Err(Error::InvalidIdentifier { .. })
             ),
             "{name}"
         );
     }
-    assert!(PostgresStoreConfig::new().with_fillfactor(5).is_err());
+    let in_code = |config: PostgresConfig| config.validate();
     assert!(
-        PostgresStoreConfig::new()
-            .with_delete_batch_size(0)
-            .is_err()
+        in_code(PostgresConfig {
+            fillfactor: 5,
+            ..PostgresConfig::default()
+        })
+        .is_err()
     );
-    let toml = PostgresStoreConfig::from_toml_str(
+    assert!(
+        in_code(PostgresConfig {
+            cleanup_batch_size: 0,
+            ..PostgresConfig::default()
+        })
+        .is_err()
+    );
+    let toml = PostgresConfig::from_toml_str(
         "[litestar]\nsession_table = \"app.sessions\"\nfillfactor = 100\n",
     )
     .unwrap();
-    assert_eq!(toml.fillfactor(), 100);
-    assert_eq!(toml.table().qualified(), "app.sessions");
+    assert_eq!(toml.fillfactor, 100);
+    assert_eq!(toml.table, "app.sessions");
 }
 
 #[tokio::test]
@@ -630,7 +635,7 @@ async fn a_missing_table_is_a_backend_error_with_its_sqlstate() {
         return;
     };
     let table = db.table("nosuchtable");
-    let store = db.store(PostgresStoreConfig::new().with_table(&table).unwrap());
+    let store = db.store(on(&table));
     let err = store.get("k", None).await.unwrap_err();
     let Error::Backend { context, .. } = &err else {
         panic!("expected Error::Backend, got {err:?}")
@@ -657,8 +662,7 @@ async fn a_refused_connection_names_the_address_not_the_password() {
         .port();
     let store = PostgresStore::from_url(
         &format!("postgresql://app:hunter2@127.0.0.1:{port}/app"),
-        PoolSettings::default(),
-        PostgresStoreConfig::new(),
+        PostgresConfig::default(),
     )
     .unwrap();
     let err = store.get("k", None).await.unwrap_err();
@@ -677,14 +681,11 @@ async fn an_exhausted_pool_is_a_pool_timeout() {
     };
     let table = db.table("pooltimeout");
     let wait = Duration::from_millis(200);
-    let store = db.store_with(
-        PostgresStoreConfig::new().with_table(&table).unwrap(),
-        PoolSettings {
-            max_size: 1,
-            wait_timeout: wait,
-            ..PoolSettings::default()
-        },
-    );
+    let store = db.store(PostgresConfig {
+        pool_size: 1,
+        wait_timeout: wait,
+        ..on(&table)
+    });
     store.create_table().await.unwrap();
     let held = store.pool().get().await.unwrap();
     match store.get("k", None).await {
@@ -707,11 +708,10 @@ async fn calls_succeed_again_after_the_database_comes_back() {
     };
     let store = PostgresStore::from_url(
         &cluster.url(),
-        PoolSettings {
-            max_size: 4,
-            ..PoolSettings::default()
+        PostgresConfig {
+            pool_size: 4,
+            ..PostgresConfig::default()
         },
-        PostgresStoreConfig::new(),
     )
     .unwrap();
     store.create_table().await.unwrap();

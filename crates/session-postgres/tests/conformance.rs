@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 use session_conformance::{Skip, StoreFactory};
-use session_postgres::{PoolSettings, PostgresStore, PostgresStoreConfig};
+use session_postgres::{PostgresConfig, PostgresStore};
 
 /// Makes stores on fresh tables of the test server and drops those tables
 /// when the case is over (the factory lives as long as one case).
@@ -23,11 +23,12 @@ impl StoreFactory for PgFactory {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(table.clone());
-        let config = PostgresStoreConfig::new()
-            .with_table(&table)
-            .expect("a unique table name is valid");
-        let store = PostgresStore::from_url(&url, PoolSettings::default(), config)
-            .expect("the test URL is valid");
+        let config = PostgresConfig {
+            table,
+            ..PostgresConfig::default()
+        };
+        let store = PostgresStore::from_url(&url, config)
+            .expect("the test URL and a unique table name are valid");
         store.create_table().await.expect("create the table");
         Ok(store)
     }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use session_core::{Bytes, Error, Store};
-use session_postgres::{PoolSettings, PostgresStore, PostgresStoreConfig};
+use session_postgres::{PostgresConfig, PostgresStore};
 use session_test_support::{ThrowawayCluster, connect, pg_required};
 
 /// A cluster of this test's own, or `None` (after printing why) when the
@@ -33,13 +33,14 @@ async fn store_with_one_row(
     wait: Duration,
     v: &'static [u8],
 ) -> PostgresStore {
-    let pool = PoolSettings {
-        max_size,
+    let config = PostgresConfig {
+        pool_size: max_size,
         wait_timeout: wait,
         connect_timeout: Duration::from_secs(2),
-        verify_on_checkout: false,
+        test_on_checkout: false,
+        ..PostgresConfig::default()
     };
-    let store = PostgresStore::from_url(url, pool, PostgresStoreConfig::new()).unwrap();
+    let store = PostgresStore::from_url(url, config).unwrap();
     store.create_table().await.unwrap();
     store.set("k", Bytes::from_static(v), None).await.unwrap();
     store
@@ -76,17 +77,18 @@ async fn stop_and_restart_under_load_loses_nothing_and_recovers() {
         return;
     };
     let cluster = Arc::new(cluster);
-    let pool = PoolSettings {
-        max_size: 8,
+    let config = PostgresConfig {
+        pool_size: 8,
         wait_timeout: Duration::from_millis(500),
         connect_timeout: Duration::from_millis(500),
-        verify_on_checkout: false,
+        test_on_checkout: false,
+        ..PostgresConfig::default()
     };
     // The longest any call may take while the database is down: a wait for
     // a slot, then one connection attempt or recycle, plus scheduling slack
     // on a busy 2-core machine.
-    let bound = pool.wait_timeout + pool.connect_timeout + Duration::from_secs(2);
-    let store = PostgresStore::from_url(&cluster.url(), pool, PostgresStoreConfig::new()).unwrap();
+    let bound = config.wait_timeout + config.connect_timeout + Duration::from_secs(2);
+    let store = PostgresStore::from_url(&cluster.url(), config).unwrap();
     store.create_table().await.unwrap();
 
     // Rows written (and acknowledged) well before the outage.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use session_core::cleanup::{CleanupOptions, CleanupTarget, spawn_cleanup};
 use session_core::migrate::MigrationError;
-use session_core::{Result, Store, async_trait};
-use session_postgres::{PoolSettings, PostgresStore, PostgresStoreConfig};
+use session_core::{Result, Store, StoreAdmin, async_trait};
+use session_postgres::{PostgresConfig, PostgresStore};
 
 struct Tables {
     url: String,
@@ -39,8 +39,11 @@ fn setup(prefix: &str) -> Option<(String, String, Tables)> {
 }
 
 fn store(url: &str, table: &str) -> PostgresStore {
-    let config = PostgresStoreConfig::new().with_table(table).unwrap();
-    PostgresStore::from_url(url, PoolSettings::default(), config).unwrap()
+    let config = PostgresConfig {
+        table: table.to_owned(),
+        ..PostgresConfig::default()
+    };
+    PostgresStore::from_url(url, config).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -64,7 +67,7 @@ async fn eight_concurrent_migrations_apply_once() {
     assert_eq!(records.len(), 1);
     assert_eq!(
         records[0].checksum,
-        session_postgres::migrations::migrations(store(&url, &table).config())[0].checksum()
+        store(&url, &table).migrations()[0].checksum()
     );
 }
 
@@ -75,12 +78,12 @@ async fn a_changed_checksum_is_refused_naming_the_version() {
     };
     store(&url, &table).migrate().await.unwrap();
     // The same table with another fillfactor renders other SQL.
-    let config = PostgresStoreConfig::new()
-        .with_table(&table)
-        .unwrap()
-        .with_fillfactor(70)
-        .unwrap();
-    let other = PostgresStore::from_url(&url, PoolSettings::default(), config).unwrap();
+    let config = PostgresConfig {
+        table: table.clone(),
+        fillfactor: 70,
+        ..PostgresConfig::default()
+    };
+    let other = PostgresStore::from_url(&url, config).unwrap();
     let err = other.migrate().await.unwrap_err();
     assert!(err.to_string().contains("ext_litestar_0001"), "{err}");
     assert!(
@@ -199,7 +202,8 @@ async fn a_held_lock_makes_cleanup_skip_and_touch_nothing() {
         .execute("SELECT pg_advisory_lock($1)", &[&key])
         .await
         .unwrap();
-    assert_eq!(store.cleanup().await.unwrap(), None);
+    assert_eq!(StoreAdmin::cleanup(&store).await.unwrap(), None);
+    assert_eq!(CleanupTarget::cleanup(&store).await.unwrap(), None);
     let count: i64 = client
         .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
         .await
@@ -210,7 +214,8 @@ async fn a_held_lock_makes_cleanup_skip_and_touch_nothing() {
         .execute("SELECT pg_advisory_unlock($1)", &[&key])
         .await
         .unwrap();
-    assert_eq!(store.cleanup().await.unwrap(), Some(3));
+    assert_eq!(StoreAdmin::cleanup(&store).await.unwrap(), Some(3));
     // The lock was released after the run: a second run takes it again.
-    assert_eq!(store.cleanup().await.unwrap(), Some(0));
+    assert_eq!(StoreAdmin::cleanup(&store).await.unwrap(), Some(0));
+    assert_eq!(CleanupTarget::cleanup(&store).await.unwrap(), Some(0));
 }

@@ -17,7 +17,7 @@ pub fn unique(prefix: &str) -> String {
 
 /// A directory of this test process under the system's temp dir.
 pub fn test_dir() -> PathBuf {
-    session_conformance::scratch_dir("session-sqlite-tests")
+    session_test_support::scratch_dir("session-sqlite-tests")
 }
 
 /// A new database file path (not yet created).
