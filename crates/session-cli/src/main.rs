@@ -281,7 +281,7 @@ mod tests {
     #[test]
     fn unknown_schemes_are_usage_errors_without_the_password() {
         let err = Failure::from(session_open::connector_for("mysql://root:s3cret@db/app").err().unwrap());
-        assert!(err.message.contains("`mysql:`"), "{}", err.message);
+        assert!(err.message.contains("`mysql://`"), "{}", err.message);
         assert!(!err.message.contains("s3cret"), "{}", err.message);
         assert_eq!(err.code, 2);
     }

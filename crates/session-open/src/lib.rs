@@ -27,7 +27,7 @@
 //! assert!(store.exists("k").await?);
 //!
 //! let err = session_open::open("mysql://root:s3cret@db/app", &serde_json::Value::Null).await.err().unwrap();
-//! assert!(err.to_string().contains("unknown database URL scheme `mysql:`"), "{err}");
+//! assert!(err.to_string().contains("unknown database URL scheme `mysql://`"), "{err}");
 //! assert!(!err.to_string().contains("s3cret"));
 //! # Ok(()) }
 //! ```
@@ -99,14 +99,20 @@ pub fn connector_for(url: &str) -> Result<&'static dyn Connector> {
         }
     }
     let shown = if valid {
-        format!("`{scheme}:`")
+        format!("`{}://`", scheme.to_ascii_lowercase())
     } else {
         "(none)".to_owned()
     };
+    let known: Vec<String> = CONNECTORS
+        .iter()
+        .flat_map(|c| c.schemes())
+        .map(|s| format!("{s}://"))
+        .collect();
     Err(Error::invalid_config(
         FIELD,
         format!(
-            "unknown database URL scheme {shown}; this build opens: {}",
+            "unknown database URL scheme {shown}; known schemes: {} (forms: {})",
+            known.join(", "),
             url_forms()
         ),
     ))
@@ -210,7 +216,7 @@ mod tests {
     fn unknown_schemes_name_only_the_scheme() {
         let err = connector_for("mysql://root:s3cret@db/app").err().unwrap();
         let text = err.to_string();
-        assert!(text.contains("`mysql:`"), "{text}");
+        assert!(text.contains("`mysql://`"), "{text}");
         assert!(text.contains("sqlite://"), "{text}");
         assert!(!text.contains("s3cret"), "{text}");
         for bad in ["", "no scheme here", "://x", "p@ss:word@host", "host=db password=s3cret"] {
