@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{Request, Response, header::COOKIE};
-use session_core::{MemoryStore, SessionConfig, Store};
-use session_tower::{Session, SessionLayer, store_key};
+use session_core::{MemoryStore, Store};
+use session_tower::{Session, SessionConfig, SessionLayer, store_key};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 const REQUESTS: u32 = 200_000;

@@ -1,58 +1,87 @@
-//! Reading the session cookie and writing `Set-Cookie`.
+//! Reading the session cookie and writing `Set-Cookie`, with the `cookie`
+//! crate.
 
+use cookie::Cookie;
+use cookie::time::{Duration, OffsetDateTime};
 use http::header::{COOKIE, HeaderMap, HeaderValue};
-use session_core::SessionConfig;
+
+use crate::{SameSite, SessionConfig};
 
 /// The value of the first cookie called `name` in the request's `Cookie`
-/// headers, as raw bytes (a hostile client may send anything).
-pub(crate) fn find<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
+/// headers, surrounding double quotes removed.
+///
+/// A hostile client may send any bytes: a header that is not UTF-8 is read
+/// with the invalid bytes replaced (U+FFFD), which no session id contains,
+/// so the cookies around them are still found.
+pub(crate) fn find(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get_all(COOKIE).iter().find_map(|header| {
-        header.as_bytes().split(|b| *b == b';').find_map(|pair| {
-            let pair = pair.trim_ascii();
-            let eq = pair.iter().position(|b| *b == b'=')?;
-            let (key, value) = (&pair[..eq], &pair[eq + 1..]);
-            if key.trim_ascii() != name.as_bytes() {
-                return None;
-            }
-            let value = value.trim_ascii();
-            Some(
-                value
-                    .strip_prefix(b"\"")
-                    .and_then(|v| v.strip_suffix(b"\""))
-                    .unwrap_or(value),
-            )
-        })
+        let text = String::from_utf8_lossy(header.as_bytes());
+        Cookie::split_parse(text.as_ref())
+            .filter_map(Result::ok)
+            .find(|cookie| cookie.name() == name)
+            .map(|cookie| cookie.value_trimmed().to_owned())
     })
 }
 
 /// A `Set-Cookie` value carrying `value` with every attribute of the config
-/// and `Max-Age=max_age_secs`.
+/// and `Max-Age=max_age_secs` (and, for `0`, an `Expires` in the past).
 pub(crate) fn set_cookie(
     config: &SessionConfig,
     value: &str,
     max_age_secs: u64,
 ) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
-    let mut cookie = format!(
-        "{}={value}; Path={}; Max-Age={max_age_secs}",
-        config.key(),
-        config.path()
-    );
+    let max_age = Duration::seconds(i64::try_from(max_age_secs).unwrap_or(i64::MAX));
+    let mut cookie = Cookie::build((config.cookie_name(), value))
+        .path(config.path())
+        .max_age(max_age)
+        .secure(config.secure())
+        .http_only(config.http_only())
+        .same_site(match config.same_site() {
+            SameSite::Lax => cookie::SameSite::Lax,
+            SameSite::Strict => cookie::SameSite::Strict,
+            SameSite::None => cookie::SameSite::None,
+        });
     if max_age_secs == 0 {
-        cookie.push_str("; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+        cookie = cookie.expires(OffsetDateTime::UNIX_EPOCH);
     }
     if let Some(domain) = config.domain() {
-        cookie.push_str("; Domain=");
-        cookie.push_str(domain);
+        cookie = cookie.domain(domain);
     }
-    if config.secure() {
-        cookie.push_str("; Secure");
-    }
-    if config.httponly() {
-        cookie.push_str("; HttpOnly");
-    }
-    cookie.push_str("; SameSite=");
-    cookie.push_str(config.samesite().as_str());
-    HeaderValue::from_str(&cookie)
+    HeaderValue::from_str(&in_sent_order(&cookie.build()))
+}
+
+/// The cookie as `Set-Cookie` text, its attributes in the order this
+/// middleware has always sent them (`Path`, `Max-Age`, `Expires`,
+/// `Domain`, `Secure`, `HttpOnly`, `SameSite`), which clients and tests may
+/// compare whole. `Cookie`'s own `Display` writes the same attributes in
+/// another order (`HttpOnly` first); here the order is ours, and every
+/// value is as `Cookie` holds and writes it (`name=value`, the HTTP date,
+/// a `Domain` without a leading `.`).
+fn in_sent_order(cookie: &Cookie<'_>) -> String {
+    let mut out = cookie.stripped().to_string();
+    let mut attribute = |piece: Option<String>| {
+        if let Some(piece) = piece {
+            out.push_str("; ");
+            out.push_str(&piece);
+        }
+    };
+    attribute(cookie.path().map(|p| format!("Path={p}")));
+    attribute(
+        cookie
+            .max_age()
+            .map(|d| format!("Max-Age={}", d.whole_seconds())),
+    );
+    attribute(cookie.expires_datetime().map(|at| {
+        // `Cookie` writes an expiry as an HTTP date (`Thu, 01 Jan 1970
+        // 00:00:00 GMT`): take its text from a cookie holding nothing else.
+        let alone = Cookie::build(("x", "")).expires(at).build().to_string();
+        alone.trim_start_matches("x=; ").to_owned()
+    }));
+    attribute(cookie.domain().map(|d| format!("Domain={d}")));
+    attribute((cookie.secure() == Some(true)).then(|| "Secure".to_owned()));
+    attribute((cookie.http_only() == Some(true)).then(|| "HttpOnly".to_owned()));
+    attribute(cookie.same_site().map(|s| format!("SameSite={s}")));
+    out
 }
 
 /// The null cookie that ends a session in the browser (`Max-Age=0`), as
@@ -78,27 +107,35 @@ mod tests {
     #[test]
     fn finds_the_first_cookie_of_the_name() {
         let h = headers(&[b"a=1; session=abc; session=def", b"session=ghi"]);
-        assert_eq!(find(&h, "session"), Some(&b"abc"[..]));
+        assert_eq!(find(&h, "session").as_deref(), Some("abc"));
         assert_eq!(find(&h, "sess"), None);
         let h = headers(&[b"x=1", b" session = \"q\" "]);
-        assert_eq!(find(&h, "session"), Some(&b"q"[..]));
+        assert_eq!(find(&h, "session").as_deref(), Some("q"));
+        // A lone quote is a value, not a pair of quotes.
+        let h = headers(&[b"session=\""]);
+        assert_eq!(find(&h, "session").as_deref(), Some("\""));
     }
 
     #[test]
     fn survives_hostile_headers() {
         let h = headers(&[b"session", b";;;=;", b"session=\xff\xfe", b"=x"]);
-        assert_eq!(find(&h, "session"), Some(&b"\xff\xfe"[..]));
+        assert_eq!(find(&h, "session").as_deref(), Some("\u{fffd}\u{fffd}"));
         assert_eq!(find(&headers(&[b""]), "session"), None);
+        // Bytes that are not UTF-8 hide no other cookie of the header.
+        let id = "ab".repeat(32);
+        let h =
+            headers(&[&[b"x=\xc3\xa9; junk=\xff; session=".as_slice(), id.as_bytes()].concat()]);
+        assert_eq!(find(&h, "session"), Some(id));
     }
 
     #[test]
     fn set_cookie_carries_every_attribute() {
         let config = SessionConfig::builder()
-            .key("sid")
+            .cookie_name("sid")
             .path("/app")
             .domain(Some("example.com"))
             .secure(true)
-            .samesite(session_core::SameSite::Strict)
+            .same_site(SameSite::Strict)
             .build()
             .unwrap();
         let v = set_cookie(&config, "abc", 60).unwrap();
@@ -107,10 +144,26 @@ mod tests {
             "sid=abc; Path=/app; Max-Age=60; Domain=example.com; Secure; HttpOnly; SameSite=Strict"
         );
         let v = expired(&config).unwrap();
+        assert_eq!(
+            v,
+            "sid=null; Path=/app; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; \
+             Domain=example.com; Secure; HttpOnly; SameSite=Strict"
+        );
+        // Browsers ignore a leading dot of `Domain`; it is not sent.
+        let dotted = config
+            .to_builder()
+            .domain(Some(".example.com"))
+            .build()
+            .unwrap();
+        let v = set_cookie(&dotted, "abc", 60).unwrap();
         assert!(
-            v.to_str()
-                .unwrap()
-                .starts_with("sid=null; Path=/app; Max-Age=0; Expires=Thu, 01 Jan 1970")
+            v.to_str().unwrap().contains("; Domain=example.com; "),
+            "{v:?}"
+        );
+        let plain = SessionConfig::builder().http_only(false).build().unwrap();
+        assert_eq!(
+            set_cookie(&plain, "abc", 1).unwrap(),
+            "session=abc; Path=/; Max-Age=1; SameSite=Lax"
         );
     }
 }
@@ -157,14 +210,14 @@ mod proptests {
     }
 
     /// What the middleware does with the request's cookies.
-    fn adopted_id(headers: &HeaderMap) -> Option<&str> {
-        find(headers, "session")
-            .and_then(|raw| std::str::from_utf8(raw).ok())
-            .filter(|id| is_well_formed_session_id(id, 32))
+    fn adopted_id(headers: &HeaderMap) -> Option<String> {
+        find(headers, "session").filter(|id| is_well_formed_session_id(id, 32))
     }
 
-    fn is_within(part: &[u8], whole: &[u8]) -> bool {
-        part.is_empty() || whole.windows(part.len()).any(|w| w == part)
+    /// True if `part` is a piece of `whole` as the middleware reads it
+    /// (bytes that are not UTF-8 replaced).
+    fn is_within(part: &str, whole: &[u8]) -> bool {
+        part.is_empty() || String::from_utf8_lossy(whole).contains(part)
     }
 
     proptest! {
@@ -185,10 +238,10 @@ mod proptests {
             }
             if let Some(found) = find(&map, "session") {
                 prop_assert!(
-                    sent.iter().any(|v| is_within(found, v)),
+                    sent.iter().any(|v| is_within(&found, v)),
                     "{:?} is not part of what was sent", found
                 );
-                prop_assert!(!found.contains(&b';'));
+                prop_assert!(!found.contains(';'));
             }
             if let Some(id) = adopted_id(&map) {
                 prop_assert_eq!(id.len(), 64);
@@ -208,7 +261,7 @@ mod proptests {
             let header = format!("{before}; session={value}; {after}");
             let mut map = HeaderMap::new();
             map.append(COOKIE, HeaderValue::from_str(&header).unwrap());
-            prop_assert_eq!(adopted_id(&map), Some(id.as_str()));
+            prop_assert_eq!(adopted_id(&map), Some(id));
         }
     }
 }

@@ -7,13 +7,13 @@ use std::task::{Context, Poll};
 
 use http::header::{SET_COOKIE, UPGRADE};
 use http::{Request, Response, StatusCode};
-use session_core::{Scope, SessionConfig, Store};
+use session_core::Store;
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
 
 use crate::session::Outcome;
-use crate::{Session, SkipSession, cookie};
+use crate::{Scope, Session, SessionConfig, SkipSession, cookie};
 
 /// Adds server-side sessions to every request of the wrapped service.
 ///
@@ -135,13 +135,11 @@ where
         if !self.handles(&req) {
             return Box::pin(inner.call(req));
         }
-        let cookie_id = cookie::find(req.headers(), self.config.key())
-            .and_then(|raw| std::str::from_utf8(raw).ok())
-            .filter(|id| self.config.is_well_formed_session_id(id))
-            .map(str::to_owned);
+        let cookie_id = cookie::find(req.headers(), self.config.cookie_name())
+            .filter(|id| self.config.is_well_formed_session_id(id));
         let session = Session::new(self.store.clone(), self.config.clone(), cookie_id);
         req.extensions_mut().insert(session.clone());
-        let span = tracing::debug_span!("session", store = self.config.store());
+        let span = tracing::debug_span!("session", store = self.config.store_label());
         Box::pin(
             async move {
                 let mut response = inner.call(req).await?;

@@ -1,5 +1,7 @@
 //! Server-side sessions for tower and axum services, over any
-//! [`session_core::Store`].
+//! [`session_core::Store`], configured by [`SessionConfig`] (the cookie and
+//! session settings, with Rust names; Litestar's spellings still load from
+//! files).
 //!
 //! Add [`SessionLayer`] around your routes and take [`Session`] in handlers.
 //! The browser holds only a random session id (by default 32 bytes from the
@@ -8,8 +10,8 @@
 //!
 //! ```
 //! use axum::{Router, routing::{get, post}};
-//! use session_core::{MemoryStore, SessionConfig};
-//! use session_tower::{Session, SessionError, SessionLayer};
+//! use session_core::MemoryStore;
+//! use session_tower::{Session, SessionConfig, SessionError, SessionLayer};
 //!
 //! async fn login(session: Session) -> Result<&'static str, SessionError> {
 //!     session.cycle_id().await?; // a new id on every login
@@ -38,6 +40,9 @@
 //! # let _ = app;
 //! ```
 
+#![warn(unreachable_pub)]
+
+mod config;
 mod cookie;
 mod error;
 #[cfg(feature = "axum")]
@@ -47,6 +52,7 @@ mod session;
 mod skip;
 mod store_key;
 
+pub use config::{SameSite, Scope, SessionConfig, SessionConfigBuilder, limits};
 pub use error::SessionError;
 pub use layer::{SessionLayer, SessionService};
 pub use session::Session;

@@ -8,9 +8,9 @@ use http::HeaderValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use session_core::{SessionConfig, Store};
+use session_core::Store;
 
-use crate::{SessionError, cookie, store_key};
+use crate::{SessionConfig, SessionError, cookie, store_key};
 
 /// The session of the current request: a JSON object, loaded from the store
 /// on first use and written back by the middleware after the handler, only

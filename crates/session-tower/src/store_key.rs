@@ -11,13 +11,7 @@ pub fn store_key(session_id: &str, hashed: bool) -> String {
     if !hashed {
         return session_id.to_owned();
     }
-    let digest = Sha256::digest(session_id.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for byte in digest.iter() {
-        hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-        hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
-    }
-    hex
+    hex::encode(Sha256::digest(session_id.as_bytes()))
 }
 
 #[cfg(test)]

@@ -10,8 +10,10 @@ use axum::extract::Request;
 use axum::routing::{get, post};
 use bytes::Bytes;
 use reqwest::header::{COOKIE, SET_COOKIE};
-use session_core::{Error, MemoryStore, Result, SameSite, SessionConfig, Store, async_trait};
-use session_tower::{Session, SessionError, SessionLayer, SkipSessionLayer, store_key};
+use session_core::{Error, MemoryStore, Result, Store, async_trait};
+use session_tower::{
+    SameSite, Session, SessionConfig, SessionError, SessionLayer, SkipSessionLayer, store_key,
+};
 
 /// Counts calls per kind and can be told to fail every call.
 #[derive(Default)]
@@ -427,12 +429,12 @@ async fn a_logout_racing_a_slow_write_stays_a_logout() {
 #[tokio::test]
 async fn every_cookie_attribute_is_sent_as_configured() {
     let config = SessionConfig::builder()
-        .key("sid")
+        .cookie_name("sid")
         .path("/")
         .domain(Some("example.test"))
         .secure(true)
-        .httponly(true)
-        .samesite(SameSite::Strict)
+        .http_only(true)
+        .same_site(SameSite::Strict)
         .max_age(Duration::from_secs(3600))
         .build()
         .unwrap();
@@ -590,7 +592,7 @@ async fn a_store_failure_is_logged_with_its_cause() {
 async fn connection_types_outside_the_scopes_get_no_session() {
     let config = config()
         .to_builder()
-        .scopes([session_core::Scope::Http])
+        .scopes([session_tower::Scope::Http])
         .build()
         .unwrap();
     let app = serve(config).await;
