@@ -174,7 +174,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         // No connection needed: the SQL is rendered from the config alone.
         match connector.migration_sql(&url, &config)? {
             Some(sql) => print!("{sql}"),
-            None => println!("-- {} has no schema: nothing to migrate", connector.url_forms()),
+            None => println!(
+                "-- {} has no schema: nothing to migrate",
+                connector.url_forms()
+            ),
         }
         return Ok(());
     }
@@ -280,7 +283,11 @@ mod tests {
 
     #[test]
     fn unknown_schemes_are_usage_errors_without_the_password() {
-        let err = Failure::from(session_open::connector_for("mysql://root:s3cret@db/app").err().unwrap());
+        let err = Failure::from(
+            session_open::connector_for("mysql://root:s3cret@db/app")
+                .err()
+                .unwrap(),
+        );
         assert!(err.message.contains("`mysql://`"), "{}", err.message);
         assert!(!err.message.contains("s3cret"), "{}", err.message);
         assert_eq!(err.code, 2);

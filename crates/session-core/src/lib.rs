@@ -1,8 +1,11 @@
 //! The core of the session-store workspace: the async [`Store`] trait every
-//! backend implements, the [`Error`] they share, the middleware's
-//! [`SessionConfig`], [`ExtensionConfig`] parsing (SQLSpec's
-//! `{"litestar": {...}}` shape), table-name and key validation, session-id
-//! generation, and [`MemoryStore`], the reference implementation.
+//! backend implements (the request path), [`StoreAdmin`] and [`Connector`]
+//! (the operations side: migrations, cleanup, opening by URL), the
+//! [`Error`] they share, the one migration runner ([`migrate::run`]), the
+//! configuration conventions ([`StoreConfig`], [`ExtensionConfig`] for
+//! SQLSpec's `{"litestar": {...}}` shape), table-name and key validation,
+//! session-id generation, and [`MemoryStore`], the reference
+//! implementation. It knows no backend and no HTTP.
 //!
 //! Depend on this crate plus the one adapter you need
 //! (`session-postgres`, `session-sqlite`, `session-oracle`), or implement

@@ -62,6 +62,6 @@ mod tests {
 
     #[test]
     fn hex_is_lowercase_and_complete() {
-        assert_eq!(hex::encode(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex::encode([0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }
 }

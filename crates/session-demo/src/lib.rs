@@ -14,10 +14,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use session_core::{Error, ExtensionConfig, SessionConfig, Store};
-use session_postgres::{PoolSettings, PostgresStore, PostgresStoreConfig};
-use session_sqlite::SqliteStore;
-use session_tower::{Session, SessionError, SessionLayer};
+use session_core::{Error, Store, StoreAdmin};
+use session_tower::{Session, SessionConfig, SessionError, SessionLayer};
 
 /// A demo account: `alice` / `wonderland` among them.
 #[derive(Debug, Clone, Copy)]
@@ -52,53 +50,35 @@ pub const DEMO_USERS: &[DemoUser] = &[
 /// in the current directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://session-demo.sqlite";
 
-/// Opens the store named by `database_url` (`sqlite://path`, `sqlite::memory:`
-/// or `postgres://...`) with the extension config `extension` (the session
-/// table's name and the backend's options), and creates its table if
-/// missing.
-pub async fn open_store(
-    database_url: &str,
-    extension: ExtensionConfig,
-) -> Result<Arc<dyn Store>, Error> {
-    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        let store = PostgresStore::from_url(
-            database_url,
-            PoolSettings::default(),
-            PostgresStoreConfig::from_extension(&extension)?,
-        )?;
-        store.create_table().await?;
-        Ok(Arc::new(store))
-    } else if database_url.starts_with("sqlite:") {
-        let store = if database_url == "sqlite::memory:" {
-            SqliteStore::in_memory(extension)?
-        } else {
-            SqliteStore::open(database_url, extension)?
-        };
-        store.create_table().await?;
-        Ok(Arc::new(store))
-    } else {
-        Err(Error::invalid_config(
+/// Opens the store named by `database_url` through the scheme table of
+/// `session-open` (`sqlite://path`, `sqlite::memory:`, `postgres://...`,
+/// any backend it compiles in), with `config` the backend's configuration
+/// document (`Value::Null` for the defaults, its own fields, or SQLSpec's
+/// `{"litestar": {...}}` shape), and migrates its table (creating or
+/// adopting it).
+///
+/// # Errors
+///
+/// An unknown scheme or malformed URL (as an [`Error::InvalidConfig`] of
+/// `DATABASE_URL`, the URL shown without its password), a bad config, an
+/// unreachable database or a refused migration.
+pub async fn open_store(database_url: &str, config: &Value) -> Result<Arc<dyn StoreAdmin>, Error> {
+    let connector = session_open::connector_for(database_url).map_err(|e| match e {
+        Error::InvalidConfig { reason, .. } => Error::invalid_config(
             "DATABASE_URL",
-            format!(
-                "unknown scheme in {:?}; use sqlite://path, sqlite::memory: or postgres://...",
-                redact(database_url)
-            ),
-        ))
-    }
+            format!("{reason} (in {})", redact(database_url)),
+        ),
+        other => other,
+    })?;
+    let store = connector.open(database_url, config).await?;
+    store.migrate().await?;
+    Ok(store)
 }
 
-/// The URL with any password replaced by `***`, for messages.
+/// The URL as it may be shown in logs: no password, wherever it was given;
+/// see [`session_open::redact`].
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
+    session_open::redact(url)
 }
 
 /// The demo's session settings: one day, `Secure` off so it works over plain

@@ -8,18 +8,24 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use session_core::cleanup::{CleanupOptions, StoreCleanup, spawn_cleanup};
+use session_core::cleanup::{CleanupOptions, spawn_cleanup};
 
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "usage: session-demo [--bind ADDR]
+fn usage() -> String {
+    format!(
+        "usage: session-demo [--bind ADDR]
 
 Serves the session demo (login, profile, logout).
 
   --bind ADDR     address to listen on (env BIND; default 127.0.0.1:8000)
-  DATABASE_URL    sqlite://path (default sqlite://session-demo.sqlite),
-                  sqlite::memory: or postgres://user@host/db
-  RUST_LOG        log filter (default info)";
+  DATABASE_URL    the session store (default {}); one of:
+                  {}
+  RUST_LOG        log filter (default info)",
+        session_demo::DEFAULT_DATABASE_URL,
+        session_open::url_forms()
+    )
+}
 
 fn parse_bind() -> Result<SocketAddr, String> {
     let mut bind = std::env::var("BIND").ok();
@@ -28,14 +34,14 @@ fn parse_bind() -> Result<SocketAddr, String> {
         match arg.as_str() {
             "--bind" => bind = Some(args.next().ok_or("--bind needs an address")?),
             "-h" | "--help" => {
-                println!("{USAGE}");
+                println!("{}", usage());
                 std::process::exit(0);
             }
             other => {
                 if let Some(addr) = other.strip_prefix("--bind=") {
                     bind = Some(addr.to_owned());
                 } else {
-                    return Err(format!("unknown argument {other:?}\n\n{USAGE}"));
+                    return Err(format!("unknown argument {other:?}\n\n{}", usage()));
                 }
             }
         }
@@ -61,7 +67,7 @@ async fn main() -> ExitCode {
     };
     let url =
         std::env::var("DATABASE_URL").unwrap_or_else(|_| session_demo::DEFAULT_DATABASE_URL.into());
-    let store = match session_demo::open_store(&url, session_core::ExtensionConfig::new()).await {
+    let store = match session_demo::open_store(&url, &serde_json::Value::Null).await {
         Ok(store) => store,
         Err(e) => {
             eprintln!(
@@ -80,10 +86,8 @@ async fn main() -> ExitCode {
         }
     };
     // Expired sessions are deleted in the background, every 10 minutes.
-    let cleaner = match spawn_cleanup(
-        StoreCleanup(store.clone()),
-        CleanupOptions::new(Duration::from_secs(600)),
-    ) {
+    let cleaner = match spawn_cleanup(store.clone(), CleanupOptions::new(Duration::from_secs(600)))
+    {
         Ok(cleaner) => cleaner,
         Err(e) => {
             eprintln!("session-demo: cannot start the session cleaner: {e}");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use common::{serve, session_cookie};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use session_core::{ExtensionConfig, Store};
+use session_core::Store;
 use session_tower::store_key;
 
 /// The quick start, as a person would click through it.
@@ -74,12 +74,9 @@ async fn login_profile_logout_on_sqlite() {
     let dir = std::env::temp_dir().join(format!("session-demo-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("flow.sqlite");
-    let store = session_demo::open_store(
-        &format!("sqlite://{}", path.display()),
-        ExtensionConfig::new(),
-    )
-    .await
-    .unwrap();
+    let store = session_demo::open_store(&format!("sqlite://{}", path.display()), &Value::Null)
+        .await
+        .unwrap();
     login_profile_logout(store).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -94,19 +91,16 @@ async fn login_profile_logout_on_postgres() {
         }
     };
     let table = session_test_support::unique_table_name("demo_flow");
-    let extension = ExtensionConfig::from_value(
-        json!({"litestar": {"session_table": table}}),
-        &["session_table"],
-    )
-    .unwrap();
-    let store = session_demo::open_store(&url, extension).await.unwrap();
+    let extension = json!({"litestar": {"session_table": table}});
+    let store = session_demo::open_store(&url, &extension).await.unwrap();
     login_profile_logout(store).await;
-    session_test_support::drop_tables_blocking(&url, &[table]).unwrap();
+    session_test_support::drop_tables_blocking(&url, &[format!("{table}_migrations"), table])
+        .unwrap();
 }
 
 #[tokio::test]
 async fn an_unknown_database_scheme_is_refused_by_name() {
-    let err = session_demo::open_store("mysql://root:pw@localhost/db", ExtensionConfig::new())
+    let err = session_demo::open_store("mysql://root:pw@localhost/db", &Value::Null)
         .await
         .err()
         .expect("mysql is not supported");

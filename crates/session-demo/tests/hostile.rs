@@ -12,9 +12,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, HeaderValue};
 use serde_json::{Value, json};
-use session_core::{Bytes, Error, ExtensionConfig, Result, Store, async_trait};
-use session_postgres::{PostgresStore, PostgresStoreConfig};
-use session_sqlite::SqliteStore;
+use session_core::{Bytes, Error, Result, Store, StoreConfig, async_trait};
+use session_postgres::{PostgresConfig, PostgresStore};
+use session_sqlite::{SqliteConfig, SqliteStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Forwards to a store and records every key it is asked for.
@@ -98,7 +98,7 @@ async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_requests_get_sane_answers_and_never_reach_the_store_malformed() {
-    let inner = SqliteStore::in_memory(ExtensionConfig::new()).unwrap();
+    let inner = SqliteStore::in_memory().unwrap();
     inner.create_table().await.unwrap();
     let store = Arc::new(RecordingStore {
         inner: Arc::new(inner),
@@ -342,12 +342,18 @@ fn hostile_table_names() -> Vec<String> {
     session_conformance::hostile_table_names()
 }
 
-fn extension(name: &str) -> ExtensionConfig {
-    ExtensionConfig::from_value(
-        json!({"litestar": {"session_table": name}}),
-        &["session_table"],
-    )
-    .unwrap()
+/// SQLSpec's config document naming the session table `name`.
+fn extension(name: &str) -> Value {
+    json!({"litestar": {"session_table": name}})
+}
+
+/// An unvalidated SQLite config naming the session table `name`: the
+/// constructors themselves must refuse it.
+fn sqlite_config(name: &str) -> SqliteConfig {
+    SqliteConfig {
+        table: name.to_owned(),
+        ..SqliteConfig::default()
+    }
 }
 
 fn assert_refused<T>(result: std::result::Result<T, Error>, what: &str) {
@@ -360,7 +366,7 @@ fn assert_refused<T>(result: std::result::Result<T, Error>, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_table_names_never_reach_sqlite() {
-    let dir = session_conformance::scratch_dir("session-demo-hostile");
+    let dir = session_test_support::scratch_dir("session-demo-hostile");
     let existing = dir.join("existing.sqlite");
     let conn = rusqlite::Connection::open(&existing).unwrap();
     conn.execute_batch("CREATE TABLE users (id INTEGER)")
@@ -368,14 +374,22 @@ async fn hostile_table_names_never_reach_sqlite() {
     for (i, name) in hostile_table_names().iter().enumerate() {
         let fresh = dir.join(format!("fresh{i}.sqlite"));
         let fresh_url = format!("sqlite://{}", fresh.display());
-        assert_refused(SqliteStore::open(&fresh_url, extension(name)), name);
-        assert_refused(SqliteStore::in_memory(extension(name)), name);
+        assert_refused(SqliteConfig::from_value(extension(name)), name);
         assert_refused(
-            SqliteStore::open(existing.to_str().unwrap(), extension(name)),
+            SqliteStore::open_with(&fresh_url, sqlite_config(name)),
+            name,
+        );
+        assert_refused(SqliteStore::in_memory_with(sqlite_config(name)), name);
+        assert_refused(
+            SqliteStore::open_with(existing.to_str().unwrap(), sqlite_config(name)),
             name,
         );
         assert_refused(
-            session_demo::open_store(&fresh_url, extension(name)).await,
+            session_demo::open_store(&fresh_url, &extension(name)).await,
+            name,
+        );
+        assert_refused(
+            session_demo::open_store(&fresh_url, &json!({ "table": name })).await,
             name,
         );
         assert!(!fresh.exists(), "{name:?}: the database was opened");
@@ -412,18 +426,20 @@ async fn hostile_table_names_never_reach_postgres() {
         format!("public.hostile{}", "x".repeat(42)), // index name over 63
     ]);
     for name in &names {
-        assert_refused(PostgresStoreConfig::new().with_table(name), name);
-        assert_refused(
-            PostgresStoreConfig::from_value(json!({"litestar": {"session_table": name}})),
-            name,
-        );
+        let unchecked = PostgresConfig {
+            table: name.clone(),
+            ..PostgresConfig::default()
+        };
+        assert_refused(unchecked.validate(), name);
+        assert_refused(PostgresStore::from_url(&url, unchecked), name);
+        assert_refused(PostgresConfig::from_value(extension(name)), name);
         let toml = format!(
             "[litestar]\nsession_table = {}\n",
             serde_json::to_string(name).unwrap()
         );
-        assert_refused(PostgresStoreConfig::from_toml_str(&toml), name);
+        assert_refused(PostgresConfig::from_toml_str(&toml), name);
         // The demo's path: would create the table if the name got through.
-        assert_refused(session_demo::open_store(&url, extension(name)).await, name);
+        assert_refused(session_demo::open_store(&url, &extension(name)).await, name);
     }
     let after: i64 = client.query_one(count, &[]).await.unwrap().get(0);
     assert_eq!(before, after, "a table was created from a hostile name");
@@ -431,8 +447,10 @@ async fn hostile_table_names_never_reach_postgres() {
     let table = session_test_support::unique_table_name("hostile_ok");
     let store = PostgresStore::from_url(
         &url,
-        session_postgres::PoolSettings::default(),
-        PostgresStoreConfig::new().with_table(&table).unwrap(),
+        PostgresConfig {
+            table: table.clone(),
+            ..PostgresConfig::default()
+        },
     )
     .unwrap();
     store.create_table().await.unwrap();

@@ -19,8 +19,8 @@ use axum::routing::{get, post};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::{Value, json};
-use session_core::{ExtensionConfig, SessionConfig, Store};
-use session_tower::{Session, SessionError, SessionLayer, store_key};
+use session_core::Store;
+use session_tower::{Session, SessionConfig, SessionError, SessionLayer, store_key};
 
 const TASKS: usize = 64;
 const USERS: usize = 1_000;
@@ -366,12 +366,9 @@ async fn sixty_four_tasks_through_the_middleware_on_sqlite() {
     let dir = std::env::temp_dir().join(format!("session-demo-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("load.sqlite");
-    let store = session_demo::open_store(
-        &format!("sqlite://{}", path.display()),
-        ExtensionConfig::new(),
-    )
-    .await
-    .unwrap();
+    let store = session_demo::open_store(&format!("sqlite://{}", path.display()), &Value::Null)
+        .await
+        .unwrap();
     hammer("sqlite", store).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -386,12 +383,9 @@ async fn sixty_four_tasks_through_the_middleware_on_postgres() {
         }
     };
     let table = session_test_support::unique_table_name("demo_load");
-    let extension = ExtensionConfig::from_value(
-        json!({"litestar": {"session_table": table}}),
-        &["session_table"],
-    )
-    .unwrap();
-    let store = session_demo::open_store(&url, extension).await.unwrap();
+    let extension = json!({"litestar": {"session_table": table}});
+    let store = session_demo::open_store(&url, &extension).await.unwrap();
     hammer("postgres", store).await;
-    session_test_support::drop_tables_blocking(&url, &[table]).unwrap();
+    session_test_support::drop_tables_blocking(&url, &[format!("{table}_migrations"), table])
+        .unwrap();
 }

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use reqwest::StatusCode;
-use session_core::{ExtensionConfig, SessionConfig, Store};
-use session_tower::store_key;
+use serde_json::Value;
+use session_core::Store;
+use session_tower::{SessionConfig, store_key};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, fmt};
@@ -111,14 +112,12 @@ fn file_bytes(db: &Path) -> Vec<u8> {
 /// Logs in as alice through the demo on a fresh SQLite file; returns the
 /// database path, the session id from the cookie and the cookie.
 async fn login_on_sqlite(name: &str, config: SessionConfig) -> (PathBuf, String, String) {
-    let dir = session_conformance::scratch_dir("session-demo-security");
+    let dir = session_test_support::scratch_dir("session-demo-security");
     let db = dir.join(format!("{name}.sqlite"));
-    let store: Arc<dyn Store> = session_demo::open_store(
-        &format!("sqlite://{}", db.display()),
-        ExtensionConfig::new(),
-    )
-    .await
-    .unwrap();
+    let store: Arc<dyn Store> =
+        session_demo::open_store(&format!("sqlite://{}", db.display()), &Value::Null)
+            .await
+            .unwrap();
     let base = common::serve(store, config).await;
     let client = reqwest::Client::new();
     // A failed login first: its log line must not hold anything secret.

@@ -166,7 +166,10 @@ pub fn redact(url: &str) -> String {
                     .query_pairs()
                     .map(|(k, v)| {
                         let secret = is_secret(&k);
-                        (k.into_owned(), if secret { "***".into() } else { v.into_owned() })
+                        (
+                            k.into_owned(),
+                            if secret { "***".into() } else { v.into_owned() },
+                        )
                     })
                     .collect();
                 parsed.query_pairs_mut().clear().extend_pairs(pairs);
@@ -177,7 +180,9 @@ pub fn redact(url: &str) -> String {
             let keys: Vec<&str> = url
                 .split_whitespace()
                 .filter_map(|part| part.split_once('=').map(|(k, _)| k))
-                .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|k| {
+                    !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
                 .collect();
             format!("connection string with keys {}", keys.join(", "))
         }
@@ -219,7 +224,13 @@ mod tests {
         assert!(text.contains("`mysql://`"), "{text}");
         assert!(text.contains("sqlite://"), "{text}");
         assert!(!text.contains("s3cret"), "{text}");
-        for bad in ["", "no scheme here", "://x", "p@ss:word@host", "host=db password=s3cret"] {
+        for bad in [
+            "",
+            "no scheme here",
+            "://x",
+            "p@ss:word@host",
+            "host=db password=s3cret",
+        ] {
             let text = connector_for(bad).err().unwrap().to_string();
             assert!(text.contains("(none)"), "{bad:?}: {text}");
             assert!(!text.contains("s3cret") && !text.contains("word"), "{text}");

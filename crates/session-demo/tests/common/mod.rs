@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use reqwest::header::SET_COOKIE;
-use session_core::{SessionConfig, Store};
+use session_core::Store;
+use session_tower::SessionConfig;
 
 /// Serves the demo over `store` on a free loopback port; returns its base
 /// URL (`http://127.0.0.1:PORT`).
