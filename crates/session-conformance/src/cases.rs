@@ -139,7 +139,7 @@ async fn round_trip<S: Store + ?Sized>(store: &S, key: &str, value: Bytes) -> Ca
 mod list {
     use super::*;
 
-    pub async fn get_missing_is_none<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn get_missing_is_none<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         let got = s.get("missing", None).await?;
         ensure!(
@@ -156,7 +156,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn set_then_get_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn set_then_get_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         s.set("k", bytes("value"), Some(LONG)).await?;
         let got = s.get("k", None).await?;
@@ -168,7 +168,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn set_replaces_the_value<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn set_replaces_the_value<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         s.set("k", bytes("first"), Some(LONG)).await?;
         s.set("k", bytes("second"), Some(LONG)).await?;
@@ -181,7 +181,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn set_without_expiry_never_expires<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn set_without_expiry_never_expires<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         s.set("k", bytes("v"), None).await?;
         ensure!(
@@ -196,7 +196,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn set_with_zero_expiry_never_expires<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn set_with_zero_expiry_never_expires<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         s.set("k", bytes("v"), Some(Duration::ZERO)).await?;
         ensure!(
@@ -211,7 +211,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn set_resets_expiry<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn set_resets_expiry<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         s.set("k", bytes("v"), secs(100)).await?;
         s.set("k", bytes("v"), secs(1000)).await?;
@@ -235,7 +235,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn expires_in_reports_remaining_time<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn expires_in_reports_remaining_time<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         s.set("k", bytes("v"), secs(60)).await?;
         let ttl = s.expires_in("k").await?;
@@ -246,14 +246,16 @@ mod list {
         Ok(())
     }
 
-    pub async fn expires_in_of_missing_is_none<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn expires_in_of_missing_is_none<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         let ttl = s.expires_in("missing").await?;
         ensure!(ttl.is_none(), "expires_in of a missing key: {ttl:?}");
         Ok(())
     }
 
-    pub async fn expired_keys_are_invisible_everywhere<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn expired_keys_are_invisible_everywhere<F: StoreFactory>(
+        f: &F,
+    ) -> CaseResult {
         let s = f.new_store().await?;
         let written = Instant::now();
         s.set("k", bytes("v"), Some(SHORT)).await?;
@@ -261,7 +263,7 @@ mod list {
         expect_gone(&s, "k", "after expiry, before any cleanup").await
     }
 
-    pub async fn never_early_and_gone_within_a_second<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn never_early_and_gone_within_a_second<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         let ttl = Duration::from_secs(2);
         let before = Instant::now();
@@ -296,7 +298,7 @@ mod list {
         expect_gone(&s, "k", "more than a second past expiry").await
     }
 
-    pub async fn renew_extends_expiry<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn renew_extends_expiry<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         s.set("k", bytes("v"), secs(10)).await?;
         s.get("k", secs(500)).await?;
@@ -315,7 +317,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn renew_returns_the_value<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn renew_returns_the_value<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         s.set("k", bytes("v"), secs(10)).await?;
         let got = s.get("k", secs(100)).await?;
@@ -334,7 +336,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn renew_leaves_permanent_key_permanent<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn renew_leaves_permanent_key_permanent<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         s.set("p", bytes("v"), None).await?;
         s.get("p", secs(100)).await?;
@@ -346,7 +348,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn renew_does_not_revive_expired_key<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn renew_does_not_revive_expired_key<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         let written = Instant::now();
         s.set("k", bytes("v"), Some(SHORT)).await?;
@@ -360,7 +362,7 @@ mod list {
         expect_gone(&s, "k", "after a renewing get of an expired key").await
     }
 
-    pub async fn renew_of_zero_does_not_renew<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn renew_of_zero_does_not_renew<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         s.set("k", bytes("v"), secs(300)).await?;
         let got = s.get("k", Some(Duration::ZERO)).await?;
@@ -377,7 +379,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn delete_removes_the_key<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn delete_removes_the_key<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         s.set("k", bytes("v"), Some(LONG)).await?;
         s.set("other", bytes("w"), Some(LONG)).await?;
@@ -390,7 +392,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn delete_of_missing_key_is_ok<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn delete_of_missing_key_is_ok<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         s.delete("missing").await?;
         s.set("k", bytes("v"), None).await?;
@@ -399,7 +401,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn delete_all_empties_the_store<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn delete_all_empties_the_store<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         for i in 0..10 {
             let ttl = if i % 2 == 0 { None } else { Some(LONG) };
@@ -420,7 +422,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn exists_tracks_presence<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn exists_tracks_presence<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         ensure!(
             !s.exists("k").await?,
@@ -433,7 +435,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn delete_expired_counts_exactly<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn delete_expired_counts_exactly<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         let written = Instant::now();
         for i in 0..3 {
@@ -463,7 +465,9 @@ mod list {
         Ok(())
     }
 
-    pub async fn delete_expired_on_empty_store_is_zero<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn delete_expired_on_empty_store_is_zero<F: StoreFactory>(
+        f: &F,
+    ) -> CaseResult {
         let s = f.new_store().await?;
         let removed = s.delete_expired().await?;
         ensure!(
@@ -473,7 +477,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn create_writes_a_missing_key<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn create_writes_a_missing_key<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         let wrote = s.create("k", bytes("v"), secs(100)).await?;
         ensure!(wrote, "create of a missing key returned false");
@@ -491,7 +495,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn create_refuses_a_live_key<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn create_refuses_a_live_key<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         s.set("k", bytes("original"), Some(LONG)).await?;
         let wrote = s.create("k", bytes("intruder"), Some(LONG)).await?;
@@ -511,7 +515,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn create_replaces_an_expired_row<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn create_replaces_an_expired_row<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         let written = Instant::now();
         s.set("k", bytes("old"), Some(SHORT)).await?;
@@ -532,14 +536,14 @@ mod list {
         Ok(())
     }
 
-    pub async fn update_refuses_a_missing_key<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn update_refuses_a_missing_key<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         let wrote = s.update("k", bytes("v"), Some(LONG)).await?;
         ensure!(!wrote, "update of a missing key returned true");
         expect_gone(&s, "k", "after update of a missing key").await
     }
 
-    pub async fn update_refuses_an_expired_key<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn update_refuses_an_expired_key<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         let written = Instant::now();
         s.set("k", bytes("old"), Some(SHORT)).await?;
@@ -549,7 +553,7 @@ mod list {
         expect_gone(&s, "k", "after update of an expired key").await
     }
 
-    pub async fn update_writes_a_live_key<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn update_writes_a_live_key<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         s.set("k", bytes("old"), secs(10)).await?;
         let wrote = s.update("k", bytes("new"), secs(500)).await?;
@@ -585,12 +589,12 @@ mod list {
         Ok(())
     }
 
-    pub async fn empty_key_is_rejected<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn empty_key_is_rejected<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         every_op_rejects(&s, "").await
     }
 
-    pub async fn key_of_255_bytes_is_accepted<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn key_of_255_bytes_is_accepted<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         let ascii = "k".repeat(255);
         round_trip(&s, &ascii, bytes("ascii")).await?;
@@ -606,19 +610,19 @@ mod list {
         Ok(())
     }
 
-    pub async fn key_of_256_bytes_is_rejected<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn key_of_256_bytes_is_rejected<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         every_op_rejects(&s, &"k".repeat(256)).await?;
         // 128 characters, 256 bytes: the limit is in bytes.
         every_op_rejects(&s, &"é".repeat(128)).await
     }
 
-    pub async fn key_with_nul_is_rejected<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn key_with_nul_is_rejected<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         every_op_rejects(&s, "a\0b").await
     }
 
-    pub async fn non_ascii_key_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn non_ascii_key_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         for (i, key) in ["ключ", "鍵-🔑", "ǅ\u{301}e", "'; DROP TABLE x; --"]
             .iter()
@@ -635,7 +639,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn empty_value_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn empty_value_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         round_trip(&s, "k", Bytes::new()).await?;
         ensure!(
@@ -645,27 +649,27 @@ mod list {
         Ok(())
     }
 
-    pub async fn value_with_nul_bytes_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn value_with_nul_bytes_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         round_trip(&s, "k", Bytes::from_static(b"\0a\0\0b\0\xff\xfe\0")).await
     }
 
-    pub async fn value_of_32k_minus_1_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn value_of_32k_minus_1_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         round_trip(&s, "k", patterned(32 * 1024 - 1, 1)).await
     }
 
-    pub async fn value_of_32k_plus_1_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn value_of_32k_plus_1_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         round_trip(&s, "k", patterned(32 * 1024 + 1, 2)).await
     }
 
-    pub async fn value_of_1mib_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
+    pub(super) async fn value_of_1mib_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
         round_trip(&s, "k", patterned(1024 * 1024, 3)).await
     }
 
-    pub async fn concurrent_writes_to_one_key_leave_one_whole_value<F: StoreFactory>(
+    pub(super) async fn concurrent_writes_to_one_key_leave_one_whole_value<F: StoreFactory>(
         f: &F,
     ) -> CaseResult {
         let s = f.new_store().await?;
@@ -693,7 +697,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn concurrent_writes_to_distinct_keys_lose_none<F: StoreFactory>(
+    pub(super) async fn concurrent_writes_to_distinct_keys_lose_none<F: StoreFactory>(
         f: &F,
     ) -> CaseResult {
         let s = f.new_store().await?;
@@ -724,7 +728,7 @@ mod list {
         Ok(())
     }
 
-    pub async fn concurrent_creates_of_one_key_have_one_winner<F: StoreFactory>(
+    pub(super) async fn concurrent_creates_of_one_key_have_one_winner<F: StoreFactory>(
         f: &F,
     ) -> CaseResult {
         let s = f.new_store().await?;
@@ -767,7 +771,7 @@ mod list {
     }
 
     /// The one case that needs two stores from one factory.
-    pub async fn delete_all_spares_other_stores<F: StoreFactory>(factory: &F) -> CaseResult {
+    pub(super) async fn delete_all_spares_other_stores<F: StoreFactory>(factory: &F) -> CaseResult {
         let a = factory.new_store().await?;
         let b = factory.new_store().await?;
         a.set("shared-name", bytes("a"), None).await?;

@@ -102,8 +102,7 @@ async fn login_profile_logout_on_postgres() {
 async fn an_unknown_database_scheme_is_refused_by_name() {
     let err = session_demo::open_store("mysql://root:pw@localhost/db", &Value::Null)
         .await
-        .err()
-        .expect("mysql is not supported");
+        .expect_err("mysql is not supported");
     let text = err.to_string();
     assert!(
         text.contains("DATABASE_URL") && text.contains("mysql://root:***@localhost/db"),

@@ -32,8 +32,6 @@
 //! # Ok(()) }
 //! ```
 
-#![warn(unreachable_pub)]
-
 use std::sync::Arc;
 
 use serde_json::Value;

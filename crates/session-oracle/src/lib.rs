@@ -35,8 +35,6 @@
 //! See `docs/oracle.md` for setup, the schema, In-Memory and how to run the
 //! conformance suite against a real database.
 
-#![warn(unreachable_pub)]
-
 mod config;
 mod connector;
 mod error;

@@ -39,8 +39,6 @@
 //! [`Error::Connection`]: session_core::Error::Connection
 //! [`Error::Backend`]: session_core::Error::Backend
 
-#![warn(unreachable_pub)]
-
 mod admin;
 mod cleanup;
 mod config;

@@ -39,8 +39,6 @@
 //! # Ok(()) }
 //! ```
 
-#![warn(unreachable_pub)]
-
 mod clock;
 mod config;
 mod connector;

@@ -40,8 +40,6 @@
 //! # let _ = app;
 //! ```
 
-#![warn(unreachable_pub)]
-
 mod config;
 mod cookie;
 mod error;

@@ -10,7 +10,7 @@ use session_tower::SessionConfig;
 
 /// Serves the demo over `store` on a free loopback port; returns its base
 /// URL (`http://127.0.0.1:PORT`).
-pub async fn serve(store: Arc<dyn Store>, config: SessionConfig) -> String {
+pub(crate) async fn serve(store: Arc<dyn Store>, config: SessionConfig) -> String {
     let app = session_demo::app(store, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -20,7 +20,7 @@ pub async fn serve(store: Arc<dyn Store>, config: SessionConfig) -> String {
 
 /// The whole `Set-Cookie` header of the session cookie, if the response
 /// sets one.
-pub fn session_cookie_header(res: &reqwest::Response) -> Option<String> {
+pub(crate) fn session_cookie_header(res: &reqwest::Response) -> Option<String> {
     res.headers()
         .get_all(SET_COOKIE)
         .iter()
@@ -30,18 +30,18 @@ pub fn session_cookie_header(res: &reqwest::Response) -> Option<String> {
 }
 
 /// The value of the session cookie the response sets, if any.
-pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
+pub(crate) fn session_cookie(res: &reqwest::Response) -> Option<String> {
     session_cookie_header(res).map(|c| id_of(&c))
 }
 
 /// The value of a `Set-Cookie: session=VALUE; ...` header.
-pub fn id_of(cookie: &str) -> String {
+pub(crate) fn id_of(cookie: &str) -> String {
     let pair = cookie.split(';').next().unwrap_or_default();
     pair.strip_prefix("session=").unwrap_or_default().to_owned()
 }
 
 /// `POST /login` with JSON credentials through `client`.
-pub async fn login(
+pub(crate) async fn login(
     client: &reqwest::Client,
     base: &str,
     username: &str,

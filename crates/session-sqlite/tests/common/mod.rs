@@ -10,23 +10,23 @@ use session_sqlite::{SqliteConfig, SqliteStore};
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A name no other call in any test process returns.
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{prefix}_{}_{n}", std::process::id())
 }
 
 /// A directory of this test process under the system's temp dir.
-pub fn test_dir() -> PathBuf {
+pub(crate) fn test_dir() -> PathBuf {
     session_test_support::scratch_dir("session-sqlite-tests")
 }
 
 /// A new database file path (not yet created).
-pub fn fresh_db_path() -> PathBuf {
+pub(crate) fn fresh_db_path() -> PathBuf {
     test_dir().join(format!("{}.db", unique("db")))
 }
 
 /// The default config with the table `table`.
-pub fn config(table: &str) -> SqliteConfig {
+pub(crate) fn config(table: &str) -> SqliteConfig {
     SqliteConfig {
         table: table.to_owned(),
         ..SqliteConfig::default()
@@ -34,7 +34,7 @@ pub fn config(table: &str) -> SqliteConfig {
 }
 
 /// Opens `path` with a table of its own, created.
-pub async fn store_on(path: &std::path::Path, table: &str) -> SqliteStore {
+pub(crate) async fn store_on(path: &std::path::Path, table: &str) -> SqliteStore {
     let store = SqliteStore::open_with(path.to_str().expect("a UTF-8 path"), config(table))
         .expect("open the database");
     store.create_table().await.expect("create the table");
@@ -42,7 +42,7 @@ pub async fn store_on(path: &std::path::Path, table: &str) -> SqliteStore {
 }
 
 /// Polls a future to completion without a tokio runtime.
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
     use std::sync::Arc;
     use std::task::{Context, Poll, Wake, Waker};
     struct Noop;
