@@ -21,6 +21,9 @@
 //!   running it).
 //! * [`script`]: the SQL of every migration, with the tracking table, for
 //!   teams that run their own migration tool.
+//! * [`Dialect`] and [`SqlExecutor`]: the one migration loop. An adapter
+//!   supplies only its SQL (how to lock, read what was applied, inspect a
+//!   table's columns) and a connection that runs text statements.
 //!
 //! ```
 //! use session_core::migrate::{AppliedMigration, Migration, plan};
@@ -35,7 +38,7 @@
 //! ```
 
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
@@ -326,6 +329,17 @@ pub struct ColumnSpec {
     pub not_null: Option<bool>,
 }
 
+impl ColumnSpec {
+    /// A column `name` of `data_type`; `not_null`: `None` accepts either.
+    pub const fn new(name: &'static str, data_type: &'static str, not_null: Option<bool>) -> Self {
+        ColumnSpec {
+            name,
+            data_type,
+            not_null,
+        }
+    }
+}
+
 /// A column of an existing table, as the catalog reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnInfo {
@@ -430,156 +444,292 @@ pub fn ensure_adoptable(
     }
 }
 
-/// The dialect of one SQL backend: everything [`run`] needs to migrate a
-/// session table, and nothing else. An adapter implements it on a value
-/// that holds one connection (and, for a blocking driver, runs [`run`] on
-/// that connection inside its blocking task, with
-/// `tokio::runtime::Handle::block_on`).
+/// The SQL of one backend's migration machinery for one session table:
+/// everything [`Dialect::run`] needs besides a connection. An adapter
+/// fills it in (a few statements in its own SQL dialect) and hands it a
+/// [`SqlExecutor`] over one connection; the loop, the plan, adoption and
+/// the parsing of rows live here, once.
 ///
-/// The runner calls, per step: [`begin`](Self::begin) (a transaction
-/// holding the lock that serialises migration runs, with the tracking
-/// table in place), [`read_applied`](Self::read_applied), then either
-/// [`execute`](Self::execute) for each statement of the next migration or,
-/// to adopt an existing session table, [`table_exists`](Self::table_exists)
-/// and [`columns`](Self::columns); then [`record`](Self::record) and
-/// [`commit`](Self::commit), or [`rollback`](Self::rollback) on any error.
-#[async_trait::async_trait]
-pub trait MigrationDialect: Send {
+/// Every query's columns are read as text (or `NULL`), so cast in the SQL
+/// where the driver would not convert (`::text` on PostgreSQL).
+#[derive(Debug, Clone)]
+pub struct Dialect {
     /// The backend's name in errors and logs (`sqlite`, `postgres`, ...).
-    fn backend(&self) -> &'static str;
-
+    pub backend: &'static str,
     /// The session table being migrated.
-    fn table(&self) -> &TableName;
-
+    pub table: TableName,
     /// The backend's ordered migrations, rendered for this table and its
     /// settings (the first is [`Migration::initial`]).
-    fn migrations(&self) -> Vec<Migration>;
-
+    pub migrations: Vec<Migration>,
     /// The seed's columns, as this backend's catalog reports them; an
     /// existing table is adopted only if it has exactly these.
-    fn session_columns(&self) -> &'static [ColumnSpec];
-
-    /// Once per run, before the first step, outside any transaction (for
-    /// backends whose DDL commits on its own, such as Oracle's). Default:
-    /// nothing.
-    async fn prepare(&mut self) -> Result<()> {
-        Ok(())
-    }
-
-    /// Starts one step: a transaction, the lock that keeps concurrent runs
-    /// apart (released at commit or rollback), and the tracking table
-    /// created if missing.
-    async fn begin(&mut self) -> Result<()>;
-
-    /// Commits the step's transaction.
-    async fn commit(&mut self) -> Result<()>;
-
-    /// Rolls the step's transaction back.
-    async fn rollback(&mut self) -> Result<()>;
-
-    /// True if the table `table` exists (the session table, or its
-    /// tracking table).
-    async fn table_exists(&mut self, table: &TableName) -> Result<bool>;
-
-    /// The columns of the session table, as the catalog reports them.
-    async fn columns(&mut self) -> Result<Vec<ColumnInfo>>;
-
-    /// Every row of the tracking table, oldest version first.
-    async fn read_applied(&mut self) -> Result<Vec<AppliedMigration>>;
-
-    /// Runs one statement of a migration.
-    async fn execute(&mut self, statement: &str) -> Result<()>;
-
-    /// Inserts the tracking row of `migration`. `Ok(false)`: another
-    /// instance recorded it first (a unique violation the backend could
-    /// not prevent with its lock); the runner rolls back and re-plans.
-    async fn record(&mut self, migration: &Migration) -> Result<bool>;
+    pub session_columns: &'static [ColumnSpec],
+    /// Creates the tracking table `<table>_migrations` (idempotent where
+    /// the database allows).
+    pub tracking_ddl: String,
+    /// `true` where DDL commits on its own (Oracle): `tracking_ddl` then
+    /// runs once, before the first step and outside any transaction, with
+    /// an "already exists" error ignored. `false`: it runs inside each
+    /// step, after `begin`.
+    pub ddl_commits: bool,
+    /// Starts one step: a transaction and the lock that keeps concurrent
+    /// runs apart until its `COMMIT` or `ROLLBACK`.
+    pub begin: Vec<String>,
+    /// The tracking table's rows, oldest version first: `version`,
+    /// `description`, `checksum`, and `applied_at` as whole unix seconds.
+    pub select_applied: String,
+    /// Records a migration; parameters 1 to 3: version, description,
+    /// checksum.
+    pub insert: String,
+    /// One row if a table exists, none otherwise; parameters 1 and 2: the
+    /// table name and its schema (`NULL` for the default).
+    pub table_exists: String,
+    /// The columns of a table: name, type, and whether it is `NOT NULL`
+    /// (`1`/`0`, `t`/`f` or `true`/`false`); parameters as `table_exists`.
+    pub columns: String,
 }
 
-/// Applies every migration the tracking table of `dialect` does not record,
-/// one transaction per migration, and returns what it did: the one
-/// migration loop of every SQL adapter.
-///
-/// A session table that exists without a tracking record (made by SQLSpec
-/// or the adapter's `create_table()`) is adopted: its columns are checked
-/// against [`MigrationDialect::session_columns`] and it is recorded as at
-/// [`EXT_LITESTAR_0001`], its rows untouched. Idempotent, and safe when
-/// many instances run it at once: each step re-reads the tracking table
-/// under the dialect's lock.
-///
-/// # Errors
-///
-/// A recorded checksum that differs, an unknown recorded version, or an
-/// existing table of another shape: an [`Error::Backend`] whose source is
-/// a [`MigrationError`] naming the version or every difference. Any error
-/// of the dialect, after the step's transaction is rolled back.
-pub async fn run<D: MigrationDialect + ?Sized>(dialect: &mut D) -> Result<MigrateReport> {
-    let backend = dialect.backend();
-    let table = dialect.table().clone();
-    let list = dialect.migrations();
-    let expected = dialect.session_columns();
-    let mut report = MigrateReport::default();
-    dialect.prepare().await?;
-    loop {
-        dialect.begin().await?;
-        let step = async {
-            let applied = dialect.read_applied().await?;
-            let pending = plan(backend, &list, &applied)?;
-            let Some(next) = pending.first().copied() else {
-                return Ok(Err(applied.last().map(|a| a.version.clone())));
+/// One connection, as [`Dialect`] uses it: statements and queries with
+/// text parameters, rows read as text. Implemented by each SQL adapter in a
+/// few lines over its driver.
+#[async_trait::async_trait]
+pub trait SqlExecutor: Send {
+    /// Runs one statement (`params` bind to its placeholders in order;
+    /// none for DDL and transaction control).
+    async fn execute(&mut self, sql: &str, params: &[Option<&str>]) -> Result<()>;
+
+    /// Runs a query and returns its rows, every column as text or `NULL`.
+    async fn query(
+        &mut self,
+        sql: &str,
+        params: &[Option<&str>],
+    ) -> Result<Vec<Vec<Option<String>>>>;
+
+    /// True if `err`, returned by [`execute`](Self::execute), says the
+    /// object being created already exists (ignored where DDL commits on
+    /// its own: another instance created it). Default: never.
+    fn already_exists(&self, err: &Error) -> bool {
+        let _ = err;
+        false
+    }
+
+    /// True if `err`, returned by [`execute`](Self::execute), is a unique
+    /// violation: another instance recorded the migration first, and the
+    /// runner re-plans. Default: never.
+    fn unique_violation(&self, err: &Error) -> bool {
+        let _ = err;
+        false
+    }
+}
+
+impl Dialect {
+    /// Applies every migration the tracking table does not record, one
+    /// transaction per migration, and returns what it did: the one
+    /// migration loop of every SQL adapter.
+    ///
+    /// A session table that exists without a tracking record (made by
+    /// SQLSpec or the adapter's `create_table()`) is adopted: its columns
+    /// are checked against [`session_columns`](Self::session_columns) and
+    /// it is recorded as at [`EXT_LITESTAR_0001`], its rows untouched.
+    /// Idempotent, and safe when many instances run it at once: each step
+    /// re-reads the tracking table under the dialect's lock.
+    ///
+    /// # Errors
+    ///
+    /// A recorded checksum that differs, an unknown recorded version, or an
+    /// existing table of another shape: an [`Error::Backend`] whose source
+    /// is a [`MigrationError`] naming the version or every difference. Any
+    /// error of the executor, after the step's transaction is rolled back.
+    pub async fn run(&self, ex: &mut dyn SqlExecutor) -> Result<MigrateReport> {
+        let mut report = MigrateReport::default();
+        if self.ddl_commits {
+            self.ignoring_existing(ex, &self.tracking_ddl).await?;
+        }
+        loop {
+            let step = self.step(ex).await;
+            let end = match &step {
+                Ok(Step::Recorded(..) | Step::UpToDate(_)) => ex.execute("COMMIT", &[]).await,
+                Ok(Step::Lost) | Err(_) => ex.execute("ROLLBACK", &[]).await,
             };
-            let adopt = next.version == EXT_LITESTAR_0001 && dialect.table_exists(&table).await?;
-            if adopt {
-                ensure_adoptable(backend, &table, expected, &dialect.columns().await?)?;
-            } else {
-                for statement in &next.statements {
-                    dialect.execute(statement).await?;
+            let step = match (step, end) {
+                (Err(err), end) => {
+                    if let Err(e) = end {
+                        tracing::debug!(error = %e, "rollback after a failed migration step failed");
+                    }
+                    return Err(err);
+                }
+                (Ok(_), Err(err)) => {
+                    // Leave no transaction open on a failed COMMIT.
+                    let _ = ex.execute("ROLLBACK", &[]).await;
+                    return Err(err);
+                }
+                (Ok(step), Ok(())) => step,
+            };
+            match step {
+                Step::UpToDate(current) => {
+                    report.current = current;
+                    return Ok(report);
+                }
+                Step::Recorded(version, adopted) => report.record(version, adopted),
+                Step::Lost => {
+                    tracing::debug!("another instance recorded this migration first");
                 }
             }
-            let recorded = dialect.record(next).await?;
-            Ok::<_, Error>(Ok((next.version, adopt, recorded)))
         }
-        .await;
-        match step {
-            Err(err) => {
-                // End the transaction (and its lock) now.
-                if let Err(e) = dialect.rollback().await {
-                    tracing::debug!(error = %e, "rollback after a failed migration step failed");
+    }
+
+    /// One transaction: the next migration applied (or adopted) and
+    /// recorded, or nothing left to do.
+    async fn step(&self, ex: &mut dyn SqlExecutor) -> Result<Step> {
+        for statement in &self.begin {
+            ex.execute(statement, &[]).await?;
+        }
+        if !self.ddl_commits {
+            ex.execute(&self.tracking_ddl, &[]).await?;
+        }
+        let applied = self.read_applied(ex).await?;
+        let pending = plan(self.backend, &self.migrations, &applied)?;
+        let Some(next) = pending.first().copied() else {
+            return Ok(Step::UpToDate(applied.last().map(|a| a.version.clone())));
+        };
+        let adopt = next.version == EXT_LITESTAR_0001 && self.table_exists(ex, &self.table).await?;
+        if adopt {
+            let columns = self.columns(ex).await?;
+            ensure_adoptable(self.backend, &self.table, self.session_columns, &columns)?;
+        } else {
+            for statement in &next.statements {
+                if self.ddl_commits {
+                    self.ignoring_existing(ex, statement).await?;
+                } else {
+                    ex.execute(statement, &[]).await?;
                 }
-                return Err(err);
-            }
-            Ok(Err(current)) => {
-                dialect.commit().await?;
-                report.current = current;
-                return Ok(report);
-            }
-            Ok(Ok((version, adopted, true))) => {
-                dialect.commit().await?;
-                report.record(version, adopted);
-            }
-            Ok(Ok((version, _, false))) => {
-                tracing::debug!(version, "another instance recorded this migration first");
-                dialect.rollback().await?;
             }
         }
+        let checksum = next.checksum();
+        let params = [
+            Some(next.version),
+            Some(next.description),
+            Some(checksum.as_str()),
+        ];
+        match ex.execute(&self.insert, &params).await {
+            Ok(()) => Ok(Step::Recorded(next.version, adopt)),
+            Err(err) if ex.unique_violation(&err) => Ok(Step::Lost),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn ignoring_existing(&self, ex: &mut dyn SqlExecutor, sql: &str) -> Result<()> {
+        match ex.execute(sql, &[]).await {
+            Err(err) if ex.already_exists(&err) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The applied migrations, oldest version first; empty when the
+    /// tracking table does not exist yet. Reads outside any transaction.
+    ///
+    /// # Errors
+    ///
+    /// Any error of the executor; a tracking row that cannot be read.
+    pub async fn applied(&self, ex: &mut dyn SqlExecutor) -> Result<Vec<AppliedMigration>> {
+        if !self
+            .table_exists(ex, &self.table.migrations_table())
+            .await?
+        {
+            return Ok(Vec::new());
+        }
+        self.read_applied(ex).await
+    }
+
+    /// True if `table` (the session table or its tracking table) exists.
+    ///
+    /// # Errors
+    ///
+    /// Any error of the executor.
+    pub async fn table_exists(&self, ex: &mut dyn SqlExecutor, table: &TableName) -> Result<bool> {
+        let rows = ex
+            .query(&self.table_exists, &[Some(table.table()), table.schema()])
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Every migration as one SQL script, with the tracking table; see
+    /// [`script`].
+    pub fn script(&self) -> String {
+        script(
+            &self.tracking_ddl,
+            &self.table.migrations_table().qualified(),
+            &self.migrations,
+        )
+    }
+
+    async fn columns(&self, ex: &mut dyn SqlExecutor) -> Result<Vec<ColumnInfo>> {
+        let rows = ex
+            .query(
+                &self.columns,
+                &[Some(self.table.table()), self.table.schema()],
+            )
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let [name, data_type, not_null] = self.cells::<3>(row, "column")?;
+                Ok(ColumnInfo {
+                    name,
+                    data_type,
+                    not_null: matches!(
+                        not_null.to_ascii_lowercase().as_str(),
+                        "1" | "t" | "true" | "y"
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    async fn read_applied(&self, ex: &mut dyn SqlExecutor) -> Result<Vec<AppliedMigration>> {
+        let rows = ex.query(&self.select_applied, &[]).await?;
+        rows.into_iter()
+            .map(|row| {
+                let [version, description, checksum, secs] = self.cells::<4>(row, "tracking")?;
+                let secs: f64 = secs.trim().parse().map_err(|_| {
+                    self.unreadable(format!(
+                        "applied_at of {version} is {secs:?}, not unix seconds"
+                    ))
+                })?;
+                Ok(AppliedMigration {
+                    version,
+                    description,
+                    checksum,
+                    applied_at: UNIX_EPOCH + Duration::try_from_secs_f64(secs).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// A row's first `N` cells, `NULL` read as empty text.
+    fn cells<const N: usize>(&self, row: Vec<Option<String>>, what: &str) -> Result<[String; N]> {
+        let found = row.len();
+        <[Option<String>; N]>::try_from(row)
+            .map(|cells| cells.map(Option::unwrap_or_default))
+            .map_err(|_| self.unreadable(format!("a {what} row has {found} columns, expected {N}")))
+    }
+
+    fn unreadable(&self, reason: String) -> Error {
+        Error::backend(
+            self.backend,
+            format!("migrate (table `{}`)", self.table),
+            reason,
+        )
     }
 }
 
-/// The applied migrations of `dialect`'s table, oldest version first;
-/// empty when the tracking table does not exist yet. Reads outside any
-/// transaction.
-///
-/// # Errors
-///
-/// Any error of the dialect.
-pub async fn applied<D: MigrationDialect + ?Sized>(
-    dialect: &mut D,
-) -> Result<Vec<AppliedMigration>> {
-    let tracking = dialect.table().migrations_table();
-    if !dialect.table_exists(&tracking).await? {
-        return Ok(Vec::new());
-    }
-    dialect.read_applied().await
+/// What one step of [`Dialect::run`] did.
+enum Step {
+    /// Nothing left to apply; the latest recorded version.
+    UpToDate(Option<String>),
+    /// This version was applied (or adopted: `true`) and recorded.
+    Recorded(&'static str, bool),
+    /// Another instance recorded the version first.
+    Lost,
 }
 
 /// What one [`migrate`](self) run did.

@@ -12,7 +12,7 @@ use serde_json::Value;
 use session_core::{Connector, Error, Result, StoreAdmin, StoreConfig, async_trait};
 
 use crate::config::SqliteConfig;
-use crate::migrations::migration_sql;
+use crate::migrations::dialect;
 use crate::store::SqliteStore;
 
 /// The URL forms [`SqliteConnector`] accepts, for help and errors.
@@ -68,7 +68,7 @@ impl Connector for SqliteConnector {
     fn migration_sql(&self, url: &str, config: &Value) -> Result<Option<String>> {
         parse_url(url)?;
         let config = SqliteConfig::from_value(config.clone())?;
-        Ok(Some(migration_sql(&config.table_name()?)))
+        Ok(Some(dialect(&config.table_name()?).script()))
     }
 
     /// Opens the store (on tokio's blocking pool: opening probes the file).

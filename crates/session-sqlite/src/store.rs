@@ -10,7 +10,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use session_core::cleanup::delete_in_batches;
-use session_core::migrate::{AppliedMigration, MigrateReport, Migration, MigrationDialect};
+use session_core::migrate::{AppliedMigration, Dialect, MigrateReport, Migration, SqlExecutor};
 use session_core::{
     Error, Result, Store, StoreAdmin, StoreConfig, TableName, async_trait, non_zero, validate_key,
 };
@@ -20,7 +20,7 @@ use tracing::{Instrument, Span};
 use crate::clock::Now;
 use crate::config::{SqliteConfig, file_flags, init_connection};
 use crate::connector::{Location, parse_location};
-use crate::migrations::{self, SqliteDialect};
+use crate::migrations::{self, SqliteExecutor};
 use crate::schema::{Statements, ddl};
 
 pub(crate) const BACKEND: &str = "sqlite";
@@ -329,25 +329,23 @@ impl SqliteStore {
         self.spawn(op, span, runtime(op)?, work).await
     }
 
-    /// Runs `work` on a [`SqliteDialect`] of a pooled connection on tokio's
-    /// blocking pool, where it drives the migration runner with
-    /// `Handle::block_on`; in a `session_migrate` span.
+    /// Runs `work` with the migration [`Dialect`] of this store's table
+    /// and an executor over a pooled connection, on tokio's blocking pool,
+    /// where `work` drives the async runner with `Handle::block_on`; in a
+    /// `session_migrate` span.
     async fn migration<T, F>(&self, op: &'static str, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut SqliteDialect<'_>, &Handle) -> Result<T> + Send + 'static,
+        F: FnOnce(&Dialect, &mut dyn SqlExecutor, &Handle) -> Result<T> + Send + 'static,
     {
         let span = tracing::debug_span!("session_migrate", backend = BACKEND, op, table = %self.inner.table);
         let handle = runtime(op)?;
         let runner = handle.clone();
         self.spawn(op, span, handle, move |inner, conn| {
-            let mut dialect = SqliteDialect {
-                conn,
-                table: inner.table.clone(),
-            };
-            let result = work(&mut dialect, &runner);
-            dialect.finish();
-            result
+            let dialect = migrations::dialect(&inner.table);
+            let error = |e| inner.db_error(op, e);
+            let mut executor = SqliteExecutor { conn, error };
+            work(&dialect, &mut executor, &runner)
         })
         .await
     }
@@ -642,35 +640,30 @@ impl StoreAdmin for SqliteStore {
     }
 
     fn migrations(&self) -> Vec<Migration> {
-        migrations::migrations(&self.inner.table)
+        migrations::dialect(&self.inner.table).migrations
     }
 
     fn migration_sql(&self) -> Option<String> {
-        Some(migrations::migration_sql(&self.inner.table))
+        Some(migrations::dialect(&self.inner.table).script())
     }
 
     /// Applies every missing migration, each in its own `BEGIN IMMEDIATE`
     /// transaction (SQLite's write lock: concurrent runs, in this process
     /// or others, take turns within the busy timeout); see
-    /// [`migrate::run`](session_core::migrate::run).
+    /// [`Dialect::run`].
     async fn migrate(&self) -> Result<MigrateReport> {
-        self.migration("migrate", |dialect, rt| {
-            rt.block_on(session_core::migrate::run(dialect))
-        })
-        .await
+        self.migration("migrate", |d, ex, rt| rt.block_on(d.run(ex)))
+            .await
     }
 
     async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>> {
-        self.migration("applied_migrations", |dialect, rt| {
-            rt.block_on(session_core::migrate::applied(dialect))
-        })
-        .await
+        self.migration("applied_migrations", |d, ex, rt| rt.block_on(d.applied(ex)))
+            .await
     }
 
     async fn session_table_exists(&self) -> Result<bool> {
-        self.migration("session_table_exists", |dialect, rt| {
-            let table = dialect.table.clone();
-            rt.block_on(dialect.table_exists(&table))
+        self.migration("session_table_exists", |d, ex, rt| {
+            rt.block_on(d.table_exists(ex, &d.table))
         })
         .await
     }
