@@ -1,12 +1,12 @@
 //! [`StoreAdmin`] for [`PostgresStore`]: migrations through the shared
 //! runner, batched and lock-coordinated cleanup, a description for logs.
 
-use session_core::migrate::{self, AppliedMigration, MigrateReport, Migration, MigrationDialect};
+use session_core::migrate::{AppliedMigration, MigrateReport, Migration};
 use session_core::{Result, StoreAdmin, async_trait};
 use tracing::Instrument;
 
 use crate::error::BACKEND;
-use crate::migrations::{PgDialect, migration_sql, migrations};
+use crate::migrations::{PgExecutor, dialect};
 use crate::store::PostgresStore;
 
 #[async_trait]
@@ -26,34 +26,43 @@ impl StoreAdmin for PostgresStore {
 
     /// `ext_litestar_0001`: exactly [`PostgresStore::ddl`].
     fn migrations(&self) -> Vec<Migration> {
-        migrations(self.table(), self.config())
+        dialect(self.table(), self.config()).migrations
     }
 
     fn migration_sql(&self) -> Option<String> {
-        Some(migration_sql(self.table(), self.config()))
+        Some(dialect(self.table(), self.config()).script())
     }
 
     /// Each step in its own transaction under `pg_advisory_xact_lock` (the
     /// lock [`create_table`](PostgresStore::create_table) takes), re-reading
     /// the tracking table under it: safe when many instances run it at once.
     async fn migrate(&self) -> Result<MigrateReport> {
-        async { migrate::run(&mut PgDialect::new(self).await?).await }
+        async { self.dialect().run(&mut PgExecutor::new(self).await?).await }
             .instrument(self.span("migrate"))
             .await
     }
 
     async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>> {
-        async { migrate::applied(&mut PgDialect::new(self).await?).await }
-            .instrument(self.span("applied_migrations"))
-            .await
+        async {
+            self.dialect()
+                .applied(&mut PgExecutor::new(self).await?)
+                .await
+        }
+        .instrument(self.span("applied_migrations"))
+        .await
     }
 
     /// Looked up like an unqualified name in a statement: through the
     /// `search_path`.
     async fn session_table_exists(&self) -> Result<bool> {
-        async { PgDialect::new(self).await?.table_exists(self.table()).await }
-            .instrument(self.span("session_table_exists"))
-            .await
+        async {
+            let mut executor = PgExecutor::new(self).await?;
+            self.dialect()
+                .table_exists(&mut executor, self.table())
+                .await
+        }
+        .instrument(self.span("session_table_exists"))
+        .await
     }
 
     fn cleanup_batch_size(&self) -> u32 {
@@ -69,5 +78,11 @@ impl StoreAdmin for PostgresStore {
     /// while another instance cleans the same table.
     async fn cleanup(&self) -> Result<Option<u64>> {
         self.locked_cleanup().await
+    }
+}
+
+impl PostgresStore {
+    fn dialect(&self) -> session_core::migrate::Dialect {
+        dialect(self.table(), self.config())
     }
 }

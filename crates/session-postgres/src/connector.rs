@@ -7,7 +7,7 @@ use serde_json::Value;
 use session_core::{Connector, Error, Result, StoreAdmin, StoreConfig, async_trait};
 
 use crate::config::PostgresConfig;
-use crate::migrations::migration_sql;
+use crate::migrations::dialect;
 use crate::store::PostgresStore;
 
 const SCHEMES: &[&str] = &["postgres", "postgresql"];
@@ -55,7 +55,7 @@ impl Connector for PostgresConnector {
     fn migration_sql(&self, url: &str, config: &Value) -> Result<Option<String>> {
         let config = PostgresConfig::from_value(config.clone())?;
         parse_url(url)?;
-        Ok(Some(migration_sql(&config.table_name()?, &config)))
+        Ok(Some(dialect(&config.table_name()?, &config).script()))
     }
 
     async fn open(&self, url: &str, config: &Value) -> Result<Arc<dyn StoreAdmin>> {

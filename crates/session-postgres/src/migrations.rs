@@ -1,5 +1,5 @@
-//! The PostgreSQL dialect of the migration runner
-//! ([`session_core::migrate::run`]).
+//! The PostgreSQL migrations of the session table: its SQL for the one
+//! migration runner, [`session_core::migrate::Dialect`].
 //!
 //! `ext_litestar_0001` is exactly [`PostgresStore::ddl`], so its checksum
 //! covers the table name and the storage parameters. The tracking table
@@ -9,14 +9,11 @@
 //! [`PostgresStore::create_table`] takes, so any number of instances can
 //! migrate at once.
 
-use std::time::SystemTime;
-
 use deadpool_postgres::Object;
-use session_core::migrate::{
-    AppliedMigration, ColumnInfo, ColumnSpec, Migration, MigrationDialect, script,
-};
+use session_core::migrate::{ColumnSpec, Dialect, Migration, SqlExecutor};
 use session_core::{Error, Result, TableName, async_trait};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 use crate::config::PostgresConfig;
 use crate::error::{BACKEND, statement_error};
@@ -24,60 +21,72 @@ use crate::store::{PostgresStore, advisory_lock_key};
 
 /// The seed's columns as `format_type` names their types.
 const SESSION_COLUMNS: &[ColumnSpec] = &[
-    column("session_id", "text", true),
-    column("data", "bytea", true),
-    column("expires_at", "timestamp with time zone", false),
-    column("created_at", "timestamp with time zone", true),
-    column("updated_at", "timestamp with time zone", true),
+    ColumnSpec::new("session_id", "text", Some(true)),
+    ColumnSpec::new("data", "bytea", Some(true)),
+    ColumnSpec::new("expires_at", "timestamp with time zone", Some(false)),
+    ColumnSpec::new("created_at", "timestamp with time zone", Some(true)),
+    ColumnSpec::new("updated_at", "timestamp with time zone", Some(true)),
 ];
 
-const fn column(name: &'static str, data_type: &'static str, not_null: bool) -> ColumnSpec {
-    ColumnSpec {
-        name,
-        data_type,
-        not_null: Some(not_null),
+/// A table's OID from parameters 1 (name) and 2 (schema or `NULL`), looked
+/// up like a name in a statement: through the `search_path`.
+const REGCLASS: &str = "to_regclass(concat_ws('.', $2::text, $1::text))";
+
+/// The migrations of `table` with the storage parameters of `config`, and
+/// the SQL that runs them.
+pub(crate) fn dialect(table: &TableName, config: &PostgresConfig) -> Dialect {
+    let tracking = table.migrations_table().qualified();
+    Dialect {
+        backend: BACKEND,
+        table: table.clone(),
+        migrations: vec![Migration::initial(crate::store::ddl(table, config))],
+        session_columns: SESSION_COLUMNS,
+        tracking_ddl: format!(
+            "CREATE TABLE IF NOT EXISTS {tracking} (\n    \
+             version TEXT PRIMARY KEY,\n    \
+             description TEXT NOT NULL,\n    \
+             checksum TEXT NOT NULL,\n    \
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()\n)"
+        ),
+        ddl_commits: false,
+        begin: vec![
+            "BEGIN".into(),
+            format!(
+                "SELECT pg_advisory_xact_lock({})",
+                advisory_lock_key(&table.qualified())
+            ),
+        ],
+        select_applied: format!(
+            "SELECT version, description, checksum, \
+             extract(epoch FROM date_trunc('second', applied_at))::bigint::text \
+             FROM {tracking} ORDER BY version"
+        ),
+        insert: format!(
+            "INSERT INTO {tracking} (version, description, checksum) VALUES ($1, $2, $3)"
+        ),
+        table_exists: format!("SELECT '1'::text WHERE {REGCLASS} IS NOT NULL"),
+        columns: format!(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull::text \
+             FROM pg_attribute a \
+             WHERE a.attrelid = {REGCLASS} AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum"
+        ),
     }
 }
 
-/// The ordered migrations of `table` with the storage parameters of `config`.
-pub(crate) fn migrations(table: &TableName, config: &PostgresConfig) -> Vec<Migration> {
-    vec![Migration::initial(crate::store::ddl(table, config))]
-}
-
-/// The DDL of the tracking table `<table>_migrations` (idempotent).
-fn tracking_ddl(table: &TableName) -> String {
-    format!(
-        "CREATE TABLE IF NOT EXISTS {} (\n    \
-         version TEXT PRIMARY KEY,\n    \
-         description TEXT NOT NULL,\n    \
-         checksum TEXT NOT NULL,\n    \
-         applied_at TIMESTAMPTZ NOT NULL DEFAULT now()\n)",
-        table.migrations_table().qualified()
-    )
-}
-
-/// Every migration as one SQL script, the tracking table first.
-pub(crate) fn migration_sql(table: &TableName, config: &PostgresConfig) -> String {
-    script(
-        &tracking_ddl(table),
-        &table.migrations_table().qualified(),
-        &migrations(table, config),
-    )
-}
-
-/// One pooled connection of `store`, migrating with plain `BEGIN`/`COMMIT`.
-/// Dropped inside a transaction (a failed `COMMIT` or `ROLLBACK`, or a
-/// cancelled run), it closes the connection instead of returning it to the
-/// pool, so the server rolls back and releases the lock.
-pub(crate) struct PgDialect<'a> {
+/// One pooled connection of `store` running the dialect's SQL. Dropped
+/// inside a transaction (a failed `COMMIT` or `ROLLBACK`, or a cancelled
+/// run), it closes the connection instead of returning it to the pool, so
+/// the server rolls back and releases the lock.
+pub(crate) struct PgExecutor<'a> {
     store: &'a PostgresStore,
     client: Option<Object>,
     in_transaction: bool,
 }
 
-impl<'a> PgDialect<'a> {
+impl<'a> PgExecutor<'a> {
     pub(crate) async fn new(store: &'a PostgresStore) -> Result<Self> {
-        Ok(PgDialect {
+        Ok(PgExecutor {
             client: Some(store.client().await?),
             store,
             in_transaction: false,
@@ -91,31 +100,14 @@ impl<'a> PgDialect<'a> {
             .ok_or_else(|| Error::backend(BACKEND, "migrate: no connection", "already closed"))
     }
 
-    /// Maps a statement error of `op` on `on`; borrows nothing of `self`.
-    fn fail(&self, op: &'static str, on: &str) -> impl Fn(tokio_postgres::Error) -> Error + use<> {
-        let (on, address) = (on.to_owned(), self.store.address().to_owned());
-        move |e| statement_error(e, op, &on, &address)
-    }
-
-    fn tracking(&self) -> String {
-        self.store.table().migrations_table().qualified()
-    }
-
-    /// `BEGIN`, `COMMIT` or `ROLLBACK`; the connection counts as inside a
-    /// transaction until one of the latter two succeeds.
-    async fn control(&mut self, statement: &str) -> Result<()> {
-        self.in_transaction = true;
-        let fail = self.fail("migrate", &self.tracking());
-        self.client()?
-            .batch_execute(statement)
-            .await
-            .map_err(fail)?;
-        self.in_transaction = statement == "BEGIN";
-        Ok(())
+    fn fail(&self) -> impl Fn(tokio_postgres::Error) -> Error + use<> {
+        let table = self.store.table().qualified();
+        let address = self.store.address().to_owned();
+        move |e| statement_error(e, "migrate", &table, &address)
     }
 }
 
-impl Drop for PgDialect<'_> {
+impl Drop for PgExecutor<'_> {
     fn drop(&mut self) {
         if let Some(client) = self.client.take().filter(|_| self.in_transaction) {
             tracing::warn!("a migration transaction did not end; closing its connection");
@@ -125,123 +117,46 @@ impl Drop for PgDialect<'_> {
 }
 
 #[async_trait]
-impl MigrationDialect for PgDialect<'_> {
-    fn backend(&self) -> &'static str {
-        BACKEND
-    }
-
-    fn table(&self) -> &TableName {
-        self.store.table()
-    }
-
-    fn migrations(&self) -> Vec<Migration> {
-        migrations(self.store.table(), self.store.config())
-    }
-
-    fn session_columns(&self) -> &'static [ColumnSpec] {
-        SESSION_COLUMNS
-    }
-
-    async fn begin(&mut self) -> Result<()> {
-        self.control("BEGIN").await?;
-        let fail = self.fail("migrate", &self.tracking());
-        let lock_key = advisory_lock_key(&self.store.table().qualified());
-        let client = self.client()?;
-        client
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key])
-            .await
-            .map_err(&fail)?;
-        client
-            .batch_execute(&tracking_ddl(self.store.table()))
-            .await
-            .map_err(&fail)
-    }
-
-    async fn commit(&mut self) -> Result<()> {
-        self.control("COMMIT").await
-    }
-
-    async fn rollback(&mut self) -> Result<()> {
-        self.control("ROLLBACK").await
-    }
-
-    /// Looked up like a name in a statement: through the `search_path`.
-    async fn table_exists(&mut self, table: &TableName) -> Result<bool> {
-        let name = table.qualified();
-        let fail = self.fail("look up table", &name);
-        self.client()?
-            .query_one("SELECT to_regclass($1::text) IS NOT NULL", &[&name])
-            .await
-            .and_then(|row| row.try_get(0))
-            .map_err(fail)
-    }
-
-    async fn columns(&mut self) -> Result<Vec<ColumnInfo>> {
-        let table = self.store.table().qualified();
-        let fail = self.fail("read the columns of", &table);
-        let rows = self
-            .client()?
-            .query(
-                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull \
-                 FROM pg_attribute a \
-                 WHERE a.attrelid = to_regclass($1::text) AND a.attnum > 0 AND NOT a.attisdropped \
-                 ORDER BY a.attnum",
-                &[&table],
-            )
-            .await
-            .map_err(&fail)?;
-        rows.iter()
-            .map(|row| {
-                Ok(ColumnInfo {
-                    name: row.try_get(0)?,
-                    data_type: row.try_get(1)?,
-                    not_null: row.try_get(2)?,
-                })
-            })
-            .collect::<Result<_, tokio_postgres::Error>>()
-            .map_err(fail)
-    }
-
-    async fn read_applied(&mut self) -> Result<Vec<AppliedMigration>> {
-        let tracking = self.tracking();
-        let fail = self.fail("read migrations", &tracking);
-        let sql = format!(
-            "SELECT version, description, checksum, applied_at FROM {tracking} ORDER BY version"
-        );
-        let rows = self.client()?.query(&sql, &[]).await.map_err(&fail)?;
-        rows.iter()
-            .map(|row| {
-                Ok(AppliedMigration {
-                    version: row.try_get(0)?,
-                    description: row.try_get(1)?,
-                    checksum: row.try_get(2)?,
-                    applied_at: row.try_get::<_, SystemTime>(3)?,
-                })
-            })
-            .collect::<Result<_, tokio_postgres::Error>>()
-            .map_err(fail)
-    }
-
-    async fn execute(&mut self, statement: &str) -> Result<()> {
-        let fail = self.fail("migrate", &self.tracking());
-        self.client()?.batch_execute(statement).await.map_err(fail)
-    }
-
-    async fn record(&mut self, migration: &Migration) -> Result<bool> {
-        let tracking = self.tracking();
-        let fail = self.fail("migrate", &tracking);
-        let insert =
-            format!("INSERT INTO {tracking} (version, description, checksum) VALUES ($1, $2, $3)");
-        let checksum = migration.checksum();
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-            [&migration.version, &migration.description, &checksum];
-        match self.client()?.execute(&insert, &params).await {
-            Ok(_) => Ok(true),
-            // Recorded by a run that did not take the lock (a script of
-            // `migration_sql` run by hand); the runner re-plans.
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(false),
-            Err(e) => Err(fail(e)),
+impl SqlExecutor for PgExecutor<'_> {
+    async fn execute(&mut self, sql: &str, params: &[Option<&str>]) -> Result<()> {
+        let fail = self.fail();
+        if params.is_empty() {
+            // Counts as inside a transaction until COMMIT or ROLLBACK succeed.
+            self.in_transaction |= sql == "BEGIN";
+            self.client()?.batch_execute(sql).await.map_err(fail)?;
+            if sql == "COMMIT" || sql == "ROLLBACK" {
+                self.in_transaction = false;
+            }
+            return Ok(());
         }
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+        self.client()?
+            .execute(sql, &params)
+            .await
+            .map(drop)
+            .map_err(fail)
+    }
+
+    async fn query(
+        &mut self,
+        sql: &str,
+        params: &[Option<&str>],
+    ) -> Result<Vec<Vec<Option<String>>>> {
+        let fail = self.fail();
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+        let rows = self.client()?.query(sql, &params).await.map_err(&fail)?;
+        rows.iter()
+            .map(|row| (0..row.len()).map(|i| row.try_get(i)).collect())
+            .collect::<Result<_, _>>()
+            .map_err(fail)
+    }
+
+    /// Recorded by a run that did not take the lock (a script of
+    /// `migration_sql` run by hand); the runner re-plans.
+    fn unique_violation(&self, err: &Error) -> bool {
+        std::error::Error::source(err)
+            .and_then(|e| e.downcast_ref::<tokio_postgres::Error>())
+            .is_some_and(|e| e.code() == Some(&SqlState::UNIQUE_VIOLATION))
     }
 }
 
@@ -256,7 +171,7 @@ mod tests {
     #[test]
     fn the_list_is_valid_and_starts_with_create_table() {
         let config = PostgresConfig::default();
-        let list = migrations(&table("litestar_session"), &config);
+        let list = dialect(&table("litestar_session"), &config).migrations;
         session_core::migrate::validate_list(&list).unwrap();
         assert_eq!(list[0].version, session_core::migrate::EXT_LITESTAR_0001);
         assert_eq!(
@@ -269,7 +184,7 @@ mod tests {
     fn the_script_holds_the_tracking_table_and_the_ddl() {
         let config = PostgresConfig::default();
         let app = table("app_sessions");
-        let sql = migration_sql(&app, &config);
+        let sql = dialect(&app, &config).script();
         assert!(sql.contains("applied_at TIMESTAMPTZ NOT NULL DEFAULT now()"));
         for statement in crate::store::ddl(&app, &config) {
             assert!(sql.contains(&format!("{statement};\n")), "{sql}");
