@@ -62,10 +62,9 @@ impl Connector for OracleConnector {
     fn migration_sql(&self, url: &str, config: &Value) -> Result<Option<String>> {
         parse(url)?;
         let config = OracleConfig::from_value(config.clone())?;
-        Ok(Some(migrations::migration_sql(
-            &config.table_name()?,
-            config.in_memory,
-        )))
+        Ok(Some(
+            migrations::dialect(&config.table_name()?, config.in_memory).script(),
+        ))
     }
 
     async fn open(&self, url: &str, config: &Value) -> Result<Arc<dyn StoreAdmin>> {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use oracle::sql_type::{OracleType, ToSql};
 use session_core::cleanup::delete_in_batches;
-use session_core::migrate::{self, AppliedMigration, MigrateReport, Migration, MigrationDialect};
+use session_core::migrate::{AppliedMigration, Dialect, MigrateReport, Migration, SqlExecutor};
 use session_core::{
     Error, Result, Store, StoreAdmin, StoreConfig, TableName, non_zero, validate_key,
 };
@@ -18,7 +18,7 @@ use crate::BACKEND;
 use crate::config::{Credentials, OracleConfig};
 use crate::error::{ErrorClass, ErrorCode, classify, from_oracle, map_error};
 use crate::manager::{ConnectErrors, OracleConnectionManager};
-use crate::migrations::{self as oracle_migrations, OracleDialect};
+use crate::migrations::{OracleExecutor, dialect};
 use crate::sql::{InMemoryStatus, Statements, ValueSql};
 
 /// Values up to this many bytes are bound as `RAW`; longer ones go through
@@ -596,41 +596,35 @@ impl StoreAdmin for OracleStore {
     }
 
     fn migrations(&self) -> Vec<Migration> {
-        oracle_migrations::migrations(&self.table, self.config.in_memory)
+        dialect(&self.table, self.config.in_memory).migrations
     }
 
     fn migration_sql(&self) -> Option<String> {
-        Some(oracle_migrations::migration_sql(
-            &self.table,
-            self.config.in_memory,
-        ))
+        Some(dialect(&self.table, self.config.in_memory).script())
     }
 
     /// Applies every missing migration through
-    /// [`migrate::run`](session_core::migrate::run); on Oracle each step
+    /// [`Dialect::run`](session_core::migrate::Dialect::run); on Oracle each step
     /// takes `LOCK TABLE <table>_migrations IN EXCLUSIVE MODE`, and the DDL
     /// (which commits on its own) is run idempotently.
     async fn migrate(&self) -> Result<MigrateReport> {
         let handle = tokio::runtime::Handle::current();
-        self.with_dialect("migrate", move |dialect| {
-            handle.block_on(migrate::run(dialect))
-        })
-        .await
+        self.with_dialect("migrate", move |d, ex| handle.block_on(d.run(ex)))
+            .await
     }
 
     async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>> {
         let handle = tokio::runtime::Handle::current();
-        self.with_dialect("applied_migrations", move |dialect| {
-            handle.block_on(migrate::applied(dialect))
+        self.with_dialect("applied_migrations", move |d, ex| {
+            handle.block_on(d.applied(ex))
         })
         .await
     }
 
     async fn session_table_exists(&self) -> Result<bool> {
         let handle = tokio::runtime::Handle::current();
-        let table = self.table.clone();
-        self.with_dialect("session_table_exists", move |dialect| {
-            handle.block_on(dialect.table_exists(&table))
+        self.with_dialect("session_table_exists", move |d, ex| {
+            handle.block_on(d.table_exists(ex, &d.table))
         })
         .await
     }
@@ -655,16 +649,17 @@ impl StoreAdmin for OracleStore {
 }
 
 impl OracleStore {
-    /// Runs `f` with the migration dialect on a pooled connection, inside
-    /// the blocking task of [`run_blocking`](Self::run_blocking).
+    /// Runs `f` with the migration dialect and an executor on a pooled
+    /// connection, inside the blocking task of
+    /// [`run_blocking`](Self::run_blocking).
     async fn with_dialect<T, F>(&self, op: &'static str, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut OracleDialect<'_>) -> Result<T> + Send + 'static,
+        F: FnOnce(&Dialect, &mut dyn SqlExecutor) -> Result<T> + Send + 'static,
     {
-        let (table, in_memory) = (self.table.clone(), self.config.in_memory);
+        let dialect = dialect(&self.table, self.config.in_memory);
         self.run_blocking(op, true, move |conn, _| {
-            f(&mut OracleDialect::new(conn, table, in_memory))
+            f(&dialect, &mut OracleExecutor::new(conn))
         })
         .await
     }
