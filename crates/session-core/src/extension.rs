@@ -91,20 +91,7 @@ impl ExtensionConfig {
 
     /// Reads a `.json` or `.toml` file (chosen by its extension).
     pub fn from_path(path: &Path, accepted: &[&str]) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::invalid_config(
-                "config file",
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
-        match path.extension().and_then(|e| e.to_str()) {
-            Some(ext) if ext.eq_ignore_ascii_case("toml") => Self::from_toml_str(&text, accepted),
-            Some(ext) if ext.eq_ignore_ascii_case("json") => Self::from_json_str(&text, accepted),
-            _ => Err(Error::invalid_config(
-                "config file",
-                format!("{} must end in .json or .toml", path.display()),
-            )),
-        }
+        Self::from_value(crate::read_document(path)?, accepted)
     }
 
     /// Checks an already-parsed document.

@@ -35,6 +35,7 @@
 //! ```
 
 mod cluster;
+pub mod documents;
 
 pub use cluster::ThrowawayCluster;
 
