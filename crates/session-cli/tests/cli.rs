@@ -263,6 +263,43 @@ fn a_bad_config_key_is_named() {
 }
 
 #[test]
+fn a_config_file_of_the_backends_own_fields_works() {
+    let dir = TempDir::new("ownfields");
+    let (path, url) = dir.db();
+    let config = dir.0.join("sessions.toml");
+    std::fs::write(
+        &config,
+        "table = \"own_sessions\"\ncleanup_batch_size = 3\n",
+    )
+    .unwrap();
+    let run = sessions(Some(&url), Some(&config), &["migrate", "upgrade"]).ok();
+    assert_eq!(
+        run.stdout,
+        "applied ext_litestar_0001; now at ext_litestar_0001\n"
+    );
+    fill_sqlite(&path, "own_sessions", 7, 2, 1);
+    let run = sessions(Some(&url), Some(&config), &["delete-expired", "--verbose"]).ok();
+    // The config's batch size of 3: 7 expired rows take batches of 3, 3, 1.
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[..3],
+        [
+            "batch 1: deleted 3 expired sessions",
+            "batch 2: deleted 3 expired sessions",
+            "batch 3: deleted 1 expired sessions",
+        ]
+    );
+    assert_eq!(count_sqlite(&path, "own_sessions", "live"), 2);
+
+    std::fs::write(&config, "tabel = \"own_sessions\"\n").unwrap();
+    let err = sessions(Some(&url), Some(&config), &["migrate", "upgrade"]).fails_with(2);
+    assert!(err.contains("tabel"), "{err}");
+    std::fs::write(&config, "cleanup_batch_size = \"many\"\n").unwrap();
+    let err = sessions(Some(&url), Some(&config), &["migrate", "upgrade"]).fails_with(2);
+    assert!(err.contains("`cleanup_batch_size`"), "{err}");
+}
+
+#[test]
 fn an_unreachable_sqlite_database_names_its_path() {
     let err = sessions(
         Some("sqlite:///nonexistent-dir-for-sessions-test/s.db"),
