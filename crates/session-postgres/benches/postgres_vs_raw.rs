@@ -355,7 +355,7 @@ async fn bench(url: &str) {
             url,
             PostgresConfig {
                 table: table.to_owned(),
-                pool_size: POOL,
+                pool_size: POOL as u32,
                 ..PostgresConfig::default()
             },
         )

@@ -72,7 +72,7 @@ pub struct PostgresConfig {
     /// The most connections the store's own pool holds (default 16). Not
     /// used by [`PostgresStore::new`](crate::PostgresStore::new), which
     /// takes the application's pool.
-    pub pool_size: usize,
+    pub pool_size: u32,
     /// How long a call waits for a free pooled connection before
     /// [`Error::PoolTimeout`] (default 5 s).
     #[serde(with = "session_core::duration")]

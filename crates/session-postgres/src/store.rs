@@ -172,7 +172,7 @@ impl PostgresStore {
             ManagerConfig { recycling_method },
         );
         let pool = Pool::builder(manager)
-            .max_size(config.pool_size)
+            .max_size(config.pool_size as usize)
             .wait_timeout(Some(config.wait_timeout))
             .create_timeout(Some(config.connect_timeout))
             .recycle_timeout(Some(config.connect_timeout))

@@ -29,7 +29,7 @@ fn cluster(test: &str) -> Option<ThrowawayCluster> {
 /// connection, its table created and holding `k` = `v`.
 async fn store_with_one_row(
     url: &str,
-    max_size: usize,
+    max_size: u32,
     wait: Duration,
     v: &'static [u8],
 ) -> PostgresStore {
