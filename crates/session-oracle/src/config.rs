@@ -11,6 +11,7 @@ use session_core::{
 };
 
 use crate::MAX_IDENTIFIER_LEN;
+use crate::reserved::refuse_reserved;
 
 /// The `litestar` extension key that turns on the In-Memory column store.
 const IN_MEMORY_KEY: &str = "in_memory";
@@ -96,13 +97,32 @@ impl Default for OracleConfig {
 
 impl OracleConfig {
     /// [`table`](Self::table) validated as an Oracle identifier, before any
-    /// SQL is built from it.
+    /// SQL is built from it: a plain identifier, within the length limits
+    /// (see [`MAX_IDENTIFIER_LEN`](crate::MAX_IDENTIFIER_LEN)), and not one
+    /// of Oracle's reserved words
+    /// ([`ORACLE_RESERVED_WORDS`](crate::ORACLE_RESERVED_WORDS): `session`,
+    /// `user`, `level`, `size`, `comment`, ...), which Oracle would refuse
+    /// only later, in the DDL.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidIdentifier`] naming the table.
+    /// [`Error::InvalidIdentifier`] naming the table (and, for a reserved
+    /// word, the word).
+    ///
+    /// ```
+    /// use session_oracle::OracleConfig;
+    ///
+    /// let config = OracleConfig { table: "session".into(), ..OracleConfig::default() };
+    /// let err = config.table_name().unwrap_err();
+    /// assert!(err.to_string().contains("`SESSION` is an Oracle reserved word"), "{err}");
+    /// ```
     pub fn table_name(&self) -> Result<TableName> {
-        TableName::new(&self.table, MAX_IDENTIFIER_LEN)
+        let table = TableName::new(&self.table, MAX_IDENTIFIER_LEN)?;
+        refuse_reserved(table.table())?;
+        if let Some(schema) = table.schema() {
+            refuse_reserved(schema)?;
+        }
+        Ok(table)
     }
 }
 

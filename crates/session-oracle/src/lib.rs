@@ -35,17 +35,20 @@
 //! See `docs/oracle.md` for setup, the schema, In-Memory and how to run the
 //! conformance suite against a real database.
 
+mod bind;
 mod config;
 mod connector;
 mod error;
 mod manager;
 mod migrations;
+mod reserved;
 mod sql;
 mod store;
 
 pub use config::{Credentials, OracleConfig};
 pub use connector::OracleConnector;
 pub use manager::{ConnectError, ConnectErrors, OracleConnection, OracleConnectionManager};
+pub use reserved::ORACLE_RESERVED_WORDS;
 pub use sql::InMemoryStatus;
 pub use store::{INLINE_VALUE_MAX, MAX_EXPIRY, OraclePool, OracleStore};
 
@@ -57,8 +60,14 @@ pub const BACKEND: &str = "oracle";
 ///
 /// The workspace's own limit is stricter and applies first: table names
 /// (and so the derived `idx_<table>_expires_at`) are at most 63
-/// characters, so a table name is at most 48 characters. On Oracle 12.1 or
-/// earlier keep the index name within 30, i.e. the table name within 15.
-/// Unquoted names are stored upper case by Oracle (`app_sessions` is
-/// `APP_SESSIONS` in `user_tables`).
+/// characters, so a table name is at most 48 characters.
+///
+/// On Oracle 12.1 or earlier, and on 12.2 or later with the `COMPATIBLE`
+/// parameter below 12.2, identifiers are at most 30 bytes: keep the index
+/// name within 30, i.e. the table name within 15 characters. The default
+/// `litestar_session` gives `idx_litestar_session_expires_at`, 31 bytes:
+/// such a server refuses it with ORA-00972, which the store reports with
+/// this explanation. Unquoted names are stored upper case by Oracle
+/// (`app_sessions` is `APP_SESSIONS` in `all_tables`), and Oracle's
+/// reserved words ([`ORACLE_RESERVED_WORDS`]) are refused as table names.
 pub const MAX_IDENTIFIER_LEN: usize = 128;

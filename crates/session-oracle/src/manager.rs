@@ -1,4 +1,5 @@
-//! The bb8 connection manager: connects and pings off the async runtime.
+//! The bb8 connection manager: connects, pings and closes connections off
+//! the async runtime.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -13,15 +14,57 @@ use crate::error::{ErrorCode, from_oracle, map_error};
 /// The `oracle` driver's [`oracle::Connection`] is blocking; the store only
 /// ever uses it inside `tokio::task::spawn_blocking`. It is held in an `Arc`
 /// so the pool's health check can ping it on a blocking thread too.
+///
+/// Dropping it closes the session (ODPI-C's `dpiConn_release` logs off: a
+/// network round trip). bb8 drops connections wherever it notices them
+/// (its reaper for `idle_timeout` and `max_lifetime`, a failed ping, a full
+/// pool), usually on a runtime worker and under the pool's lock, so the
+/// `Drop` of this type moves the close to `spawn_blocking` when a tokio
+/// runtime is present, and closes in place otherwise.
 pub struct OracleConnection {
-    inner: Arc<oracle::Connection>,
+    /// Always `Some` until `drop` takes it.
+    inner: Option<Arc<oracle::Connection>>,
 }
 
 impl OracleConnection {
+    fn new(conn: oracle::Connection) -> Self {
+        OracleConnection {
+            inner: Some(Arc::new(conn)),
+        }
+    }
+
+    fn shared(&self) -> &Arc<oracle::Connection> {
+        match &self.inner {
+            Some(inner) => inner,
+            None => unreachable!("the connection is only taken by drop"),
+        }
+    }
+
     /// The driver connection. Its calls block: make them on a blocking
     /// thread, never on an async runtime's workers.
     pub fn connection(&self) -> &oracle::Connection {
-        &self.inner
+        self.shared()
+    }
+}
+
+impl Drop for OracleConnection {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            release_off_runtime(inner);
+        }
+    }
+}
+
+/// Drops `value` (here: the last handle on a driver connection, whose drop
+/// logs off) on a blocking thread when called on a tokio runtime, so no
+/// runtime worker waits for the network; in place otherwise (no runtime,
+/// or one that is shutting down and runs no more tasks).
+pub(crate) fn release_off_runtime<T: Send + 'static>(value: T) {
+    match tokio::runtime::Handle::try_current() {
+        // A runtime that is shutting down drops the closure, and with it
+        // `value`, instead of running it: the close then happens here.
+        Ok(handle) => drop(handle.spawn_blocking(move || drop(value))),
+        Err(_) => drop(value),
     }
 }
 
@@ -124,9 +167,7 @@ impl OracleConnectionManager {
             Ok(Ok(mut conn)) => {
                 conn.set_autocommit(false);
                 self.last_error.record(None);
-                Ok(OracleConnection {
-                    inner: Arc::new(conn),
-                })
+                Ok(OracleConnection::new(conn))
             }
             Ok(Err(err)) => {
                 let err = Arc::new(err);
@@ -203,7 +244,7 @@ impl bb8::ManageConnection for OracleConnectionManager {
     }
 
     async fn is_valid(&self, conn: &mut OracleConnection) -> Result<(), ConnectError> {
-        let inner = conn.inner.clone();
+        let inner = conn.shared().clone();
         match tokio::task::spawn_blocking(move || inner.ping()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => Err(ConnectError::Driver(Arc::new(err))),
@@ -213,6 +254,70 @@ impl bb8::ManageConnection for OracleConnectionManager {
 
     fn has_broken(&self, conn: &mut OracleConnection) -> bool {
         // OCI_ATTR_SERVER_STATUS is client-side state: no round trip.
-        !matches!(conn.inner.status(), Ok(oracle::ConnStatus::Normal))
+        !matches!(conn.connection().status(), Ok(oracle::ConnStatus::Normal))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::thread::{self, ThreadId};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Reports the thread it is dropped on.
+    struct Probe(mpsc::Sender<ThreadId>);
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            let _ = self.0.send(thread::current().id());
+        }
+    }
+
+    /// Only a type with a `Drop` impl of its own satisfies `T: Drop`.
+    #[allow(drop_bounds)]
+    fn has_its_own_drop<T: Drop>() {}
+
+    #[test]
+    fn a_connection_has_a_drop_that_closes_it_off_the_runtime() {
+        // Fails to compile without `impl Drop for OracleConnection`.
+        has_its_own_drop::<OracleConnection>();
+    }
+
+    /// On a runtime (here the current-thread flavour, whose only worker is
+    /// the test's own thread), the close runs on another thread: the
+    /// worker never waits for the logoff.
+    #[tokio::test(flavor = "current_thread")]
+    async fn on_a_runtime_the_close_runs_on_a_blocking_thread() {
+        let (tx, rx) = mpsc::channel();
+        release_off_runtime(Probe(tx));
+        let dropped_on = tokio::task::spawn_blocking(move || {
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("the value was dropped")
+        })
+        .await
+        .unwrap();
+        assert_ne!(dropped_on, thread::current().id());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn on_a_worker_of_a_multi_thread_runtime_too() {
+        let (tx, rx) = mpsc::channel();
+        let worker = tokio::spawn(async move {
+            release_off_runtime(Probe(tx));
+            thread::current().id()
+        })
+        .await
+        .unwrap();
+        let dropped_on = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_ne!(dropped_on, worker);
+    }
+
+    #[test]
+    fn without_a_runtime_it_closes_in_place() {
+        let (tx, rx) = mpsc::channel();
+        release_off_runtime(Probe(tx));
+        assert_eq!(rx.try_recv().unwrap(), thread::current().id());
     }
 }

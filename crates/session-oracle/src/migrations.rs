@@ -12,13 +12,12 @@
 //!
 //! [`OracleStore::create_table`]: crate::OracleStore::create_table
 
-use oracle::sql_type::ToSql;
 use session_core::migrate::{ColumnSpec, Dialect, Migration, SqlExecutor};
 use session_core::{Error, Result, TableName};
 
-use crate::BACKEND;
 use crate::error::{ErrorClass, ErrorCode, classify, from_oracle};
-use crate::sql::Statements;
+use crate::sql::{CATALOG, Statements};
+use crate::{BACKEND, bind};
 
 /// The seed's columns as `all_tab_columns` reports them (the precision of
 /// `TIMESTAMP(6) WITH TIME ZONE` is ignored).
@@ -29,12 +28,6 @@ const SESSION_COLUMNS: &[ColumnSpec] = &[
     ColumnSpec::new("CREATED_AT", "TIMESTAMP WITH TIME ZONE", Some(true)),
     ColumnSpec::new("UPDATED_AT", "TIMESTAMP WITH TIME ZONE", Some(true)),
 ];
-
-/// Binds 1 (the table name) and 2 (its schema, `NULL` for the current
-/// one) of the catalog queries, in this order of appearance: Oracle binds
-/// by position of appearance.
-const CATALOG: &str = "table_name = UPPER(:tbl) \
-     AND owner = COALESCE(UPPER(:owner), SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA'))";
 
 /// The migrations of `table` and the SQL that runs them.
 pub(crate) fn dialect(table: &TableName, in_memory: bool) -> Dialect {
@@ -75,7 +68,9 @@ pub(crate) fn dialect(table: &TableName, in_memory: bool) -> Dialect {
 }
 
 /// One connection running the dialect's SQL, inside the store's blocking
-/// task. `COMMIT` and `ROLLBACK` go through the driver's own calls.
+/// task. `COMMIT` and `ROLLBACK` go through the driver's own calls. Every
+/// parameter (a catalog name, a migration record field) is bound as
+/// `VARCHAR2` ([`bind::texts`]), never as the driver's default `NVARCHAR2`.
 pub(crate) struct OracleExecutor<'c> {
     pub(crate) conn: &'c oracle::Connection,
     /// The class of the last failed statement's error.
@@ -96,17 +91,16 @@ impl<'c> OracleExecutor<'c> {
     }
 }
 
-fn binds<'a>(params: &'a [Option<&'a str>]) -> Vec<&'a dyn ToSql> {
-    params.iter().map(|p| p as &dyn ToSql).collect()
-}
-
 #[async_trait::async_trait]
 impl SqlExecutor for OracleExecutor<'_> {
     async fn execute(&mut self, sql: &str, params: &[Option<&str>]) -> Result<()> {
         let done = match sql {
             "COMMIT" => self.conn.commit(),
             "ROLLBACK" => self.conn.rollback(),
-            _ => self.conn.execute(sql, &binds(params)).map(drop),
+            _ => {
+                let binds = bind::texts(params);
+                self.conn.execute(sql, &bind::params(&binds)).map(drop)
+            }
         };
         done.map_err(|e| self.failed(e, "migrate"))
     }
@@ -116,7 +110,8 @@ impl SqlExecutor for OracleExecutor<'_> {
         sql: &str,
         params: &[Option<&str>],
     ) -> Result<Vec<Vec<Option<String>>>> {
-        let rows = self.conn.query(sql, &binds(params));
+        let binds = bind::texts(params);
+        let rows = self.conn.query(sql, &bind::params(&binds));
         let rows = rows.and_then(|rows| {
             rows.map(|row| {
                 let row = row?;
@@ -211,6 +206,130 @@ mod tests {
             assert!(
                 !text.contains("sessions'"),
                 "names are bound, not spliced: {text}"
+            );
+        }
+    }
+
+    /// A connection that records what the runner sends: no table exists,
+    /// and the tracking table holds what was inserted into it.
+    #[derive(Default)]
+    struct Recorder {
+        sent: Vec<(String, Vec<Option<String>>)>,
+        recorded: Vec<Vec<Option<String>>>,
+    }
+
+    impl Recorder {
+        fn record(&mut self, sql: &str, params: &[Option<&str>]) {
+            let params = params.iter().map(|p| p.map(str::to_owned)).collect();
+            self.sent.push((sql.to_owned(), params));
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl SqlExecutor for Recorder {
+        async fn execute(&mut self, sql: &str, params: &[Option<&str>]) -> Result<()> {
+            self.record(sql, params);
+            if sql.starts_with("INSERT INTO") {
+                let mut row: Vec<Option<String>> =
+                    params.iter().map(|p| p.map(str::to_owned)).collect();
+                row.push(Some("0".to_owned()));
+                self.recorded.push(row);
+            }
+            Ok(())
+        }
+
+        async fn query(
+            &mut self,
+            sql: &str,
+            params: &[Option<&str>],
+        ) -> Result<Vec<Vec<Option<String>>>> {
+            self.record(sql, params);
+            if sql.starts_with("SELECT version") {
+                return Ok(self.recorded.clone());
+            }
+            Ok(Vec::new())
+        }
+
+        fn already_exists(&self, _err: &Error) -> bool {
+            false
+        }
+
+        fn unique_violation(&self, _err: &Error) -> bool {
+            false
+        }
+    }
+
+    /// The bind placeholders of `sql` (`:name`), outside quoted literals.
+    fn placeholders(sql: &str) -> Vec<String> {
+        let (mut out, mut quoted, mut chars) = (Vec::new(), false, sql.chars().peekable());
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' => quoted = !quoted,
+                ':' if !quoted && chars.peek().is_some_and(char::is_ascii_alphabetic) => {
+                    let mut name = String::new();
+                    while let Some(&n) = chars.peek() {
+                        if !(n.is_ascii_alphanumeric() || n == '_') {
+                            break;
+                        }
+                        name.push(n);
+                        chars.next();
+                    }
+                    out.push(name);
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Every statement the runner sends through [`OracleExecutor`] (a
+    /// migration, `session_table_exists`, `applied_migrations`) gets as
+    /// many binds as it has placeholders, and the executor binds each as
+    /// `VARCHAR2`: the catalog's `:owner` beside `SYS_CONTEXT` is no
+    /// ORA-12704, the `:tbl` comparison no `NVARCHAR2` conversion.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_runner_binds_every_parameter_as_varchar2() {
+        for name in ["litestar_session", "auth.sessions"] {
+            let table = table(name);
+            let sql = dialect(&table, false);
+            let mut ex = Recorder::default();
+            sql.run(&mut ex).await.unwrap();
+            sql.applied(&mut ex).await.unwrap();
+            assert!(!sql.table_exists(&mut ex, &table).await.unwrap());
+
+            let mut catalog = 0;
+            for (text, params) in &ex.sent {
+                assert_eq!(placeholders(text).len(), params.len(), "{text}");
+                let values: Vec<Option<&str>> = params.iter().map(Option::as_deref).collect();
+                for bind in bind::texts(&values) {
+                    assert!(
+                        matches!(
+                            bind.oracle_type(),
+                            oracle::sql_type::OracleType::Varchar2(_)
+                        ),
+                        "{text}: {:?}",
+                        bind.oracle_type()
+                    );
+                }
+                if text.contains(CATALOG) {
+                    catalog += 1;
+                    assert_eq!(placeholders(text), ["tbl", "owner"], "{text}");
+                    let named = params[0].as_deref();
+                    let tracking = table.migrations_table_name();
+                    assert!(
+                        named == Some(table.table()) || named == Some(&tracking),
+                        "{named:?}"
+                    );
+                    assert_eq!(params[1].as_deref(), table.schema());
+                }
+            }
+            // `run` asks whether the table exists, then `table_exists`.
+            assert!(catalog >= 2, "{:?}", ex.sent);
+            assert!(
+                ex.sent
+                    .iter()
+                    .any(|(text, params)| text == &sql.insert && params.len() == 3),
+                "the migration was recorded with three binds"
             );
         }
     }

@@ -3,9 +3,10 @@
 //!
 //! Nothing but the validated table name (and the index name derived from
 //! it) is ever spliced into this text; keys, values and durations are bound
-//! parameters (`:sid`, `:val`, `:ttl`, `:batch`, `:tbl`). The functions here
-//! are pure, so the SQL is tested without a database (the unit tests
-//! below).
+//! parameters (`:sid`, `:val`, `:ttl`, `:batch`, `:tbl`, `:owner`). Text
+//! binds are `VARCHAR2`, never the driver's default `NVARCHAR2` (see
+//! [`bind`](crate::bind)). The functions here are pure, so the SQL is
+//! tested without a database (the unit tests below).
 
 use session_core::TableName;
 
@@ -63,6 +64,14 @@ impl ByValue {
     }
 }
 
+/// The catalog condition on a table's name and schema, for `all_tables`
+/// and `all_tab_columns`: bind `:tbl` (the table name) and `:owner` (its
+/// schema, `NULL` for the current schema), in this order of appearance
+/// (Oracle binds by position of appearance), both as `VARCHAR2`: an
+/// `NVARCHAR2` `:owner` beside the `VARCHAR2` of `SYS_CONTEXT` is ORA-12704.
+pub(crate) const CATALOG: &str = "table_name = UPPER(:tbl) \
+     AND owner = COALESCE(UPPER(:owner), SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA'))";
+
 /// The expiry expression, on the database clock: `NULL` when `:ttl` is
 /// bound to `NULL` (no expiry), else now + `:ttl` seconds.
 const EXPIRY: &str = "SYSTIMESTAMP + NUMTODSINTERVAL(:ttl, 'SECOND')";
@@ -78,7 +87,8 @@ pub(crate) struct Statements {
     get_renew: String,
     get_permanent: String,
     set: ByValue,
-    create: ByValue,
+    create_revive: ByValue,
+    create_insert: ByValue,
     update: ByValue,
     delete: String,
     delete_all: String,
@@ -92,7 +102,11 @@ impl Statements {
     /// ends in ` INMEMORY` (Oracle Database In-Memory column store).
     pub(crate) fn new(table: &TableName, in_memory: bool) -> Self {
         let t = table.qualified();
-        let index = table.index_name();
+        // The index lives in the table's schema, not the connecting user's.
+        let index = match table.schema() {
+            Some(schema) => format!("{schema}.{}", table.index_name()),
+            None => table.index_name(),
+        };
         let live = "(expires_at IS NULL OR expires_at > SYSTIMESTAMP)";
         Statements {
             create_table: format!(
@@ -107,8 +121,7 @@ impl Statements {
             ),
             create_index: format!("CREATE INDEX {index} ON {t}(expires_at)"),
             drop_table: format!("DROP TABLE {t} PURGE"),
-            in_memory_status: "SELECT inmemory FROM user_tables WHERE table_name = UPPER(:tbl)"
-                .to_owned(),
+            in_memory_status: format!("SELECT inmemory FROM all_tables WHERE {CATALOG}"),
             get: format!("SELECT data FROM {t} WHERE session_id = :sid AND {live}"),
             get_renew: format!(
                 "UPDATE {t} SET expires_at = {EXPIRY} \
@@ -128,15 +141,17 @@ impl Statements {
                      VALUES (s.session_id, {val}, {EXPIRY}, SYSTIMESTAMP, SYSTIMESTAMP)"
                 )
             }),
-            create: ByValue::new(|val| {
+            create_revive: ByValue::new(|val| {
                 format!(
-                    "MERGE INTO {t} t USING (SELECT :sid AS session_id FROM dual) s \
-                     ON (t.session_id = s.session_id) \
-                     WHEN MATCHED THEN UPDATE SET t.data = {val}, t.expires_at = {EXPIRY}, \
-                     t.created_at = SYSTIMESTAMP, t.updated_at = SYSTIMESTAMP \
-                     WHERE t.expires_at <= SYSTIMESTAMP \
-                     WHEN NOT MATCHED THEN INSERT (session_id, data, expires_at, created_at, updated_at) \
-                     VALUES (s.session_id, {val}, {EXPIRY}, SYSTIMESTAMP, SYSTIMESTAMP)"
+                    "UPDATE {t} SET data = {val}, expires_at = {EXPIRY}, \
+                     created_at = SYSTIMESTAMP, updated_at = SYSTIMESTAMP \
+                     WHERE session_id = :sid AND expires_at <= SYSTIMESTAMP"
+                )
+            }),
+            create_insert: ByValue::new(|val| {
+                format!(
+                    "INSERT INTO {t} (session_id, data, expires_at, created_at, updated_at) \
+                     VALUES (:sid, {val}, {EXPIRY}, SYSTIMESTAMP, SYSTIMESTAMP)"
                 )
             }),
             update: ByValue::new(|val| {
@@ -167,7 +182,9 @@ impl Statements {
         &self.create_table
     }
 
-    /// `CREATE INDEX idx_<table>_expires_at ON <table>(expires_at)`.
+    /// `CREATE INDEX idx_<table>_expires_at ON <table>(expires_at)`; for a
+    /// schema-qualified table, `<schema>.idx_...` so the index is created in
+    /// the table's schema.
     pub(crate) fn create_index(&self) -> &str {
         &self.create_index
     }
@@ -177,9 +194,11 @@ impl Statements {
         &self.drop_table
     }
 
-    /// The seed's verification query: `user_tables.inmemory` of the table
-    /// (bind `:tbl` to the table name; Oracle stores unquoted names upper
-    /// case, hence `UPPER`).
+    /// The seed's verification query on `all_tables` rather than
+    /// `user_tables`, so a table in another schema is found: `inmemory` of
+    /// the table named `:tbl` owned by `:owner` (`NULL`: the current
+    /// schema); Oracle stores unquoted names upper case, hence `UPPER`. See
+    /// [`CATALOG`].
     pub(crate) fn in_memory_status(&self) -> &str {
         &self.in_memory_status
     }
@@ -207,10 +226,20 @@ impl Statements {
         self.set.get(value)
     }
 
-    /// Insert-if-absent: a `MERGE` whose `UPDATE` branch only replaces an
-    /// expired row; one row affected means it wrote.
-    pub(crate) fn create(&self, value: ValueSql) -> &str {
-        self.create.get(value)
+    /// Insert-if-absent, step 1: replace the row of `:sid` only if it has
+    /// expired (a conditional `UPDATE`; one row affected means it wrote).
+    /// An `UPDATE` that waited for another writer's lock re-checks its
+    /// `WHERE` on the committed row, so a row another `create` just revived
+    /// is not replaced again.
+    pub(crate) fn create_revive(&self, value: ValueSql) -> &str {
+        self.create_revive.get(value)
+    }
+
+    /// Insert-if-absent, step 2 (when step 1 changed nothing): a plain
+    /// `INSERT`. ORA-00001 means the key exists and is live, or another
+    /// writer inserted it first: not written.
+    pub(crate) fn create_insert(&self, value: ValueSql) -> &str {
+        self.create_insert.get(value)
     }
 
     /// Replace-if-live: one row affected means it wrote.
@@ -245,14 +274,15 @@ impl Statements {
     }
 }
 
-/// What `user_tables.inmemory` says about the session table.
+/// What `all_tables.inmemory` says about the session table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InMemoryStatus {
     /// `ENABLED`: the table is in the In-Memory column store.
     Enabled,
     /// `DISABLED` (or `NULL`): a regular table.
     Disabled,
-    /// The current user has no table of that name.
+    /// No table of that name in its schema (the current schema when the
+    /// name is unqualified) that the connecting user can see.
     TableNotFound,
 }
 
@@ -369,12 +399,16 @@ mod tests {
         let sql = statements("app_sessions", false);
         for text in [
             sql.set(ValueSql::Empty),
-            sql.create(ValueSql::Empty),
+            sql.create_revive(ValueSql::Empty),
             sql.update(ValueSql::Empty),
         ] {
             assert!(!text.contains(":val"), "{text}");
             assert!(text.contains("data = EMPTY_BLOB()"), "{text}");
         }
+        assert!(
+            sql.create_insert(ValueSql::Empty)
+                .contains("VALUES (:sid, EMPTY_BLOB(),")
+        );
         assert!(
             sql.set(ValueSql::Empty)
                 .contains("VALUES (s.session_id, EMPTY_BLOB(),")
@@ -384,19 +418,47 @@ mod tests {
     }
 
     #[test]
-    fn create_replaces_only_an_expired_row() {
+    fn create_is_a_conditional_update_then_an_insert() {
+        let sql = statements("app_sessions", false);
         assert_eq!(
-            statements("app_sessions", false).create(ValueSql::Bound),
-            "MERGE INTO app_sessions t USING (SELECT :sid AS session_id FROM dual) s \
-             ON (t.session_id = s.session_id) \
-             WHEN MATCHED THEN UPDATE SET t.data = :val, \
-             t.expires_at = SYSTIMESTAMP + NUMTODSINTERVAL(:ttl, 'SECOND'), \
-             t.created_at = SYSTIMESTAMP, t.updated_at = SYSTIMESTAMP \
-             WHERE t.expires_at <= SYSTIMESTAMP \
-             WHEN NOT MATCHED THEN INSERT (session_id, data, expires_at, created_at, updated_at) \
-             VALUES (s.session_id, :val, SYSTIMESTAMP + NUMTODSINTERVAL(:ttl, 'SECOND'), \
+            sql.create_revive(ValueSql::Bound),
+            "UPDATE app_sessions SET data = :val, \
+             expires_at = SYSTIMESTAMP + NUMTODSINTERVAL(:ttl, 'SECOND'), \
+             created_at = SYSTIMESTAMP, updated_at = SYSTIMESTAMP \
+             WHERE session_id = :sid AND expires_at <= SYSTIMESTAMP"
+        );
+        assert_eq!(
+            sql.create_insert(ValueSql::Bound),
+            "INSERT INTO app_sessions (session_id, data, expires_at, created_at, updated_at) \
+             VALUES (:sid, :val, SYSTIMESTAMP + NUMTODSINTERVAL(:ttl, 'SECOND'), \
              SYSTIMESTAMP, SYSTIMESTAMP)"
         );
+        // No MERGE: its restart on a concurrent change of `expires_at` is
+        // not documented, a conditional UPDATE's re-check is.
+        for kind in [ValueSql::Bound, ValueSql::Empty] {
+            assert!(!sql.create_revive(kind).contains("MERGE"));
+            assert!(!sql.create_insert(kind).contains("MERGE"));
+        }
+    }
+
+    #[test]
+    fn a_schema_qualified_table_keeps_its_index_and_catalog_in_its_schema() {
+        let table = TableName::new_qualified("auth.sessions", MAX_IDENTIFIER_LEN).unwrap();
+        let sql = Statements::new(&table, false);
+        assert_eq!(
+            sql.create_index(),
+            "CREATE INDEX auth.idx_sessions_expires_at ON auth.sessions(expires_at)"
+        );
+        assert_eq!(
+            sql.in_memory_status(),
+            "SELECT inmemory FROM all_tables WHERE table_name = UPPER(:tbl) \
+             AND owner = COALESCE(UPPER(:owner), SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA'))"
+        );
+        assert!(
+            sql.create_table()
+                .starts_with("CREATE TABLE auth.sessions (")
+        );
+        assert!(sql.get().contains("FROM auth.sessions WHERE"));
     }
 
     #[test]
@@ -460,8 +522,9 @@ mod tests {
         let sql = statements("app_sessions", true);
         assert_eq!(
             sql.in_memory_status(),
-            "SELECT inmemory FROM user_tables WHERE table_name = UPPER(:tbl)"
+            format!("SELECT inmemory FROM all_tables WHERE {CATALOG}")
         );
+        assert!(sql.in_memory_status().contains("table_name = UPPER(:tbl)"));
         assert_eq!(
             InMemoryStatus::from_row(Some(Some("ENABLED"))),
             InMemoryStatus::Enabled
@@ -491,7 +554,8 @@ mod tests {
             sql.get(),
             sql.get_renew(),
             sql.set(ValueSql::Bound),
-            sql.create(ValueSql::Bound),
+            sql.create_revive(ValueSql::Bound),
+            sql.create_insert(ValueSql::Bound),
             sql.update(ValueSql::Bound),
             sql.delete(),
             sql.exists(),

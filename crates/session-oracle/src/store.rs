@@ -1,12 +1,13 @@
 //! [`OracleStore`]: the [`Store`] and [`StoreAdmin`] on Oracle Database.
 
 use std::fmt;
+use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use oracle::sql_type::{OracleType, ToSql};
+use oracle::sql_type::{Blob, Lob, OracleType, ToSql};
 use session_core::cleanup::delete_in_batches;
 use session_core::migrate::{AppliedMigration, Dialect, MigrateReport, Migration, SqlExecutor};
 use session_core::{
@@ -14,16 +15,17 @@ use session_core::{
 };
 use tracing::Instrument;
 
-use crate::BACKEND;
 use crate::config::{Credentials, OracleConfig};
-use crate::error::{ErrorClass, ErrorCode, classify, from_oracle, map_error};
+use crate::error::{AFTER_ONE_RETRY, ErrorClass, ErrorCode, classify, from_oracle, map_error};
 use crate::manager::{ConnectErrors, OracleConnectionManager};
 use crate::migrations::{OracleExecutor, dialect};
 use crate::sql::{InMemoryStatus, Statements, ValueSql};
+use crate::{BACKEND, bind};
 
-/// Values up to this many bytes are bound as `RAW`; longer ones go through
-/// the large-object path (a temporary `BLOB` written by the client and
-/// bound). 2000 bytes is the longest `RAW` every Oracle SQL context accepts
+/// Values up to this many bytes are bound as `RAW`; longer ones are bound
+/// with the type `BLOB`, which the `oracle` crate (by default) sends as
+/// `LONG RAW` bytes, Oracle's data interface for LOB columns. 2000 bytes is
+/// the longest `RAW` every Oracle SQL context accepts
 /// (`MAX_STRING_SIZE = STANDARD`), so the large-object path covers
 /// everything above 32 KB and more.
 pub const INLINE_VALUE_MAX: usize = 2000;
@@ -47,12 +49,15 @@ pub type OraclePool = bb8::Pool<OracleConnectionManager>;
 /// * **Blocking driver**: every driver call runs on
 ///   `tokio::task::spawn_blocking`, never on the runtime's workers. The
 ///   store needs a tokio runtime.
-/// * **Statements**: `set` is one `MERGE`; a renewing `get` is one
+/// * **Statements**: `set` is one `MERGE`; `create` is a conditional
+///   `UPDATE` of an expired row, then an `INSERT`; a renewing `get` is one
 ///   `UPDATE ... RETURNING data INTO`; expiry is computed and compared on the
-///   database clock (`SYSTIMESTAMP`). Each write commits on its own.
+///   database clock (`SYSTIMESTAMP`). Keys are bound as `VARCHAR2(255)`, the
+///   column's type, so every keyed statement can use the primary key. Each
+///   write commits on its own.
 /// * **Values**: any bytes up to at least 1 MiB; above
-///   [`INLINE_VALUE_MAX`] bytes through a temporary `BLOB`; the empty value
-///   as `EMPTY_BLOB()`.
+///   [`INLINE_VALUE_MAX`] bytes bound as a `BLOB` (the driver sends the bytes
+///   through its LOB data interface); the empty value as `EMPTY_BLOB()`.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -218,8 +223,11 @@ impl OracleStore {
     /// error. An existing table is not altered (not made `INMEMORY`); check
     /// with [`in_memory_status`](Self::in_memory_status).
     ///
-    /// With `in_memory`, a database without the In-Memory option or with no
-    /// `INMEMORY_SIZE` fails with an error saying so (ORA-00439, ORA-62142).
+    /// With `in_memory`, a database without the In-Memory option fails with
+    /// an error saying what to check (ORA-00439; ORA-62142, a code this
+    /// crate maps but could not confirm in Oracle's documentation, gets the
+    /// same advice). An identifier too long for the server (ORA-00972: 30
+    /// bytes before 12.2 or with `COMPATIBLE` below 12.2) is explained too.
     pub async fn create_table(&self) -> Result<()> {
         self.write("create_table", |conn, sql| {
             for ddl in [sql.create_table(), sql.create_index()] {
@@ -248,14 +256,21 @@ impl OracleStore {
     }
 
     /// Whether the table is in the In-Memory column store, per
-    /// `user_tables.inmemory` (the seed's verification query, comparing
-    /// with the upper-cased table name as Oracle stores unquoted names).
+    /// `all_tables.inmemory` of the table in its schema (the current schema
+    /// when the name is unqualified): the seed's verification query,
+    /// comparing with the upper-cased table name as Oracle stores unquoted
+    /// names.
     pub async fn in_memory_status(&self) -> Result<InMemoryStatus> {
         let name = self.table.table().to_owned();
+        let owner = self.table.schema().map(str::to_owned);
         self.read("in_memory_status", move |conn, sql| {
-            match conn
-                .query_row_as_named::<Option<String>>(sql.in_memory_status(), &[("tbl", &name)])
-            {
+            match conn.query_row_as_named::<Option<String>>(
+                sql.in_memory_status(),
+                &[
+                    ("tbl", &bind::text(Some(&name))),
+                    ("owner", &bind::text(owner.as_deref())),
+                ],
+            ) {
                 Ok(value) => Ok(InMemoryStatus::from_row(Some(value.as_deref()))),
                 Err(err) if err.kind() == oracle::ErrorKind::NoDataFound => {
                     Ok(InMemoryStatus::from_row(None))
@@ -405,12 +420,56 @@ fn execute_write(
     ttl: Option<f64>,
 ) -> oracle::Result<u64> {
     let stmt = match ValueSql::for_value(value) {
-        ValueSql::Empty => conn.execute_named(sql, &[("sid", &key), ("ttl", &ttl)])?,
+        ValueSql::Empty => conn.execute_named(sql, &[("sid", &bind::key(key)), ("ttl", &ttl)])?,
         ValueSql::Bound => with_value_bind(value, |val| {
-            conn.execute_named(sql, &[("sid", &key), ("val", val), ("ttl", &ttl)])
+            conn.execute_named(
+                sql,
+                &[("sid", &bind::key(key)), ("val", val), ("ttl", &ttl)],
+            )
         })?,
     };
     stmt.row_count()
+}
+
+/// Reads a `BLOB` the renewing read returned: its size first, so the
+/// zero-length LOB that `EMPTY_BLOB()` leaves is never read (the driver's
+/// own `Vec<u8>` conversion of a LOB would ask ODPI-C to read 0 bytes into
+/// an empty buffer), then exactly that many bytes.
+fn read_lob<L: Lob + Read>(lob: &mut L) -> oracle::Result<Bytes> {
+    let size = lob.size()?;
+    if size == 0 {
+        return Ok(Bytes::new());
+    }
+    let len = usize::try_from(size).map_err(|_| {
+        oracle::Error::new(
+            oracle::ErrorKind::OutOfRange,
+            format!("a BLOB of {size} bytes does not fit in memory"),
+        )
+    })?;
+    let mut buf = vec![0; len];
+    lob.read_exact(&mut buf).map_err(from_io)?;
+    Ok(Bytes::from(buf))
+}
+
+/// The driver error inside an I/O error from reading a LOB (the `oracle`
+/// crate wraps its errors so), or the I/O error itself.
+fn from_io(err: std::io::Error) -> oracle::Error {
+    if err
+        .get_ref()
+        .is_some_and(|inner| inner.is::<oracle::Error>())
+    {
+        if let Some(Ok(driver)) = err.into_inner().map(|e| e.downcast::<oracle::Error>()) {
+            return *driver;
+        }
+        return oracle::Error::new(oracle::ErrorKind::Other, "reading a BLOB failed");
+    }
+    oracle::Error::with_source(oracle::ErrorKind::Other, err)
+}
+
+/// The context of `set`'s error when its one retry after ORA-00001 failed
+/// too; only this path says "after one retry".
+fn retried_context(context: &str) -> String {
+    format!("{context}, {AFTER_ONE_RETRY}")
 }
 
 fn is_unique_violation(err: &oracle::Error) -> bool {
@@ -438,30 +497,36 @@ impl Store for OracleStore {
         match ttl_seconds(renew_for) {
             None => {
                 self.read("get", move |conn, sql| {
-                    let row = optional(
-                        conn.query_row_as_named::<Option<Vec<u8>>>(sql.get(), &[("sid", &key)]),
-                    )?;
+                    let row = optional(conn.query_row_as_named::<Option<Vec<u8>>>(
+                        sql.get(),
+                        &[("sid", &bind::key(&key))],
+                    ))?;
                     Ok(row.map(into_bytes))
                 })
                 .await
             }
             Some(ttl) => {
                 self.write("get_renew", move |conn, sql| {
-                    let mut stmt = conn.statement(sql.get_renew()).build()?;
+                    // The returned `data` is a LOB locator (read below, before
+                    // the commit), not bytes copied by the driver.
+                    let mut stmt = conn.statement(sql.get_renew()).lob_locator().build()?;
                     stmt.execute_named(&[
                         ("ttl", &ttl),
-                        ("sid", &key),
+                        ("sid", &bind::key(&key)),
                         ("val", &OracleType::BLOB),
                     ])?;
                     if stmt.row_count()? > 0 {
-                        let returned: Vec<Option<Vec<u8>>> = stmt.returned_values("val")?;
-                        return Ok(Some(into_bytes(returned.into_iter().next().flatten())));
+                        let returned: Vec<Option<Blob>> = stmt.returned_values("val")?;
+                        return match returned.into_iter().next().flatten() {
+                            Some(mut blob) => read_lob(&mut blob).map(Some),
+                            None => Ok(Some(Bytes::new())),
+                        };
                     }
                     // Nothing live with an expiry: a key without one is
                     // returned as it is, never given an expiry.
                     let row = optional(conn.query_row_as_named::<Option<Vec<u8>>>(
                         sql.get_permanent(),
-                        &[("sid", &key)],
+                        &[("sid", &bind::key(&key))],
                     ))?;
                     Ok(row.map(into_bytes))
                 })
@@ -474,8 +539,14 @@ impl Store for OracleStore {
         validate_key(key)?;
         let key = key.to_owned();
         let ttl = ttl_seconds(expires_in);
-        self.write("set", move |conn, sql| {
+        let context = format!("set on table {}", self.table);
+        self.run_blocking("set", true, move |conn, sql| {
             let text = sql.set(ValueSql::for_value(&value));
+            let failed = |err, context: &str| {
+                let err = from_oracle(err, context);
+                tracing::debug!(error = %err, "operation failed");
+                err
+            };
             match execute_write(conn, text, &key, &value, ttl) {
                 Ok(_) => Ok(()),
                 // Two MERGEs inserting one new key at once: the loser's
@@ -483,9 +554,11 @@ impl Store for OracleStore {
                 // the retry takes the UPDATE branch.
                 Err(err) if is_unique_violation(&err) => {
                     tracing::debug!("ORA-00001 from a concurrent MERGE; retrying once");
-                    execute_write(conn, text, &key, &value, ttl).map(|_| ())
+                    execute_write(conn, text, &key, &value, ttl)
+                        .map(drop)
+                        .map_err(|err| failed(err, &retried_context(&context)))
                 }
-                Err(err) => Err(err),
+                Err(err) => Err(failed(err, &context)),
             }
         })
         .await
@@ -495,7 +568,7 @@ impl Store for OracleStore {
         validate_key(key)?;
         let key = key.to_owned();
         self.write("delete", move |conn, sql| {
-            conn.execute_named(sql.delete(), &[("sid", &key)])?;
+            conn.execute_named(sql.delete(), &[("sid", &bind::key(&key))])?;
             Ok(())
         })
         .await
@@ -513,7 +586,8 @@ impl Store for OracleStore {
         validate_key(key)?;
         let key = key.to_owned();
         self.read("exists", move |conn, sql| {
-            let count = conn.query_row_as_named::<u64>(sql.exists(), &[("sid", &key)])?;
+            let count =
+                conn.query_row_as_named::<u64>(sql.exists(), &[("sid", &bind::key(&key))])?;
             Ok(count > 0)
         })
         .await
@@ -523,9 +597,10 @@ impl Store for OracleStore {
         validate_key(key)?;
         let key = key.to_owned();
         self.read("expires_in", move |conn, sql| {
-            let seconds = optional(
-                conn.query_row_as_named::<Option<f64>>(sql.expires_in(), &[("sid", &key)]),
-            )?
+            let seconds = optional(conn.query_row_as_named::<Option<f64>>(
+                sql.expires_in(),
+                &[("sid", &bind::key(&key))],
+            ))?
             .flatten();
             Ok(seconds
                 .filter(|s| *s > 0.0)
@@ -554,11 +629,17 @@ impl Store for OracleStore {
         let key = key.to_owned();
         let ttl = ttl_seconds(expires_in);
         self.write("create", move |conn, sql| {
-            let text = sql.create(ValueSql::for_value(&value));
-            match execute_write(conn, text, &key, &value, ttl) {
+            let kind = ValueSql::for_value(&value);
+            // An expired row is replaced in place. A concurrent create that
+            // revived it first holds its lock; once that commits, this
+            // UPDATE re-checks `expires_at` and changes nothing.
+            if execute_write(conn, sql.create_revive(kind), &key, &value, ttl)? > 0 {
+                return Ok(true);
+            }
+            match execute_write(conn, sql.create_insert(kind), &key, &value, ttl) {
                 Ok(rows) => Ok(rows > 0),
-                // Another writer inserted the key between our MERGE's read
-                // and its INSERT: the key is live and not ours.
+                // The key is live, or another writer inserted it first:
+                // not written.
                 Err(err) if is_unique_violation(&err) => Ok(false),
                 Err(err) => Err(err),
             }
@@ -690,6 +771,94 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(value, 7);
+    }
+
+    /// A LOB of `data` that counts the driver calls made on it.
+    struct FakeLob {
+        data: Vec<u8>,
+        pos: usize,
+        size_calls: std::cell::Cell<usize>,
+        reads: Vec<usize>,
+    }
+
+    impl FakeLob {
+        fn new(data: &[u8]) -> Self {
+            FakeLob {
+                data: data.to_vec(),
+                pos: 0,
+                size_calls: std::cell::Cell::new(0),
+                reads: Vec::new(),
+            }
+        }
+    }
+
+    impl Read for FakeLob {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            // Every read asks for at least one byte: a zero-byte read of a
+            // LOB is what must never happen.
+            assert!(!buf.is_empty(), "a read of 0 bytes was asked for");
+            self.reads.push(buf.len());
+            // At most 3 bytes per call, as a LOB read may return less.
+            let n = buf.len().min(3).min(self.data.len() - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    impl Lob for FakeLob {
+        fn size(&self) -> oracle::Result<u64> {
+            self.size_calls.set(self.size_calls.get() + 1);
+            Ok(self.data.len() as u64)
+        }
+        fn truncate(&mut self, _new_size: u64) -> oracle::Result<()> {
+            unreachable!("read_lob only reads")
+        }
+        fn chunk_size(&self) -> oracle::Result<usize> {
+            Ok(8132)
+        }
+        fn open_resource(&mut self) -> oracle::Result<()> {
+            unreachable!("read_lob only reads")
+        }
+        fn close_resource(&mut self) -> oracle::Result<()> {
+            unreachable!("read_lob only reads")
+        }
+        fn is_resource_open(&self) -> oracle::Result<bool> {
+            Ok(false)
+        }
+    }
+
+    /// The renewing read of the empty value: `EMPTY_BLOB()` left a
+    /// zero-length LOB, whose size is checked and which is never read.
+    #[test]
+    fn an_empty_lob_is_sized_and_never_read() {
+        let mut lob = FakeLob::new(b"");
+        assert_eq!(read_lob(&mut lob).unwrap(), Bytes::new());
+        assert_eq!(lob.size_calls.get(), 1, "the size is checked first");
+        assert!(lob.reads.is_empty(), "{:?}", lob.reads);
+    }
+
+    #[test]
+    fn a_lob_is_read_to_its_size() {
+        let data: Vec<u8> = (0..=255).cycle().take(INLINE_VALUE_MAX + 7).collect();
+        let mut lob = FakeLob::new(&data);
+        assert_eq!(read_lob(&mut lob).unwrap(), Bytes::from(data));
+        assert_eq!(lob.size_calls.get(), 1);
+        assert!(lob.reads.iter().all(|&n| n > 0));
+    }
+
+    /// Only `set` retries ORA-00001, and only its retried failure says so.
+    #[test]
+    fn only_a_retried_set_says_after_one_retry() {
+        let context = retried_context("set on table s");
+        assert_eq!(context, "set on table s, after one retry");
+        let msg = "ORA-00001: unique constraint (APP.SYS_C008123) violated";
+        let source = || -> session_core::BoxError { Box::new(std::io::Error::other(msg)) };
+        let retried = map_error(ErrorCode::parse(msg), &context, source()).to_string();
+        assert!(retried.contains("after one retry"), "{retried}");
+        assert!(retried.contains("ORA-00001"), "{retried}");
+        let first = map_error(ErrorCode::parse(msg), "create on table s", source()).to_string();
+        assert!(!first.contains("retry"), "{first}");
     }
 
     #[test]

@@ -231,3 +231,46 @@ fn a_table_name_with_sql_in_it_is_refused_before_any_sql_is_built() {
     let err = with_table(&"s".repeat(49)).table_name().unwrap_err();
     assert!(err.to_string().contains("idx_"), "{err}");
 }
+
+#[test]
+fn oracle_reserved_words_are_refused_naming_the_word() {
+    // Unquoted, Oracle refuses these as table names (ORA-00903) only when
+    // the DDL runs: the config refuses them first, in every form.
+    for (name, word) in [
+        ("session", "SESSION"),
+        ("user", "USER"),
+        ("Level", "LEVEL"),
+        ("size", "SIZE"),
+        ("comment", "COMMENT"),
+    ] {
+        let in_code = OracleConfig {
+            table: name.into(),
+            ..OracleConfig::default()
+        };
+        for err in [
+            in_code.validate().unwrap_err(),
+            in_code.table_name().unwrap_err(),
+            OracleConfig::from_json_str(&format!(r#"{{"table": "{name}"}}"#)).unwrap_err(),
+            OracleConfig::from_json_str(&format!(
+                r#"{{"litestar": {{"session_table": "{name}"}}}}"#
+            ))
+            .unwrap_err(),
+        ] {
+            assert!(matches!(err, Error::InvalidIdentifier { .. }), "{err:?}");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("`{word}` is an Oracle reserved word")),
+                "{text}"
+            );
+        }
+        assert!(session_oracle::ORACLE_RESERVED_WORDS.contains(&word));
+    }
+    // Names that merely contain one pass.
+    for name in ["sessions", "user_sessions", "session_store"] {
+        let config = OracleConfig {
+            table: name.into(),
+            ..OracleConfig::default()
+        };
+        config.validate().unwrap();
+    }
+}

@@ -6,8 +6,9 @@
 use session_core::{Error, StoreConfig};
 use session_oracle::OracleConfig;
 
-/// The shared list, plus a schema-qualified name: Oracle's store reads
-/// `user_tables`, so it takes unqualified names only.
+/// The shared list, plus a schema-qualified name: the Oracle config takes
+/// unqualified names only (its SQL would put the index and the catalog
+/// lookups in the table's schema, but a schema is not configurable).
 fn hostile_table_names() -> Vec<String> {
     let mut names = session_conformance::hostile_table_names();
     names.push("owner.hostile".into());
