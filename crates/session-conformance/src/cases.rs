@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::future::join_all;
 use session_core::{Error, Store};
 
 use crate::{Skip, StoreFactory};
@@ -14,6 +15,10 @@ use crate::{Skip, StoreFactory};
 pub(crate) enum CaseError {
     Failed(String),
     Skipped(String),
+    /// The store answered too slowly for the check to mean anything (no
+    /// read came back close enough to an expiry): the case is run again,
+    /// and fails after [`ATTEMPTS`] such runs. Never a pass, never a skip.
+    Inconclusive(String),
 }
 
 impl From<Skip> for CaseError {
@@ -51,6 +56,21 @@ const SHORT: Duration = Duration::from_secs(1);
 /// An expiry no case outlives.
 const LONG: Duration = Duration::from_secs(3600);
 
+/// "Never early" probes start this long before a key's expiry ...
+const PROBE_LEAD: Duration = Duration::from_millis(200);
+/// ... read every this often ...
+const PROBE_STEP: Duration = Duration::from_millis(5);
+/// ... and back to back over the last this long before it.
+const PROBE_BURST: Duration = Duration::from_millis(20);
+/// The last read of each read path that came back before the expiry must
+/// have started at most this long before it, or the check is inconclusive
+/// and the case runs again. Reads come back in microseconds from memory and
+/// in about a millisecond from a local database, so the reads usually get
+/// much closer; this bounds how slow a store may be and still be checked.
+const PROBE_WINDOW: Duration = Duration::from_millis(100);
+/// How often a case whose check was inconclusive runs before it fails.
+const ATTEMPTS: usize = 3;
+
 fn secs(n: u64) -> Option<Duration> {
     Some(Duration::from_secs(n))
 }
@@ -67,10 +87,253 @@ fn patterned(len: usize, seed: u8) -> Bytes {
         .into()
 }
 
-/// Sleeps until `written + expires_in + PRECISION + SLACK`: past the last
-/// moment a key written at `written` may still be visible.
+/// Sleeps until `at`. The case gives back its slot first: while it sleeps,
+/// other cases may work.
+async fn pause_until(at: Instant) {
+    crate::suite::release_slot();
+    tokio::time::sleep_until(at.into()).await;
+}
+
+/// Sleeps until `written + expires_in + PRECISION + SLACK`, with `written`
+/// taken when the write *returned*: past the last moment the key may still
+/// be visible, however long the write took.
 async fn wait_past_expiry(written: Instant, expires_in: Duration) {
-    tokio::time::sleep_until((written + expires_in + PRECISION + SLACK).into()).await;
+    pause_until(written + expires_in + PRECISION + SLACK).await;
+}
+
+/// When a key got its expiry: the store read its clock at some moment
+/// between `before` (the write was called) and `after` (it returned).
+#[derive(Debug, Clone, Copy)]
+struct Written {
+    before: Instant,
+    after: Instant,
+    ttl: Duration,
+}
+
+impl Written {
+    /// The earliest the key may expire: `ttl` after the write was called.
+    fn expiry(&self) -> Instant {
+        self.before + self.ttl
+    }
+}
+
+/// Runs `write` (one that gives a key the expiry `ttl`), noting when.
+async fn timed<T>(
+    ttl: Duration,
+    write: impl Future<Output = session_core::Result<T>>,
+) -> Result<(T, Written), CaseError> {
+    let before = Instant::now();
+    let out = write.await?;
+    let after = Instant::now();
+    Ok((out, Written { before, after, ttl }))
+}
+
+/// The read paths "never early" probes, in the order it probes them.
+const READ_PATHS: [&str; 3] = ["get", "exists", "expires_in"];
+
+/// Whether `key` is there, read on the path `READ_PATHS[path]`.
+async fn visible<S: Store + ?Sized>(
+    s: &S,
+    key: &str,
+    value: &Bytes,
+    path: usize,
+) -> Result<bool, CaseError> {
+    Ok(match path {
+        0 => match s.get(key, None).await? {
+            None => false,
+            Some(got) if got == *value => true,
+            other => {
+                return Err(CaseError::Failed(format!(
+                    "get of `{key}` returned {}, expected {}",
+                    describe(&other),
+                    describe(&Some(value.clone()))
+                )));
+            }
+        },
+        1 => s.exists(key).await?,
+        _ => match s.expires_in(key).await? {
+            Some(_) => true,
+            // Gone, or there without an expiry: the write lost it (a
+            // sub-second duration that became zero, "never expires").
+            None if s.exists(key).await? => {
+                return Err(CaseError::Failed(format!(
+                    "`expires_in` of `{key}` returned None while the key exists: it was written with an expiry and has none"
+                )));
+            }
+            None => false,
+        },
+    })
+}
+
+/// "Never early": reads `key` on every read path, more and more often as
+/// its expiry approaches, up to the expiry itself. Every read that comes
+/// back before the expiry must see the key (whatever the backend's
+/// precision, a store rounds expiry up, never down). The last such read of
+/// each path must have started at most [`PROBE_WINDOW`] before the expiry,
+/// or the check is [`CaseError::Inconclusive`]: never passed unchecked.
+async fn never_early<S: Store + ?Sized>(
+    s: &S,
+    key: &str,
+    value: &Bytes,
+    written: Written,
+    what: &str,
+) -> CaseResult {
+    let expiry = written.expiry();
+    pause_until(expiry.checked_sub(PROBE_LEAD).unwrap_or(expiry)).await;
+    // Per read path: when the latest read that saw the key, and came back
+    // before the expiry, started.
+    let mut closest: [Option<Instant>; 3] = [None; 3];
+    'probing: loop {
+        for (path, name) in READ_PATHS.iter().enumerate() {
+            let start = Instant::now();
+            if start >= expiry {
+                break 'probing;
+            }
+            let seen = match visible(s, key, value, path).await {
+                Err(CaseError::Failed(why)) => {
+                    return Err(CaseError::Failed(format!("{what}: {why}")));
+                }
+                other => other?,
+            };
+            let end = Instant::now();
+            if end >= expiry {
+                // The store may have read its clock after the expiry:
+                // whatever it saw proves nothing.
+                break 'probing;
+            }
+            ensure!(
+                seen,
+                "{what}: `{name}` found the key gone {:?} before its expiry, {:?} after the write (expired early)",
+                expiry - end,
+                end - written.before
+            );
+            closest[path] = Some(start);
+        }
+        let left = expiry.saturating_duration_since(Instant::now());
+        if left > PROBE_BURST {
+            tokio::time::sleep((left - PROBE_BURST).min(PROBE_STEP)).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+    for (path, name) in READ_PATHS.iter().enumerate() {
+        match closest[path] {
+            Some(start) if expiry - start <= PROBE_WINDOW => {}
+            Some(start) => {
+                return Err(CaseError::Inconclusive(format!(
+                    "{what}: the last `{name}` that came back before the expiry started {:?} before it (more than {PROBE_WINDOW:?})",
+                    expiry - start
+                )));
+            }
+            None => {
+                return Err(CaseError::Inconclusive(format!(
+                    "{what}: no `{name}` came back before the expiry"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// "Gone within a second": past `PRECISION` (and some slack) after the
+/// expiry, counted from when the write returned, `key` is gone on every read
+/// path.
+async fn gone_within_a_second<S: Store + ?Sized>(
+    s: &S,
+    key: &str,
+    written: Written,
+    what: &str,
+) -> CaseResult {
+    wait_past_expiry(written.after, written.ttl).await;
+    let when = format!(
+        "{what}, {:?} after the write (more than {PRECISION:?} past its expiry)",
+        written.before.elapsed()
+    );
+    expect_gone(s, key, &when).await
+}
+
+/// Both halves of the expiry rule, for one key.
+async fn expires_on_time<S: Store + ?Sized>(
+    s: &S,
+    key: &str,
+    value: &Bytes,
+    written: Written,
+    what: &str,
+) -> CaseResult {
+    never_early(s, key, value, written, what).await?;
+    gone_within_a_second(s, key, written, what).await
+}
+
+/// The first failure of `results`, else the first inconclusive check.
+fn first_failure(results: Vec<CaseResult>) -> CaseResult {
+    let mut inconclusive = None;
+    for result in results {
+        match result {
+            Ok(()) => {}
+            Err(CaseError::Inconclusive(why)) => {
+                inconclusive.get_or_insert(CaseError::Inconclusive(why));
+            }
+            Err(failed) => return Err(failed),
+        }
+    }
+    inconclusive.map_or(Ok(()), Err)
+}
+
+/// Runs `attempt` until its check is conclusive, at most [`ATTEMPTS`] times.
+async fn retrying<Fut: Future<Output = CaseResult>>(
+    mut attempt: impl FnMut() -> Fut,
+) -> CaseResult {
+    let mut why = String::new();
+    for _ in 0..ATTEMPTS {
+        match attempt().await {
+            Err(CaseError::Inconclusive(w)) => why = w,
+            other => return other,
+        }
+    }
+    Err(CaseError::Failed(format!(
+        "the store answered too slowly to check that keys never expire early, in {ATTEMPTS} attempts; the last: {why}"
+    )))
+}
+
+/// Gives four keys expiries of `ttls`, one through each write that sets an
+/// expiry (`set`, `create`, `update` of a live key, a renewing `get`), and
+/// checks each expires on time: never early, gone within a second.
+async fn every_write_expires_on_time<F: StoreFactory>(f: &F, ttls: [Duration; 4]) -> CaseResult {
+    let s = f.new_store().await?;
+    let v = bytes("v");
+    let [set_ttl, create_ttl, update_ttl, renew_ttl] = ttls;
+    s.set("update", bytes("old"), Some(LONG)).await?;
+    s.set("renew", v.clone(), Some(LONG)).await?;
+
+    let ((), set) = timed(set_ttl, s.set("set", v.clone(), Some(set_ttl))).await?;
+    let (wrote, created) =
+        timed(create_ttl, s.create("create", v.clone(), Some(create_ttl))).await?;
+    ensure!(wrote, "create of a missing key returned false");
+    let (wrote, updated) =
+        timed(update_ttl, s.update("update", v.clone(), Some(update_ttl))).await?;
+    ensure!(wrote, "update of a live key returned false");
+    let (got, renewed) = timed(renew_ttl, s.get("renew", Some(renew_ttl))).await?;
+    ensure!(
+        got.as_ref() == Some(&v),
+        "renewing get returned {}",
+        describe(&got)
+    );
+
+    let what = |op: &str, ttl: Duration| format!("`{op}` with {ttl:?}");
+    let (set_what, create_what) = (what("set", set_ttl), what("create", create_ttl));
+    let (update_what, renew_what) = (
+        what("update", update_ttl),
+        what("get renewing for", renew_ttl),
+    );
+    first_failure(
+        join_all([
+            expires_on_time(&s, "set", &v, set, &set_what),
+            expires_on_time(&s, "create", &v, created, &create_what),
+            expires_on_time(&s, "update", &v, updated, &update_what),
+            expires_on_time(&s, "renew", &v, renewed, &renew_what),
+        ])
+        .await,
+    )
 }
 
 fn describe(value: &Option<Bytes>) -> String {
@@ -257,45 +520,34 @@ mod list {
         f: &F,
     ) -> CaseResult {
         let s = f.new_store().await?;
-        let written = Instant::now();
         s.set("k", bytes("v"), Some(SHORT)).await?;
-        wait_past_expiry(written, SHORT).await;
+        wait_past_expiry(Instant::now(), SHORT).await;
         expect_gone(&s, "k", "after expiry, before any cleanup").await
     }
 
     pub(super) async fn never_early_and_gone_within_a_second<F: StoreFactory>(f: &F) -> CaseResult {
-        let s = f.new_store().await?;
-        let ttl = Duration::from_secs(2);
-        let before = Instant::now();
-        s.set("k", bytes("v"), Some(ttl)).await?;
-        let written = Instant::now();
-        // Just before the expiry time: still there, on every read path.
-        tokio::time::sleep_until((before + ttl - Duration::from_millis(300)).into()).await;
-        let checked = Instant::now();
-        let got = s.get("k", None).await?;
-        let alive = s.exists("k").await?;
-        let remaining = s.expires_in("k").await?;
-        if before + ttl > Instant::now() {
-            ensure!(
-                got == Some(bytes("v")),
-                "{:?} after a set with {ttl:?}: get returned {} (expired early)",
-                checked - before,
-                describe(&got)
-            );
-            ensure!(
-                alive,
-                "{:?} after a set with {ttl:?}: exists returned false",
-                checked - before
-            );
-            ensure!(
-                remaining.is_some(),
-                "{:?} after a set with {ttl:?}: expires_in returned None",
-                checked - before
-            );
-        }
-        // One second after the expiry time: gone.
-        wait_past_expiry(written, ttl).await;
-        expect_gone(&s, "k", "more than a second past expiry").await
+        retrying(|| async {
+            let s = f.new_store().await?;
+            let ((), written) = timed(SHORT, s.set("k", bytes("v"), Some(SHORT))).await?;
+            expires_on_time(&s, "k", &bytes("v"), written, "`set` with 1s").await
+        })
+        .await
+    }
+
+    pub(super) async fn expiry_of_half_a_second_is_kept<F: StoreFactory>(f: &F) -> CaseResult {
+        // 500 ms is not zero: a store that converts with `as_secs()` makes
+        // it "never expires", and the key is still there a second later.
+        let half = Duration::from_millis(500);
+        retrying(|| every_write_expires_on_time(f, [half; 4])).await
+    }
+
+    pub(super) async fn fractional_seconds_are_never_rounded_down<F: StoreFactory>(
+        f: &F,
+    ) -> CaseResult {
+        // Rounded down (or to the nearest second, for 1.25 s), each of these
+        // expires early; a whole-second backend rounds them up.
+        let ms = Duration::from_millis;
+        retrying(|| every_write_expires_on_time(f, [ms(1250), ms(1500), ms(1750), ms(1250)])).await
     }
 
     pub(super) async fn renew_extends_expiry<F: StoreFactory>(f: &F) -> CaseResult {
@@ -350,9 +602,8 @@ mod list {
 
     pub(super) async fn renew_does_not_revive_expired_key<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
-        let written = Instant::now();
         s.set("k", bytes("v"), Some(SHORT)).await?;
-        wait_past_expiry(written, SHORT).await;
+        wait_past_expiry(Instant::now(), SHORT).await;
         let got = s.get("k", Some(LONG)).await?;
         ensure!(
             got.is_none(),
@@ -437,11 +688,11 @@ mod list {
 
     pub(super) async fn delete_expired_counts_exactly<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
-        let written = Instant::now();
         for i in 0..3 {
             s.set(&format!("expired{i}"), bytes("v"), Some(SHORT))
                 .await?;
         }
+        let written = Instant::now();
         for i in 0..2 {
             s.set(&format!("live{i}"), bytes("v"), Some(LONG)).await?;
         }
@@ -517,9 +768,8 @@ mod list {
 
     pub(super) async fn create_replaces_an_expired_row<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
-        let written = Instant::now();
         s.set("k", bytes("old"), Some(SHORT)).await?;
-        wait_past_expiry(written, SHORT).await;
+        wait_past_expiry(Instant::now(), SHORT).await;
         let wrote = s.create("k", bytes("new"), secs(100)).await?;
         ensure!(wrote, "create over an expired row returned false");
         let got = s.get("k", None).await?;
@@ -545,9 +795,8 @@ mod list {
 
     pub(super) async fn update_refuses_an_expired_key<F: StoreFactory>(f: &F) -> CaseResult {
         let s = f.new_store().await?;
-        let written = Instant::now();
         s.set("k", bytes("old"), Some(SHORT)).await?;
-        wait_past_expiry(written, SHORT).await;
+        wait_past_expiry(Instant::now(), SHORT).await;
         let wrote = s.update("k", bytes("new"), Some(LONG)).await?;
         ensure!(!wrote, "update of an expired key returned true");
         expect_gone(&s, "k", "after update of an expired key").await
@@ -669,24 +918,50 @@ mod list {
         round_trip(&s, "k", patterned(1024 * 1024, 3)).await
     }
 
+    /// Spawns `n` tasks that start `op(i)` together, released by one
+    /// barrier, and collects what they returned.
+    async fn together<S, T, Fut>(
+        s: &Arc<S>,
+        n: usize,
+        op: impl Fn(Arc<S>, usize) -> Fut,
+    ) -> Result<Vec<T>, CaseError>
+    where
+        S: Store + 'static,
+        T: Send + 'static,
+        Fut: Future<Output = session_core::Result<T>> + Send + 'static,
+    {
+        let start = Arc::new(tokio::sync::Barrier::new(n));
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let start = start.clone();
+                let op = op(s.clone(), i);
+                tokio::spawn(async move {
+                    start.wait().await;
+                    op.await
+                })
+            })
+            .collect();
+        let mut results = Vec::with_capacity(n);
+        for (i, task) in tasks.into_iter().enumerate() {
+            match task.await {
+                Ok(result) => results.push(result?),
+                Err(e) => return Err(CaseError::Failed(format!("task {i} of {n} panicked: {e}"))),
+            }
+        }
+        Ok(results)
+    }
+
     pub(super) async fn concurrent_writes_to_one_key_leave_one_whole_value<F: StoreFactory>(
         f: &F,
     ) -> CaseResult {
-        let s = f.new_store().await?;
-        let s = Arc::new(s);
+        let s = Arc::new(f.new_store().await?);
+        // Every value has a length and bytes of its own: a value torn
+        // between two writers matches none.
         let value = |i: usize| Bytes::from(vec![i as u8; 4096 + i]);
-        let tasks: Vec<_> = (0..64)
-            .map(|i| {
-                let s = s.clone();
-                tokio::spawn(async move { s.set("k", value(i), Some(LONG)).await })
-            })
-            .collect();
-        for (i, task) in tasks.into_iter().enumerate() {
-            match task.await {
-                Ok(result) => result?,
-                Err(e) => return Err(CaseError::Failed(format!("writer {i} panicked: {e}"))),
-            }
-        }
+        together(&s, 64, move |s, i| async move {
+            s.set("k", value(i), Some(LONG)).await
+        })
+        .await?;
         let got = s.get("k", None).await?;
         ensure!(
             got.as_ref()
@@ -700,23 +975,12 @@ mod list {
     pub(super) async fn concurrent_writes_to_distinct_keys_lose_none<F: StoreFactory>(
         f: &F,
     ) -> CaseResult {
-        let s = f.new_store().await?;
-        let s = Arc::new(s);
-        let tasks: Vec<_> = (0..64)
-            .map(|i| {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    s.set(&format!("k{i}"), Bytes::from(format!("v{i}")), Some(LONG))
-                        .await
-                })
-            })
-            .collect();
-        for (i, task) in tasks.into_iter().enumerate() {
-            match task.await {
-                Ok(result) => result?,
-                Err(e) => return Err(CaseError::Failed(format!("writer {i} panicked: {e}"))),
-            }
-        }
+        let s = Arc::new(f.new_store().await?);
+        together(&s, 64, |s, i| async move {
+            s.set(&format!("k{i}"), Bytes::from(format!("v{i}")), Some(LONG))
+                .await
+        })
+        .await?;
         for i in 0..64 {
             let got = s.get(&format!("k{i}"), None).await?;
             ensure!(
@@ -731,42 +995,38 @@ mod list {
     pub(super) async fn concurrent_creates_of_one_key_have_one_winner<F: StoreFactory>(
         f: &F,
     ) -> CaseResult {
-        let s = f.new_store().await?;
-        let s = Arc::new(s);
-        let start = Arc::new(tokio::sync::Barrier::new(16));
-        let tasks: Vec<_> = (0..16)
-            .map(|i| {
-                let s = s.clone();
-                let start = start.clone();
-                tokio::spawn(async move {
-                    start.wait().await;
-                    s.create("k", Bytes::from(format!("v{i}")), Some(LONG))
+        let s = Arc::new(f.new_store().await?);
+        // Several rounds, each on a key of its own: a race that one round
+        // happens to miss, another catches.
+        for round in 0..8 {
+            let key = format!("k{round}");
+            let wrote = together(&s, 16, |s, i| {
+                let key = key.clone();
+                async move {
+                    s.create(&key, Bytes::from(format!("v{i}")), Some(LONG))
                         .await
-                })
+                }
             })
-            .collect();
-        let mut winners = Vec::new();
-        for (i, task) in tasks.into_iter().enumerate() {
-            match task.await {
-                Ok(Ok(true)) => winners.push(i),
-                Ok(Ok(false)) => {}
-                Ok(Err(e)) => return Err(e.into()),
-                Err(e) => return Err(CaseError::Failed(format!("creator {i} panicked: {e}"))),
-            }
+            .await?;
+            let winners: Vec<usize> = (0..16).filter(|&i| wrote[i]).collect();
+            ensure!(
+                winners.len() <= 1,
+                "{} of 16 concurrent creates of `{key}` returned true (more than one winner)",
+                winners.len()
+            );
+            ensure!(
+                winners.len() == 1,
+                "none of 16 concurrent creates of the missing key `{key}` returned true (no winner)"
+            );
+            let got = s.get(&key, None).await?;
+            let expected = Bytes::from(format!("v{}", winners[0]));
+            ensure!(
+                got == Some(expected),
+                "the winner of `{key}` wrote v{} but the key holds {}",
+                winners[0],
+                describe(&got)
+            );
         }
-        ensure!(
-            winners.len() == 1,
-            "16 concurrent creates of one key: {} returned true",
-            winners.len()
-        );
-        let got = s.get("k", None).await?;
-        let expected = Bytes::from(format!("v{}", winners[0]));
-        ensure!(
-            got == Some(expected),
-            "the winner wrote v{} but the key holds {}",
-            winners[0],
-            describe(&got)
-        );
         Ok(())
     }
 

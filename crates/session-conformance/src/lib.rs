@@ -10,6 +10,10 @@
 //! * [`run_all`] runs every case (concurrently, so the expiry waits
 //!   overlap) and returns a [`Report`], for harnesses of your own.
 //!
+//! Either way the cases run together: at most two do work at once, and the
+//! cases waiting for a key to expire wait side by side, so the whole suite
+//! takes a few seconds.
+//!
 //! ```
 //! use session_core::MemoryStore;
 //!
@@ -26,11 +30,15 @@
 mod cases;
 mod factory;
 mod report;
+mod suite;
 
 pub use cases::CASE_NAMES;
 pub use factory::{Skip, StoreFactory};
 pub use report::{CaseOutcome, Outcome, Report};
+#[doc(hidden)]
+pub use suite::Suite as __Suite;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -93,6 +101,9 @@ pub async fn run_case<F: StoreFactory>(name: &str, factory: &F) -> CaseOutcome {
         Ok(Ok(())) => Outcome::Passed,
         Ok(Err(cases::CaseError::Failed(why))) => Outcome::Failed(why),
         Ok(Err(cases::CaseError::Skipped(why))) => Outcome::Skipped(why),
+        // Cases retry an inconclusive check themselves; one that still
+        // escapes is a failure, never a pass or a skip.
+        Ok(Err(cases::CaseError::Inconclusive(why))) => Outcome::Failed(why),
         Err(_) => Outcome::Failed(format!("did not finish within {CASE_TIMEOUT:?}")),
     };
     CaseOutcome {
@@ -108,13 +119,23 @@ pub async fn run_case<F: StoreFactory>(name: &str, factory: &F) -> CaseOutcome {
 
 /// Runs every case concurrently against stores from `factory` and reports
 /// each outcome.
+///
+/// At most two cases do work at once; a case waiting for a key to expire
+/// does not count, so the expiry waits overlap.
 pub async fn run_all<F: StoreFactory>(factory: &F) -> Report {
-    let outcomes = join_all(CASE_NAMES.iter().map(|name| run_case(name, factory))).await;
+    let slots = Arc::new(tokio::sync::Semaphore::new(suite::ACTIVE_CASES));
+    let outcomes = join_all(
+        CASE_NAMES
+            .iter()
+            .map(|name| suite::gated(&slots, run_case(name, factory))),
+    )
+    .await;
     Report { outcomes }
 }
 
 /// Runs one case on a runtime of its own and panics with the failure, if
-/// any. This is what [`store_conformance!`] calls from each test.
+/// any. This is what [`store_conformance!`]'s tests do under `cargo
+/// nextest`, which runs each test in a process of its own.
 #[doc(hidden)]
 pub fn __run_case_blocking<F: StoreFactory>(name: &str, factory: F) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -132,7 +153,7 @@ pub fn __run_case_blocking<F: StoreFactory>(name: &str, factory: F) {
 
 /// Prints a skip reason once per process, straight to stderr so the test
 /// harness's output capture cannot hide it: a skipped suite is never silent.
-fn report_skip(why: &str) {
+pub(crate) fn report_skip(why: &str) {
     use std::io::Write;
     static REPORTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let mut reported = REPORTED.lock().unwrap_or_else(|p| p.into_inner());
@@ -146,11 +167,17 @@ fn report_skip(why: &str) {
     }
 }
 
-/// Expands to one `#[test]` per conformance case, each running the case
+/// Expands to one `#[test]` per conformance case, each reporting the case
 /// against stores made by the factory expression.
 ///
-/// The factory is an expression evaluated once per test: a closure
+/// The factory is an expression evaluated once per case: a closure
 /// returning a future of a [`Store`], or any [`StoreFactory`].
+///
+/// The first of the tests to run runs every case, together (as
+/// [`run_all`] does), and each test waits for that run, then reports its
+/// own case. So the cases waiting for an expiry wait side by side however
+/// many threads the test harness has, and a filtered run (`cargo test
+/// key_of`) still runs, and waits for, the whole suite: a few seconds.
 ///
 /// ```ignore
 /// // tests/conformance.rs of your store
@@ -170,18 +197,22 @@ macro_rules! store_conformance {
         }
     };
     ($factory:expr $(,)?) => {
-        $crate::__with_case_names! { [$crate::__conformance_tests] [$factory] }
+        fn __conformance_factory() -> impl $crate::StoreFactory + 'static {
+            $factory
+        }
+        static __CONFORMANCE_SUITE: $crate::__Suite = $crate::__Suite::new();
+        $crate::__with_case_names! { [$crate::__conformance_tests] [] }
     };
 }
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_tests {
-    ($factory:expr ; $($case:ident),* $(,)?) => {
+    (; $($case:ident),* $(,)?) => {
         $(
             #[test]
             fn $case() {
-                $crate::__run_case_blocking(stringify!($case), $factory);
+                __CONFORMANCE_SUITE.run_case(stringify!($case), __conformance_factory);
             }
         )*
     };
@@ -205,6 +236,8 @@ macro_rules! __with_case_names {
             expires_in_of_missing_is_none,
             expired_keys_are_invisible_everywhere,
             never_early_and_gone_within_a_second,
+            expiry_of_half_a_second_is_kept,
+            fractional_seconds_are_never_rounded_down,
             renew_extends_expiry,
             renew_returns_the_value,
             renew_leaves_permanent_key_permanent,

@@ -24,6 +24,9 @@ use crate::Result;
 ///   precision of any backend: SQLite's unix seconds).
 /// * **Durations.** An `expires_in` of `None` or [`Duration::ZERO`] means
 ///   the key never expires. A `renew_for` of `None` or zero means no renewal.
+///   Any other duration, however short, gives the key an expiry: a backend
+///   coarser than the duration rounds the expiry up to its precision, never
+///   down (500 ms never means "never expires", 1.5 s never 1 s).
 ///   Server databases compute and compare expiry on the database's clock.
 /// * **Keys** are non-empty UTF-8 strings of at most
 ///   [`MAX_KEY_BYTES`](crate::MAX_KEY_BYTES) bytes without NUL; any other
