@@ -10,6 +10,8 @@
 //! goes first); the tables give the medians, and the ratio is the median of
 //! the rounds' ratios (store ops/s over raw ops/s). Cleanup: median of 3.
 //! Prints Markdown tables, as in `docs/performance.md`.
+//! Without `--bench` (`cargo test --benches`) it measures nothing and
+//! touches no database.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -331,6 +333,13 @@ fn fmt_latency(d: Duration) -> String {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` (or
+    // `--all-targets`) runs this binary without it, and then it only says so
+    // instead of measuring on the shared database.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("postgres_vs_raw: run with `cargo bench -p session-postgres` to measure");
+        return;
+    }
     let url = match session_test_support::pg_url() {
         Ok(url) => url,
         Err(reason) => {

@@ -408,10 +408,11 @@ pub(crate) fn ddl(table: &TableName, config: &PostgresConfig) -> Vec<String> {
     ]
 }
 
-/// Seconds as the `float8` the statements take; `None` (no expiry) binds
-/// NULL.
+/// Seconds as the `float8` the statements take, in whole microseconds
+/// (PostgreSQL's precision) rounded up, so no key expires early; `None`
+/// (no expiry) binds NULL.
 fn seconds(duration: Option<Duration>) -> Option<f64> {
-    non_zero(duration).map(|d| d.as_secs_f64())
+    non_zero(duration).map(|d| d.as_nanos().div_ceil(1_000) as f64 / 1e6)
 }
 
 #[async_trait]
@@ -590,13 +591,24 @@ mod tests {
 
     #[test]
     fn lock_keys_are_stable_and_distinct() {
+        // Pinned (FNV-1a 64 of `session_postgres.create_table:<table>`,
+        // computed independently): every process and every release must
+        // take the same lock, or a new and an old instance migrate at once.
         assert_eq!(
             advisory_lock_key("litestar_session"),
-            advisory_lock_key("litestar_session")
+            -7_880_616_938_158_239_255
         );
+        assert_eq!(
+            advisory_lock_key("auth.litestar_session"),
+            479_722_491_118_582_985
+        );
+        // The cleanup lock of the same table is another key (pinned in
+        // tests/migrations.rs): a cleanup never blocks a migration.
+        let store =
+            PostgresStore::from_url("postgresql://app@host/db", PostgresConfig::default()).unwrap();
         assert_ne!(
-            advisory_lock_key("litestar_session"),
-            advisory_lock_key("auth.litestar_session")
+            store.cleanup_lock_key(),
+            advisory_lock_key("litestar_session")
         );
     }
 

@@ -1,22 +1,36 @@
-//! Per-request overhead of `SessionLayer` with `MemoryStore`, against the
-//! same handler without the layer, in-process (no sockets: the figure is the
-//! layer's own cost).
+//! Per-request overhead of `SessionLayer` with `MemoryStore`: each handler
+//! through the layer, against the same handler without the layer doing the
+//! same store work by hand (the same `get`, the same JSON parse, and for a
+//! write the same serialization and `update`), in-process (no sockets). The
+//! difference is what the layer adds: reading the cookie, checking and
+//! hashing the id, the `Session` object and its bookkeeping, the size check
+//! and the `Set-Cookie`.
 //!
-//! Run: `cargo bench -p session-tower --bench layer_overhead`
+//! Before timing, each case runs once each way on a store that records
+//! every call, and the two call lists (operation, key, value, expiry) must
+//! be equal: the baseline does the store work the layer does, no more, no
+//! less.
+//!
+//! Run: `cargo bench -p session-tower --bench layer_overhead`. Without
+//! `--bench` (`cargo test --benches`) only that check runs.
 
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::{Request, Response, header::COOKIE};
-use session_core::{MemoryStore, Store};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use session_core::{MemoryStore, Store, async_trait};
 use session_tower::{Session, SessionConfig, SessionLayer, store_key};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 const REQUESTS: u32 = 200_000;
+const STORED: &[u8] = br#"{"n":0,"user_id":42,"username":"alice","roles":["user"]}"#;
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Handler {
     /// Never touches the session.
     Untouched,
@@ -26,17 +40,81 @@ enum Handler {
     Write,
 }
 
-async fn handle(handler: Handler, req: Request<String>) -> Result<Response<String>, Infallible> {
-    if let Some(session) = req.extensions().get::<Session>() {
-        match handler {
-            Handler::Untouched => {}
-            Handler::Read => {
-                black_box(session.get::<u64>("n").await.ok());
-            }
-            Handler::Write => {
-                let n: u64 = session.get("n").await.ok().flatten().unwrap_or(0);
-                let _ = session.insert("n", n + 1).await;
-            }
+const CASES: [(&str, Handler); 3] = [
+    ("untouched", Handler::Untouched),
+    ("reads one key", Handler::Read),
+    ("writes one key", Handler::Write),
+];
+
+/// The handler behind the layer: works through the request's [`Session`].
+async fn with_session(
+    handler: Handler,
+    req: Request<String>,
+) -> Result<Response<String>, Infallible> {
+    match handler {
+        Handler::Untouched => {}
+        Handler::Read => {
+            let session = session_of(&req);
+            black_box(session.get::<u64>("n").await.expect("read"));
+        }
+        Handler::Write => {
+            let session = session_of(&req);
+            let n: u64 = session.get("n").await.expect("read").unwrap_or(0);
+            session.insert("n", n + 1).await.expect("insert");
+        }
+    }
+    Ok(Response::new(String::new()))
+}
+
+fn session_of(req: &Request<String>) -> &Session {
+    req.extensions()
+        .get::<Session>()
+        .expect("the layer puts a Session in the request")
+}
+
+/// What the handler without the layer is given: the store, and the store
+/// key and lifetime of the session it works on.
+struct Direct {
+    store: Arc<dyn Store>,
+    key: String,
+    max_age: Duration,
+}
+
+impl Direct {
+    async fn load(&self) -> Map<String, Value> {
+        let bytes = self.store.get(&self.key, None).await.expect("get");
+        serde_json::from_slice(&bytes.expect("the session is stored")).expect("a JSON object")
+    }
+}
+
+/// The same handler without the layer: the same store work, by hand.
+async fn direct(
+    handler: Handler,
+    direct: Arc<Direct>,
+    _req: Request<String>,
+) -> Result<Response<String>, Infallible> {
+    match handler {
+        Handler::Untouched => {}
+        Handler::Read => {
+            let data = direct.load().await;
+            let n = data
+                .get("n")
+                .map(|v| u64::deserialize(v).expect("a number"));
+            black_box(n);
+        }
+        Handler::Write => {
+            let mut data = direct.load().await;
+            let n = data
+                .get("n")
+                .map_or(0, |v| u64::deserialize(v).expect("a number"));
+            data.insert("n".to_owned(), Value::from(n + 1));
+            let value = Bytes::from(serde_json::to_vec(&data).expect("serialize"));
+            let updated = direct
+                .store
+                .update(&direct.key, value, Some(direct.max_age))
+                .await
+                .expect("update");
+            assert!(updated, "the session is stored");
         }
     }
     Ok(Response::new(String::new()))
@@ -67,34 +145,186 @@ where
     start.elapsed() / REQUESTS
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let config = SessionConfig::default();
-    let store = Arc::new(MemoryStore::new());
+/// A fresh store holding the benchmark's one session, and its cookie.
+async fn setup(store: &dyn Store, config: &SessionConfig) -> (String, String) {
     let id = config.generate_session_id().unwrap();
+    let key = store_key(&id, config.hash_session_ids());
     store
         .set(
-            &store_key(&id, true),
-            bytes::Bytes::from_static(
-                br#"{"n":0,"user_id":42,"username":"alice","roles":["user"]}"#,
-            ),
+            &key,
+            Bytes::from_static(STORED),
             Some(Duration::from_secs(3600)),
         )
         .await
         .unwrap();
-    let cookie = format!("theme=dark; session={id}; lang=en");
-    let layer = SessionLayer::with_shared(store.clone(), config);
+    (key, format!("theme=dark; session={id}; lang=en"))
+}
+
+/// A `MemoryStore` that records every call (the value written, not how long
+/// it took), for the same-work check.
+#[derive(Default)]
+struct Recording {
+    inner: MemoryStore,
+    calls: Mutex<Vec<String>>,
+}
+
+impl Recording {
+    fn record(&self, call: String) {
+        self.calls.lock().unwrap().push(call);
+    }
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.calls.lock().unwrap())
+    }
+}
+
+fn text(value: &Bytes) -> String {
+    String::from_utf8_lossy(value).into_owned()
+}
+
+#[async_trait]
+impl Store for Recording {
+    async fn get(
+        &self,
+        key: &str,
+        renew_for: Option<Duration>,
+    ) -> session_core::Result<Option<Bytes>> {
+        self.record(format!("get {key} renew {renew_for:?}"));
+        self.inner.get(key, renew_for).await
+    }
+    async fn set(
+        &self,
+        key: &str,
+        value: Bytes,
+        expires_in: Option<Duration>,
+    ) -> session_core::Result<()> {
+        self.record(format!("set {key} {} {expires_in:?}", text(&value)));
+        self.inner.set(key, value, expires_in).await
+    }
+    async fn delete(&self, key: &str) -> session_core::Result<()> {
+        self.record(format!("delete {key}"));
+        self.inner.delete(key).await
+    }
+    async fn delete_all(&self) -> session_core::Result<()> {
+        self.record("delete_all".to_owned());
+        self.inner.delete_all().await
+    }
+    async fn exists(&self, key: &str) -> session_core::Result<bool> {
+        self.record(format!("exists {key}"));
+        self.inner.exists(key).await
+    }
+    async fn expires_in(&self, key: &str) -> session_core::Result<Option<Duration>> {
+        self.record(format!("expires_in {key}"));
+        self.inner.expires_in(key).await
+    }
+    async fn delete_expired(&self) -> session_core::Result<u64> {
+        self.record("delete_expired".to_owned());
+        self.inner.delete_expired().await
+    }
+    async fn create(
+        &self,
+        key: &str,
+        value: Bytes,
+        expires_in: Option<Duration>,
+    ) -> session_core::Result<bool> {
+        self.record(format!("create {key} {} {expires_in:?}", text(&value)));
+        self.inner.create(key, value, expires_in).await
+    }
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        expires_in: Option<Duration>,
+    ) -> session_core::Result<bool> {
+        self.record(format!("update {key} {} {expires_in:?}", text(&value)));
+        self.inner.update(key, value, expires_in).await
+    }
+}
+
+/// Runs each case once through the layer and once through the baseline,
+/// each on a store of its own holding the same session, and fails unless
+/// both made the same store calls (a write case calls `update` with the
+/// same bytes).
+async fn check_same_store_work(config: &SessionConfig) {
+    for (name, handler) in CASES {
+        let layered = Arc::new(Recording::default());
+        let bare = Arc::new(Recording::default());
+        // The same id on both sides, so the keys in the calls compare.
+        let (key, cookie) = setup(layered.as_ref(), config).await;
+        layered.take(); // the setup's own `set`
+        bare.inner
+            .set(
+                &key,
+                Bytes::from_static(STORED),
+                Some(Duration::from_secs(3600)),
+            )
+            .await
+            .unwrap();
+
+        let layer = SessionLayer::with_shared(layered.clone(), config.clone());
+        let mut service = layer.layer(service_fn(move |req| with_session(handler, req)));
+        let res = service
+            .ready()
+            .await
+            .unwrap()
+            .call(request(&cookie))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{name}: through the layer");
+        let through_layer = layered.take();
+
+        let direct_state = Arc::new(Direct {
+            store: bare.clone(),
+            key: key.clone(),
+            max_age: config.max_age(),
+        });
+        let mut service = service_fn(move |req| direct(handler, direct_state.clone(), req));
+        service
+            .ready()
+            .await
+            .unwrap()
+            .call(request(&cookie))
+            .await
+            .unwrap();
+        let by_hand = bare.take();
+
+        assert_eq!(
+            through_layer, by_hand,
+            "{name}: the baseline does not do the store work the layer does"
+        );
+        println!("same store work, {name}: {through_layer:?}");
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let config = SessionConfig::default();
+    check_same_store_work(&config).await;
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this
+    // binary without it, and then only the check above runs.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "layer_overhead: run with `cargo bench -p session-tower --bench layer_overhead` to measure"
+        );
+        return;
+    }
+
+    let store = Arc::new(MemoryStore::new());
+    let (key, cookie) = setup(store.as_ref(), &config).await;
+    let layer = SessionLayer::with_shared(store.clone(), config.clone());
+    let state = Arc::new(Direct {
+        store: store.clone(),
+        key,
+        max_age: config.max_age(),
+    });
 
     println!("| handler | without layer | with layer | overhead per request |");
     println!("| --- | ---: | ---: | ---: |");
-    for (name, handler) in [
-        ("untouched", Handler::Untouched),
-        ("reads one key", Handler::Read),
-        ("writes one key", Handler::Write),
-    ] {
-        let bare = service_fn(move |req| handle(handler, req));
+    for (name, handler) in CASES {
+        let state = state.clone();
+        let bare = service_fn(move |req| direct(handler, state.clone(), req));
         let without = time(bare, &cookie).await;
-        let with = time(layer.layer(bare), &cookie).await;
+        let layered = layer.layer(service_fn(move |req| with_session(handler, req)));
+        let with = time(layered, &cookie).await;
         println!(
             "| {name} | {:.2} µs | {:.2} µs | {:.2} µs |",
             without.as_secs_f64() * 1e6,
@@ -102,4 +332,15 @@ async fn main() {
             with.saturating_sub(without).as_secs_f64() * 1e6
         );
     }
+
+    // One part of the overhead on its own: the SHA-256 of the id.
+    let id = config.generate_session_id().unwrap();
+    let start = Instant::now();
+    for _ in 0..REQUESTS {
+        black_box(store_key(black_box(&id), true));
+    }
+    println!(
+        "\nof which the SHA-256 of the id (store_key): {:.2} µs",
+        (start.elapsed() / REQUESTS).as_secs_f64() * 1e6
+    );
 }

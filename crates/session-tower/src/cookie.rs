@@ -23,6 +23,15 @@ pub(crate) fn find(headers: &HeaderMap, name: &str) -> Option<String> {
     })
 }
 
+/// The session id the request offers: the value of the configured cookie,
+/// if it is a well-formed id of the configured length (lowercase hex of
+/// `session_id_bytes`). Anything else is ignored, without a store call.
+/// This is the filter [`SessionLayer`](crate::SessionLayer) applies to every
+/// request it handles.
+pub(crate) fn offered_id(headers: &HeaderMap, config: &SessionConfig) -> Option<String> {
+    find(headers, config.cookie_name()).filter(|id| config.is_well_formed_session_id(id))
+}
+
 /// A `Set-Cookie` value carrying `value` with every attribute of the config
 /// and `Max-Age=max_age_secs` (and, for `0`, an `Expires` in the past).
 pub(crate) fn set_cookie(
@@ -169,14 +178,17 @@ mod tests {
 }
 
 /// Property tests of cookie parsing: whatever a client sends, `find` does
-/// not panic, returns a piece of what was sent, and only a well-formed id
-/// survives the middleware's filter. 2,000 cases; `PROPTEST_CASES` for a
-/// long run.
+/// not panic and returns a piece of what was sent, and [`offered_id`], the
+/// filter the layer applies, passes exactly a well-formed id of the
+/// configured length under the configured cookie name. Every case draws its
+/// own config (cookie name, `session_id_bytes` over the whole allowed
+/// range), so a filter that ignores the config (a hard-coded name or id
+/// length) fails. 2,000 cases; `PROPTEST_CASES` for a long run.
 #[cfg(test)]
 mod proptests {
     use super::*;
+    use crate::limits::{MAX_SESSION_ID_BYTES, MIN_SESSION_ID_BYTES};
     use proptest::prelude::*;
-    use session_core::is_well_formed_session_id;
 
     fn config() -> ProptestConfig {
         let cases = std::env::var("PROPTEST_CASES")
@@ -190,28 +202,65 @@ mod proptests {
         }
     }
 
-    /// Header bytes as a client may send them: mostly cookie-shaped pieces
-    /// (names, `=`, `;`, quotes, spaces, hex, non-UTF-8), sometimes anything.
-    fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
+    /// Cookie names a case may configure; each is a prefix or an extension
+    /// of another, so a lookup by prefix would be caught.
+    const NAMES: [&str; 4] = ["session", "sid", "session_id", "sess"];
+
+    /// A config with one of [`NAMES`] and any allowed id length; the
+    /// default length (32 bytes) is drawn often.
+    fn session_config() -> impl Strategy<Value = SessionConfig> {
+        let bytes = prop_oneof![
+            1 => Just(32usize),
+            3 => MIN_SESSION_ID_BYTES..=MAX_SESSION_ID_BYTES,
+        ];
+        (prop::sample::select(NAMES.to_vec()), bytes).prop_map(|(name, bytes)| {
+            SessionConfig::builder()
+                .cookie_name(name)
+                .session_id_bytes(bytes)
+                .build()
+                .expect("a valid config")
+        })
+    }
+
+    /// `len` lowercase hex digits.
+    fn hex(len: usize) -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(b"0123456789abcdef".to_vec()), len)
+            .prop_map(|digits| String::from_utf8(digits).expect("ASCII"))
+    }
+
+    /// Header bytes as a client may send them to a layer whose ids are
+    /// `len` hex digits: mostly cookie-shaped pieces (every name a case may
+    /// configure, `=`, `;`, quotes, spaces, hex of the id length, one digit
+    /// more or less, the default 64, upper case, non-UTF-8), sometimes
+    /// anything.
+    fn header_bytes(len: usize) -> impl Strategy<Value = Vec<u8>> {
+        let name = prop::sample::select(NAMES.to_vec());
         let piece = prop_oneof![
-            Just(b"session=".to_vec()),
-            Just(b"session".to_vec()),
-            Just(b"; ".to_vec()),
-            Just(b";".to_vec()),
-            Just(b"=".to_vec()),
-            Just(b"\"".to_vec()),
-            Just(b" ".to_vec()),
-            Just(b"\t".to_vec()),
-            "[0-9a-f]{64}".prop_map(String::into_bytes),
-            "[0-9a-fA-F' ;=-]{0,70}".prop_map(String::into_bytes),
-            prop::collection::vec(any::<u8>(), 0..16),
+            4 => name.clone().prop_map(|n| format!("{n}=").into_bytes()),
+            1 => name.prop_map(|n| n.as_bytes().to_vec()),
+            2 => Just(b"; ".to_vec()),
+            1 => Just(b";".to_vec()),
+            1 => Just(b"=".to_vec()),
+            1 => Just(b"\"".to_vec()),
+            1 => Just(b" ".to_vec()),
+            1 => Just(b"\t".to_vec()),
+            4 => hex(len).prop_map(String::into_bytes),
+            1 => hex(len - 1).prop_map(String::into_bytes),
+            1 => hex(len + 1).prop_map(String::into_bytes),
+            1 => hex(64).prop_map(String::into_bytes),
+            1 => hex(len).prop_map(|h| h.to_uppercase().into_bytes()),
+            1 => "[0-9a-fA-F' ;=-]{0,70}".prop_map(String::into_bytes),
+            1 => prop::collection::vec(any::<u8>(), 0..16),
         ];
         prop::collection::vec(piece, 0..12).prop_map(|pieces| pieces.concat())
     }
 
-    /// What the middleware does with the request's cookies.
-    fn adopted_id(headers: &HeaderMap) -> Option<String> {
-        find(headers, "session").filter(|id| is_well_formed_session_id(id, 32))
+    /// A config and up to four `Cookie` headers sent to it.
+    fn config_and_headers() -> impl Strategy<Value = (SessionConfig, Vec<Vec<u8>>)> {
+        session_config().prop_flat_map(|config| {
+            let headers = prop::collection::vec(header_bytes(config.session_id_bytes() * 2), 0..4);
+            (Just(config), headers)
+        })
     }
 
     /// True if `part` is a piece of `whole` as the middleware reads it
@@ -220,13 +269,27 @@ mod proptests {
         part.is_empty() || String::from_utf8_lossy(whole).contains(part)
     }
 
+    /// A `Cookie` header `before; <name>=<value>; after`.
+    fn one_header(before: &str, name: &str, value: &str, after: &str) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        let header = format!("{before}; {name}={value}; {after}");
+        map.append(COOKIE, HeaderValue::from_str(&header).unwrap());
+        map
+    }
+
+    /// A cookie `name=value` whose name is not `name`.
+    fn other_cookie(config: &SessionConfig, cookie: &str) -> bool {
+        cookie.split_once('=').map(|(n, _)| n) != Some(config.cookie_name())
+    }
+
     proptest! {
         #![proptest_config(config())]
 
         #[test]
         fn any_cookie_header_is_parsed_without_panic(
-            values in prop::collection::vec(header_bytes(), 0..4)
+            (config, values) in config_and_headers()
         ) {
+            let name = config.cookie_name();
             let mut map = HeaderMap::new();
             let mut sent = Vec::new();
             for v in &values {
@@ -236,32 +299,64 @@ mod proptests {
                     sent.push(v.clone());
                 }
             }
-            if let Some(found) = find(&map, "session") {
+            let found = find(&map, name);
+            if let Some(found) = &found {
                 prop_assert!(
-                    sent.iter().any(|v| is_within(&found, v)),
+                    sent.iter().any(|v| is_within(found, v)),
                     "{:?} is not part of what was sent", found
                 );
                 prop_assert!(!found.contains(';'));
             }
-            if let Some(id) = adopted_id(&map) {
-                prop_assert_eq!(id.len(), 64);
+            let offered = offered_id(&map, &config);
+            if let Some(id) = &offered {
+                // Only the first cookie of the configured name is offered.
+                prop_assert_eq!(Some(id), found.as_ref());
+                prop_assert_eq!(id.len(), config.session_id_bytes() * 2);
                 prop_assert!(id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
             }
         }
 
         #[test]
         fn a_well_formed_id_is_found_among_other_cookies(
-            id in "[0-9a-f]{64}",
-            before in "[a-z]{1,8}=[a-zA-Z0-9]{0,20}",
-            after in "[a-z]{1,8}=[a-zA-Z0-9]{0,20}",
+            (config, id) in session_config()
+                .prop_flat_map(|c| { let len = c.session_id_bytes() * 2; (Just(c), hex(len)) }),
+            before in "[a-z_]{1,10}=[a-zA-Z0-9]{0,20}",
+            after in "[a-z_]{1,10}=[a-zA-Z0-9]{0,20}",
             quoted in any::<bool>(),
         ) {
-            prop_assume!(!before.starts_with("session=") && !after.starts_with("session="));
+            prop_assume!(other_cookie(&config, &before) && other_cookie(&config, &after));
             let value = if quoted { format!("\"{id}\"") } else { id.clone() };
-            let header = format!("{before}; session={value}; {after}");
-            let mut map = HeaderMap::new();
-            map.append(COOKIE, HeaderValue::from_str(&header).unwrap());
-            prop_assert_eq!(adopted_id(&map), Some(id));
+            let map = one_header(&before, config.cookie_name(), &value, &after);
+            prop_assert_eq!(offered_id(&map, &config), Some(id.clone()));
+            // The same id under any other name is not the session's.
+            for other in NAMES.iter().filter(|n| **n != config.cookie_name()) {
+                let map = one_header(&before, other, &value, &after);
+                prop_assert_eq!(offered_id(&map, &config), None, "offered under {}", other);
+            }
+            // Nor is it in upper case.
+            let map = one_header(&before, config.cookie_name(), &id.to_uppercase(), &after);
+            prop_assert!(id.bytes().all(|b| b.is_ascii_digit()) || offered_id(&map, &config).is_none());
+        }
+
+        #[test]
+        fn an_id_of_another_length_is_never_offered(
+            (config, id) in session_config().prop_flat_map(|c| {
+                let bytes = c.session_id_bytes();
+                // Any other allowed length (the default 32 often), or one
+                // hex digit more or less.
+                let len = prop_oneof![
+                    2 => Just(64usize),
+                    2 => (MIN_SESSION_ID_BYTES..=MAX_SESSION_ID_BYTES).prop_map(|b| b * 2),
+                    1 => Just(bytes * 2 - 1),
+                    1 => Just(bytes * 2 + 1),
+                ]
+                .prop_filter("another length", move |len| *len != bytes * 2);
+                (Just(c), len.prop_flat_map(hex))
+            }),
+        ) {
+            let map = one_header("theme=dark", config.cookie_name(), &id, "lang=en");
+            prop_assert_eq!(find(&map, config.cookie_name()), Some(id.clone()));
+            prop_assert_eq!(offered_id(&map, &config), None);
         }
     }
 }

@@ -135,8 +135,7 @@ where
         if !self.handles(&req) {
             return Box::pin(inner.call(req));
         }
-        let cookie_id = cookie::find(req.headers(), self.config.cookie_name())
-            .filter(|id| self.config.is_well_formed_session_id(id));
+        let cookie_id = cookie::offered_id(req.headers(), &self.config);
         let session = Session::new(self.store.clone(), self.config.clone(), cookie_id);
         req.extensions_mut().insert(session.clone());
         let span = tracing::debug_span!("session", store = self.config.store_label());

@@ -5,15 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::Request;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use bytes::Bytes;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use session_core::{Error, MemoryStore, Result, Store, async_trait};
 use session_tower::{
     SameSite, Session, SessionConfig, SessionError, SessionLayer, SkipSessionLayer, store_key,
 };
+use tokio::sync::Notify;
 
 /// Counts calls per kind and can be told to fail every call.
 #[derive(Default)]
@@ -121,11 +122,28 @@ async fn logout(session: Session) -> std::result::Result<&'static str, SessionEr
     Ok("out")
 }
 
-async fn slow_write(session: Session) -> std::result::Result<&'static str, SessionError> {
-    let _ = session.get::<String>("user").await?;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+/// Two signals between a test and [`paused_write`]: the handler says it has
+/// loaded the session, the test lets it go on.
+#[derive(Default)]
+struct Gate {
+    loaded: Notify,
+    release: Notify,
+}
+
+/// Loads the session, signals `loaded`, waits for `release`, then writes:
+/// the test decides what happens between the load and the write.
+async fn paused_write(
+    Extension(gate): Extension<Arc<Gate>>,
+    session: Session,
+) -> std::result::Result<String, SessionError> {
+    let user = session.get::<String>("user").await?;
+    gate.loaded.notify_one();
+    gate.release.notified().await;
     session.insert("late", true).await?;
-    Ok("written")
+    Ok(format!(
+        "written for {}",
+        user.as_deref().unwrap_or("nobody")
+    ))
 }
 
 async fn forget(session: Session) -> std::result::Result<&'static str, SessionError> {
@@ -166,16 +184,21 @@ struct App {
     url: String,
     store: Arc<CountingStore>,
     client: reqwest::Client,
+    gate: Arc<Gate>,
 }
 
 async fn serve(config: SessionConfig) -> App {
     let store = Arc::new(CountingStore::default());
+    let gate = Arc::new(Gate::default());
     let app = Router::new()
         .route("/incr", post(incr))
         .route("/read", get(read))
         .route("/login", post(login))
         .route("/logout", post(logout))
-        .route("/slow-write", post(slow_write))
+        .route(
+            "/paused-write",
+            post(paused_write).layer(Extension(gate.clone())),
+        )
         .route("/forget", post(forget))
         .route("/big", post(big))
         .route("/untouched", get(untouched))
@@ -190,6 +213,7 @@ async fn serve(config: SessionConfig) -> App {
         url: format!("http://{addr}"),
         store,
         client: client(),
+        gate,
     }
 }
 
@@ -324,6 +348,56 @@ async fn malformed_ids_cause_no_store_call() {
     assert_eq!(app.store.calls(), 0, "a malformed id reached the store");
 }
 
+/// The layer's filter follows the config: ids of the configured length
+/// under the configured name are adopted; the default length (64 hex
+/// digits) or the default name are not, and reach no store.
+#[tokio::test]
+async fn the_configured_cookie_name_and_id_length_are_what_the_layer_accepts() {
+    let config = config()
+        .to_builder()
+        .cookie_name("sid")
+        .session_id_bytes(20usize)
+        .build()
+        .unwrap();
+    let app = serve(config).await;
+    let res = app.send("POST", "/incr").await;
+    let cookies = set_cookies(&res);
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    let id = cookies[0]
+        .split(';')
+        .next()
+        .and_then(|pair| pair.strip_prefix("sid="))
+        .unwrap_or_else(|| panic!("{cookies:?}"))
+        .to_owned();
+    assert_eq!(id.len(), 40, "{id}");
+    // The id the layer issued is adopted on the next request.
+    let sent = format!("theme=dark; sid={id}; lang=en");
+    let res = app
+        .send_with(&client(), "POST", "/incr", Some(sent.as_bytes()))
+        .await;
+    assert_eq!(res.text().await.unwrap(), "2");
+
+    let calls = app.store.calls();
+    let default_length = "ab".repeat(32);
+    let fresh = client();
+    for cookie in [
+        format!("sid={default_length}"),
+        format!("session={id}"),
+        format!("sid={}", &id[..38]),
+        format!("sid={id}00"),
+    ] {
+        let res = app
+            .send_with(&fresh, "GET", "/read", Some(cookie.as_bytes()))
+            .await;
+        assert_eq!(res.text().await.unwrap(), "none", "{cookie}");
+    }
+    assert_eq!(
+        app.store.calls(),
+        calls,
+        "an id the config refuses reached the store"
+    );
+}
+
 #[tokio::test]
 async fn cycle_id_changes_the_id_keeps_the_data_and_kills_the_old_id() {
     let app = serve(config()).await;
@@ -399,26 +473,52 @@ async fn excluded_paths_and_skipped_routes_get_no_session() {
     );
 }
 
+/// Bounds a wait on the server, so a handler that never signals fails the
+/// test instead of hanging it. Ordering comes from the signals, never from
+/// this bound.
+async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no progress in 30 s"))
+}
+
+/// The race, in this order every run: a request loads the session, the
+/// logout runs to completion, then the first request modifies the session
+/// and the layer saves it. The save must not bring the session back.
 #[tokio::test]
-async fn a_logout_racing_a_slow_write_stays_a_logout() {
+async fn a_write_racing_a_logout_stays_a_logout() {
     let app = Arc::new(serve(config()).await);
     let id = session_id(&app.send("POST", "/login").await);
-    let slow = {
+    let writer = {
         let app = app.clone();
-        tokio::spawn(async move { app.send("POST", "/slow-write").await })
+        tokio::spawn(async move { app.send("POST", "/paused-write").await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The writer holds the session as loaded before the logout.
+    within("the writer's load", app.gate.loaded.notified()).await;
     let res = app.send("POST", "/logout").await;
+    assert_eq!(res.status(), 200);
     assert!(set_cookies(&res)[0].contains("Max-Age=0"));
-    let slow = slow.await.unwrap();
-    assert_eq!(slow.status(), 200);
-    let cookies = set_cookies(&slow);
+    assert!(!app.store.inner.exists(&store_key(&id, true)).await.unwrap());
+    // Only now does the writer change the session, and the layer save it.
+    app.gate.release.notify_one();
+    let written = within("the writer's response", writer).await.unwrap();
+    assert_eq!(written.status(), 200);
+    let cookies = set_cookies(&written);
+    assert_eq!(
+        written.text().await.unwrap(),
+        "written for alice",
+        "the writer did not load the logged-in session"
+    );
     assert_eq!(cookies.len(), 1, "{cookies:?}");
     assert!(
         cookies[0].starts_with("session=null;") && cookies[0].contains("Max-Age=0"),
         "{cookies:?}"
     );
     assert!(!app.store.inner.exists(&store_key(&id, true)).await.unwrap());
+    assert!(
+        app.store.inner.is_empty(),
+        "the write after the logout left a row"
+    );
     let old = format!("session={id}");
     let res = app
         .send_with(&client(), "GET", "/read", Some(old.as_bytes()))
