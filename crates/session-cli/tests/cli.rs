@@ -415,13 +415,7 @@ impl Drop for PgTables {
 }
 
 fn pg() -> Option<String> {
-    match session_test_support::pg_url() {
-        Ok(url) => Some(url),
-        Err(why) => {
-            eprintln!("skipped: no PostgreSQL ({why})");
-            None
-        }
-    }
+    session_test_support::pg_url_or_skip()
 }
 
 fn pg_setup(prefix: &str, dir: &TempDir) -> Option<(String, String, PathBuf, PgTables)> {

@@ -353,18 +353,61 @@ mod tests {
         );
     }
 
+    /// Checks 1,000 draws of `wait` against `interval × (1 ± jitter)`: each
+    /// within that range, and every tenth of the range drawn at least once
+    /// (a uniform draw misses one with a probability below 1e-44), so a
+    /// wait that ignores the jitter, or applies part of it or one side of
+    /// it, fails.
+    fn check_jittered(
+        mut wait: impl FnMut() -> Duration,
+        interval: Duration,
+        jitter: f64,
+    ) -> std::result::Result<(), String> {
+        let low = interval.mul_f64(1.0 - jitter);
+        let high = interval.mul_f64(1.0 + jitter);
+        let mut tenths = [0u32; 10];
+        for _ in 0..1000 {
+            let w = wait();
+            if w < low || w > high {
+                return Err(format!("{w:?} is outside {low:?}..={high:?}"));
+            }
+            let tenth = ((w - low).as_secs_f64() / (high - low).as_secs_f64() * 10.0) as usize;
+            tenths[tenth.min(9)] += 1;
+        }
+        if tenths.contains(&0) {
+            return Err(format!(
+                "the waits do not cover {low:?}..={high:?}: {tenths:?} per tenth of it"
+            ));
+        }
+        Ok(())
+    }
+
     #[test]
     fn waits_stay_within_the_jitter() {
-        let options = CleanupOptions::new(Duration::from_secs(100)).jitter(0.2);
-        for _ in 0..1000 {
-            let w = options.next_wait();
-            assert!(
-                w >= Duration::from_secs(80) && w <= Duration::from_secs(120),
-                "{w:?}"
-            );
-        }
+        let interval = Duration::from_secs(100);
+        let options = CleanupOptions::new(interval).jitter(0.2);
+        check_jittered(|| options.next_wait(), interval, 0.2).unwrap();
+        let small = CleanupOptions::new(Duration::from_millis(5)).jitter(0.5);
+        check_jittered(|| small.next_wait(), Duration::from_millis(5), 0.5).unwrap();
         let fixed = CleanupOptions::new(Duration::from_secs(7)).jitter(0.0);
         assert_eq!(fixed.next_wait(), Duration::from_secs(7));
+    }
+
+    /// The check above fails on waits that ignore the jitter, apply half of
+    /// it, or only lengthen the interval.
+    #[test]
+    fn a_wait_that_ignores_the_jitter_is_caught() {
+        let interval = Duration::from_secs(100);
+        let err = check_jittered(|| interval, interval, 0.2).unwrap_err();
+        assert!(err.contains("do not cover"), "{err}");
+        let half = CleanupOptions::new(interval).jitter(0.1);
+        assert!(check_jittered(|| half.next_wait(), interval, 0.2).is_err());
+        let options = CleanupOptions::new(interval).jitter(0.2);
+        let longer_only = || {
+            let w = options.next_wait();
+            if w < interval { interval * 2 - w } else { w }
+        };
+        assert!(check_jittered(longer_only, interval, 0.2).is_err());
     }
 
     #[test]

@@ -127,7 +127,40 @@ async fn a_dropped_handle_stops_the_cleaner() {
     drop(cleaner);
     // The task held the only other reference to the store: once it has
     // ended, this is the last one.
-    while Arc::strong_count(&store) > 1 {
-        tokio::task::yield_now().await;
-    }
+    last_reference(&store, Duration::from_secs(10))
+        .await
+        .expect("dropping the handle did not stop the cleaner");
+}
+
+/// Waits until `shared` is the last reference to its value; an error (not
+/// a hang) if another one is still held after `limit`.
+async fn last_reference<T>(shared: &Arc<T>, limit: Duration) -> std::result::Result<(), String> {
+    tokio::time::timeout(limit, async {
+        while Arc::strong_count(shared) > 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .map_err(|_| {
+        format!(
+            "{} other references still held after {limit:?}",
+            Arc::strong_count(shared) - 1
+        )
+    })
+}
+
+/// The wait above is bounded: a reference that is never released (as a
+/// cleaner that never stops would hold) fails it instead of hanging.
+#[tokio::test]
+async fn a_reference_never_released_fails_the_wait() {
+    let store = Arc::new(MemoryStore::new());
+    let held = store.clone();
+    let err = last_reference(&store, Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(err.contains("1 other references"), "{err}");
+    drop(held);
+    last_reference(&store, Duration::from_millis(50))
+        .await
+        .unwrap();
 }

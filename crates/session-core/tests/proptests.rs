@@ -11,6 +11,8 @@
 //! ```
 
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::TestCaseError;
 use serde_json::{Map, Value};
 use session_core::{
     Error, ExtensionConfig, MAX_KEY_BYTES, TableName, is_well_formed_session_id,
@@ -108,6 +110,100 @@ fn check_extension(result: Result<ExtensionConfig, Error>) -> bool {
 
 const ACCEPTED: &[&str] = &["session_table", "fillfactor", "in_memory"];
 
+/// Store keys: any text, short ASCII with NUL and controls, and keys of
+/// 8 bytes either side of the limit (one- or three-byte characters, NUL or
+/// not), so that both answers of the validator come up often.
+fn key_strategy() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "\\PC{0,300}",
+        "[\\x00-\\x7f]{0,10}",
+        (
+            MAX_KEY_BYTES - 8..=MAX_KEY_BYTES + 8,
+            any::<bool>(),
+            any::<bool>()
+        )
+            .prop_map(|(len, wide, nul)| {
+                // Exactly `len` bytes: a NUL first if `nul`, three-byte
+                // characters if `wide`, then ASCII.
+                let mut key = String::new();
+                if nul {
+                    key.push('\0');
+                }
+                while wide && key.len() + 3 <= len {
+                    key.push('€');
+                }
+                while key.len() < len {
+                    key.push('a');
+                }
+                key
+            }),
+    ]
+}
+
+/// The contract of `validate_key`, both ways: a key is accepted if and
+/// only if it is non-empty, at most [`MAX_KEY_BYTES`] bytes and free of
+/// NUL; a refusal is `InvalidKey` with a reason.
+fn check_key(validate: fn(&str) -> Result<(), Error>, key: &str) -> Result<(), String> {
+    let valid = !key.is_empty() && key.len() <= MAX_KEY_BYTES && !key.contains('\0');
+    match (validate(key), valid) {
+        (Ok(()), true) => Ok(()),
+        (Ok(()), false) => Err(format!("{key:?} ({} bytes) accepted", key.len())),
+        (Err(Error::InvalidKey { reason }), false) if !reason.is_empty() => Ok(()),
+        (Err(Error::InvalidKey { reason }), true) => {
+            Err(format!("{key:?} ({} bytes) refused: {reason}", key.len()))
+        }
+        (Err(other), _) => Err(format!("{key:?}: not InvalidKey with a reason: {other:?}")),
+    }
+}
+
+/// The property fails on a validator that refuses everything, one that
+/// accepts everything, one off by one at the limit and one that lets NUL
+/// through: each is caught by some of 2,000 keys of the strategy (drawn
+/// with a fixed seed).
+#[test]
+fn a_one_sided_or_off_by_one_validator_is_caught() {
+    fn refuses_all(_: &str) -> Result<(), Error> {
+        Err(Error::InvalidKey {
+            reason: "no".into(),
+        })
+    }
+    fn accepts_all(_: &str) -> Result<(), Error> {
+        Ok(())
+    }
+    fn one_byte_short(key: &str) -> Result<(), Error> {
+        if key.len() >= MAX_KEY_BYTES {
+            return Err(Error::InvalidKey {
+                reason: "too long".into(),
+            });
+        }
+        validate_key(key)
+    }
+    fn lets_nul_through(key: &str) -> Result<(), Error> {
+        validate_key(&key.replace('\0', "x"))
+    }
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let keys: Vec<String> = (0..2000)
+        .map(|_| key_strategy().new_tree(&mut runner).unwrap().current())
+        .collect();
+    for key in &keys {
+        check_key(validate_key, key).unwrap();
+    }
+    for (name, broken) in [
+        (
+            "refuses everything",
+            refuses_all as fn(&str) -> Result<(), Error>,
+        ),
+        ("accepts everything", accepts_all),
+        ("refuses 255 bytes", one_byte_short),
+        ("lets NUL through", lets_nul_through),
+    ] {
+        assert!(
+            keys.iter().any(|key| check_key(broken, key).is_err()),
+            "a validator that {name} passes the property"
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -161,11 +257,9 @@ proptest! {
     }
 
     #[test]
-    fn store_keys_are_checked_not_trusted(key in "\\PC{0,300}|[\\x00-\\x7f]{0,10}") {
-        match validate_key(&key) {
-            Ok(()) => prop_assert!(!key.is_empty() && key.len() <= MAX_KEY_BYTES && !key.contains('\0')),
-            Err(Error::InvalidKey { reason }) => prop_assert!(!reason.is_empty()),
-            Err(other) => panic!("not InvalidKey: {other:?}"),
+    fn store_keys_are_checked_not_trusted(key in key_strategy()) {
+        if let Err(why) = check_key(validate_key, &key) {
+            return Err(TestCaseError::fail(why));
         }
     }
 

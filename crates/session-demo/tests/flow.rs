@@ -83,12 +83,8 @@ async fn login_profile_logout_on_sqlite() {
 
 #[tokio::test]
 async fn login_profile_logout_on_postgres() {
-    let url = match session_test_support::pg_url() {
-        Ok(url) => url,
-        Err(skip) => {
-            eprintln!("login_profile_logout_on_postgres skipped: {skip}");
-            return;
-        }
+    let Some(url) = session_test_support::pg_url_or_skip() else {
+        return;
     };
     let table = session_test_support::unique_table_name("demo_flow");
     let extension = json!({"litestar": {"session_table": table}});

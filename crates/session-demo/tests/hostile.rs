@@ -405,25 +405,67 @@ async fn hostile_table_names_never_reach_sqlite() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A schema of this test's own on the server at `url`, dropped with
+/// everything in it when it goes.
+struct Schema {
+    url: String,
+    name: String,
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        if let Err(e) = session_test_support::execute_blocking(&self.url, &sql) {
+            eprintln!("could not drop the schema {}: {e}", self.name);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_table_names_never_reach_postgres() {
-    let url = match session_test_support::pg_url() {
-        Ok(url) => url,
-        Err(skip) => {
-            println!("skipped: {skip}");
-            return;
-        }
+    let Some(server) = session_test_support::pg_url_or_skip() else {
+        return;
     };
-    let client = session_test_support::connect(&url).await.unwrap();
-    let count = "SELECT count(*) FROM pg_class WHERE relname LIKE '%ostile%' \
-                 OR relname LIKE '%ｈ%' OR relname LIKE '%і%'";
-    let before: i64 = client.query_one(count, &[]).await.unwrap().get(0);
+    // Whatever a hostile name could create lands in a schema of this test's
+    // own: unqualified names through the search path of every connection
+    // the stores open, qualified ones because they name it. So the count
+    // below is of that schema alone, which nothing else on the server
+    // touches, and its `users` table is what a `DROP TABLE users` in a name
+    // would hit.
+    let schema = Schema {
+        url: server.clone(),
+        name: session_test_support::unique_table_name("hostile_s"),
+    };
+    let s = schema.name.clone();
+    let client = session_test_support::connect(&server).await.unwrap();
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {s}; CREATE TABLE {s}.users (id integer)"
+        ))
+        .await
+        .unwrap();
+    let url = session_test_support::url_with_search_path(&server, &s);
+    let relations = || async {
+        client
+            .query(
+                "SELECT c.relname::text FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 ORDER BY 1",
+                &[&s],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<_, String>(0))
+            .collect::<Vec<String>>()
+    };
+    assert_eq!(relations().await, ["users"]);
     let mut names = hostile_table_names();
     names.extend([
-        "public.\"hostile\"".to_owned(),
+        format!("{s}.\"hostile\""),
         "hostile;.sessions".to_owned(),
-        "public.hostile; DROP TABLE users".to_owned(),
-        format!("public.hostile{}", "x".repeat(42)), // index name over 63
+        format!("{s}.hostile; DROP TABLE users"),
+        format!("{s}.hostile{}", "x".repeat(42)), // index name over 63
     ]);
     for name in &names {
         let unchecked = PostgresConfig {
@@ -441,9 +483,13 @@ async fn hostile_table_names_never_reach_postgres() {
         // The demo's path: would create the table if the name got through.
         assert_refused(session_demo::open_store(&url, &extension(name)).await, name);
     }
-    let after: i64 = client.query_one(count, &[]).await.unwrap().get(0);
-    assert_eq!(before, after, "a table was created from a hostile name");
-    // A valid name in the same shape is accepted, so the check can fail.
+    assert_eq!(
+        relations().await,
+        ["users"],
+        "a hostile name created or dropped a table"
+    );
+    // A valid name in the same shape is accepted and lands in the schema,
+    // so the check can fail.
     let table = session_test_support::unique_table_name("hostile_ok");
     let store = PostgresStore::from_url(
         &url,
@@ -454,7 +500,7 @@ async fn hostile_table_names_never_reach_postgres() {
     )
     .unwrap();
     store.create_table().await.unwrap();
-    let with_valid: i64 = client.query_one(count, &[]).await.unwrap().get(0);
-    assert!(with_valid > after);
-    session_test_support::drop_tables_blocking(&url, &[table]).unwrap();
+    let with_valid = relations().await;
+    assert!(with_valid.contains(&table), "{with_valid:?}");
+    assert!(with_valid.contains(&"users".to_owned()), "{with_valid:?}");
 }

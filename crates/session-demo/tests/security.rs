@@ -3,14 +3,16 @@
 //! files) and nowhere in the logs; the cookie carries `HttpOnly` and
 //! `SameSite=Lax` by default and `Secure` when configured.
 //!
-//! The logs are captured by a tracing subscriber for this test binary
-//! writing to buffers: one at INFO and above (what must never hold an id)
-//! and one at every level.
+//! The logs are captured per test, by a tracing subscriber of the test's
+//! own writing to buffers: one at INFO and above (what must never hold an
+//! id) and one at every level.
 
 mod common;
 
+use std::cell::RefCell;
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -39,29 +41,60 @@ impl Buffer {
     }
 }
 
-/// The captured logs (INFO and above, everything), installed once for this
-/// process so the server's tasks on every worker thread log into them.
-fn logs() -> &'static (Buffer, Buffer) {
-    static LOGS: OnceLock<(Buffer, Buffer)> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let (info, all) = (Buffer::default(), Buffer::default());
-        let (i, a) = (info.clone(), all.clone());
-        let subscriber = tracing_subscriber::registry()
-            .with(
-                fmt::layer()
-                    .with_ansi(false)
-                    .with_writer(move || i.clone())
-                    .with_filter(LevelFilter::INFO),
-            )
-            .with(
-                fmt::layer()
-                    .with_ansi(false)
-                    .with_writer(move || a.clone())
-                    .with_filter(LevelFilter::TRACE),
-            );
-        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-        (info, all)
-    })
+/// The logs of one test: INFO and above (what must never hold an id), and
+/// every level.
+struct Logs {
+    info: Buffer,
+    all: Buffer,
+}
+
+thread_local! {
+    /// The log subscriber of the runtime this thread belongs to.
+    static DEFAULT: RefCell<Option<tracing::dispatcher::DefaultGuard>> = const { RefCell::new(None) };
+}
+
+/// Runs `test` on a runtime of its own whose every thread (its workers,
+/// where the server's tasks run, and its blocking pool, where the SQLite
+/// store works), and the calling thread, log into a subscriber of this call
+/// alone: the logs returned are this test's, whatever other tests of the
+/// binary run meanwhile (a process-wide subscriber would mix them).
+fn run_logged<F: Future>(test: impl FnOnce() -> F) -> (F::Output, Logs) {
+    let logs = Logs {
+        info: Buffer::default(),
+        all: Buffer::default(),
+    };
+    let (i, a) = (logs.info.clone(), logs.all.clone());
+    let subscriber = tracing_subscriber::registry()
+        .with(
+            fmt::layer()
+                .with_ansi(false)
+                .with_writer(move || i.clone())
+                .with_filter(LevelFilter::INFO),
+        )
+        .with(
+            fmt::layer()
+                .with_ansi(false)
+                .with_writer(move || a.clone())
+                .with_filter(LevelFilter::TRACE),
+        );
+    let dispatch = tracing::Dispatch::new(subscriber);
+    let for_threads = dispatch.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(move || {
+            let guard = tracing::dispatcher::set_default(&for_threads);
+            DEFAULT.with(|d| *d.borrow_mut() = Some(guard));
+        })
+        .on_thread_stop(|| DEFAULT.with(|d| drop(d.borrow_mut().take())))
+        .build()
+        .unwrap();
+    let output = {
+        let _default = tracing::dispatcher::set_default(&dispatch);
+        runtime.block_on(test())
+    };
+    drop(runtime);
+    (output, logs)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -139,10 +172,10 @@ async fn login_on_sqlite(name: &str, config: SessionConfig) -> (PathBuf, String,
     (db, id, cookie)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hashed_session_id_is_nowhere_in_the_database_or_the_logs() {
-    let (info, all) = logs();
-    let (db, id, cookie) = login_on_sqlite("hashed", session_demo::session_config()).await;
+#[test]
+fn a_hashed_session_id_is_nowhere_in_the_database_or_the_logs() {
+    let ((db, id, cookie), logs) =
+        run_logged(|| login_on_sqlite("hashed", session_demo::session_config()));
     let raw_bytes = hex_decode(&id);
     let key = store_key(&id, true);
 
@@ -177,7 +210,8 @@ async fn a_hashed_session_id_is_nowhere_in_the_database_or_the_logs() {
         files.len()
     );
 
-    let (info, all) = (info.text(), all.text());
+    let (info, all) = (logs.info.text(), logs.all.text());
+    // This test's own login, in this test's own capture.
     assert!(
         info.contains("logged in"),
         "the log capture caught nothing: {info}"
@@ -202,8 +236,8 @@ async fn a_hashed_session_id_is_nowhere_in_the_database_or_the_logs() {
     let _ = std::fs::remove_file(&db);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn raw_ids_are_visible_to_the_same_scan_and_secure_is_sent_when_configured() {
+#[test]
+fn raw_ids_are_visible_to_the_same_scan_and_secure_is_sent_when_configured() {
     // Raw ids (for tables shared with Litestar): the scan finds the id, so
     // the scan above is able to fail.
     let config = session_demo::session_config()
@@ -212,11 +246,51 @@ async fn raw_ids_are_visible_to_the_same_scan_and_secure_is_sent_when_configured
         .secure(true)
         .build()
         .unwrap();
-    let (db, id, cookie) = login_on_sqlite("raw", config).await;
+    let ((db, id, cookie), logs) = run_logged(|| login_on_sqlite("raw", config));
+    assert!(logs.info.text().contains("logged in"));
     let cells = table_cells(&db, "litestar_session");
     assert!(cells.iter().any(|c| c == id.as_bytes()));
     assert!(contains(&file_bytes(&db), id.as_bytes()));
     assert!(cookie.contains("; Secure"), "{cookie}");
     assert!(cookie.contains("; HttpOnly; SameSite=Lax"), "{cookie}");
     let _ = std::fs::remove_file(&db);
+}
+
+/// Captures are per test: one running while another test logs in sees
+/// none of it. Ordered by channels: the quiet test's capture is installed
+/// before the other logs in, and ends after.
+#[test]
+fn a_capture_holds_its_own_test_alone() {
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let quiet = std::thread::spawn(move || {
+        run_logged(|| async move {
+            tracing::info!("the quiet test runs");
+            ready_tx.send(()).unwrap();
+            done_rx.await.unwrap();
+        })
+        .1
+    });
+    let ((), busy) = run_logged(|| async move {
+        ready_rx.await.unwrap();
+        login_on_sqlite("isolation", session_demo::session_config()).await;
+        done_tx.send(()).unwrap();
+    });
+    let quiet = quiet.join().unwrap();
+    assert!(
+        busy.info.text().contains("logged in"),
+        "{}",
+        busy.info.text()
+    );
+    assert!(
+        !busy.all.text().contains("the quiet test runs"),
+        "{}",
+        busy.all.text()
+    );
+    let quiet = quiet.all.text();
+    assert!(quiet.contains("the quiet test runs"), "{quiet}");
+    assert!(
+        !quiet.contains("logged in"),
+        "another test's logs reached this capture: {quiet}"
+    );
 }

@@ -201,8 +201,7 @@ mod tests {
 
         use session_core::{Bytes, Store, StoreAdmin};
 
-        let Ok(url) = session_test_support::pg_url() else {
-            eprintln!("skipped: no PostgreSQL");
+        let Some(url) = session_test_support::pg_url_or_skip() else {
             return;
         };
         let name = session_test_support::unique_table_name("mig_cancel");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use session_core::{Bytes, Error, Store, StoreConfig};
 use session_postgres::{PostgresConfig, PostgresStore};
-use session_test_support::{ThrowawayCluster, connect, pg_required, unique_table_name};
+use session_test_support::{connect, unique_table_name};
 
 /// The test server, and the tables a test made (dropped when it ends).
 struct Db {
@@ -21,21 +21,14 @@ struct Db {
 impl Db {
     /// The test server, or `None` (after printing why) when there is none.
     async fn get() -> Option<Db> {
-        match session_test_support::pg_url() {
-            Ok(url) => {
-                let client = connect(&url).await.expect("connect to the test server");
-                Some(Db {
-                    url,
-                    client,
-                    tables: Vec::new(),
-                    schemas: Vec::new(),
-                })
-            }
-            Err(reason) => {
-                println!("skipped: {reason}");
-                None
-            }
-        }
+        let url = session_test_support::pg_url_or_skip()?;
+        let client = connect(&url).await.expect("connect to the test server");
+        Some(Db {
+            url,
+            client,
+            tables: Vec::new(),
+            schemas: Vec::new(),
+        })
     }
 
     fn table(&mut self, prefix: &str) -> String {
@@ -698,13 +691,8 @@ async fn an_exhausted_pool_is_a_pool_timeout() {
 
 #[tokio::test]
 async fn calls_succeed_again_after_the_database_comes_back() {
-    let cluster = match ThrowawayCluster::start() {
-        Ok(cluster) => cluster,
-        Err(reason) if !pg_required() => {
-            println!("skipped: cannot start a throwaway cluster: {reason}");
-            return;
-        }
-        Err(reason) => panic!("cannot start a throwaway cluster: {reason}"),
+    let Some(cluster) = session_test_support::throwaway_cluster_or_skip() else {
+        return;
     };
     let store = PostgresStore::from_url(
         &cluster.url(),

@@ -11,13 +11,7 @@ use session_postgres::PostgresConnector;
 /// The test server's URL with a password in it (trust authentication
 /// ignores it), or `None` when there is no server.
 fn url_with_password() -> Option<String> {
-    let url = match session_test_support::pg_url() {
-        Ok(url) => url,
-        Err(why) => {
-            eprintln!("skipped: no PostgreSQL ({why})");
-            return None;
-        }
-    };
+    let url = session_test_support::pg_url_or_skip()?;
     let (scheme, rest) = url.split_once("://")?;
     Some(match rest.split_once('@') {
         Some((user, host)) if !user.contains(':') => format!("{scheme}://{user}:secret@{host}"),

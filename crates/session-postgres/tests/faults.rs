@@ -10,20 +10,7 @@ use std::time::{Duration, Instant};
 
 use session_core::{Bytes, Error, Store};
 use session_postgres::{PostgresConfig, PostgresStore};
-use session_test_support::{ThrowawayCluster, connect, pg_required};
-
-/// A cluster of this test's own, or `None` (after printing why) when the
-/// server binaries are missing and PostgreSQL is not required.
-fn cluster(test: &str) -> Option<ThrowawayCluster> {
-    match ThrowawayCluster::start() {
-        Ok(cluster) => Some(cluster),
-        Err(reason) if !pg_required() => {
-            println!("{test} skipped: cannot start a throwaway cluster: {reason}");
-            None
-        }
-        Err(reason) => panic!("cannot start a throwaway cluster: {reason}"),
-    }
-}
+use session_test_support::{connect, throwaway_cluster_or_skip};
 
 /// A store on `url` with a pool of `max_size` that waits `wait` for a
 /// connection, its table created and holding `k` = `v`.
@@ -73,7 +60,7 @@ const ROWS_BEFORE: usize = 500;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stop_and_restart_under_load_loses_nothing_and_recovers() {
-    let Some(cluster) = cluster("stop_and_restart_under_load") else {
+    let Some(cluster) = throwaway_cluster_or_skip() else {
         return;
     };
     let cluster = Arc::new(cluster);
@@ -301,7 +288,7 @@ async fn stop_and_restart_under_load_loses_nothing_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exhausted_pool_times_out_in_its_wait_and_serves_once_freed() {
-    let Some(cluster) = cluster("an_exhausted_pool") else {
+    let Some(cluster) = throwaway_cluster_or_skip() else {
         return;
     };
     let wait = Duration::from_millis(300);
@@ -369,7 +356,7 @@ async fn store_backend_pid(store: &PostgresStore) -> i32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_killed_mid_statement_fails_that_call_only() {
-    let Some(cluster) = cluster("a_connection_killed_mid_statement") else {
+    let Some(cluster) = throwaway_cluster_or_skip() else {
         return;
     };
     let url = cluster.url();

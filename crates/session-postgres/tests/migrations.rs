@@ -2,8 +2,8 @@
 //! real server (skipped, with a note, when none can be had, unless
 //! `SESSION_TEST_REQUIRE_PG=1`).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use session_core::cleanup::{CleanupOptions, CleanupTarget, spawn_cleanup};
@@ -23,13 +23,7 @@ impl Drop for Tables {
 }
 
 fn setup(prefix: &str) -> Option<(String, String, Tables)> {
-    let url = match session_test_support::pg_url() {
-        Ok(url) => url,
-        Err(why) => {
-            eprintln!("skipped: no PostgreSQL ({why})");
-            return None;
-        }
-    };
+    let url = session_test_support::pg_url_or_skip()?;
     let table = session_test_support::unique_table_name(prefix);
     let tables = Tables {
         url: url.clone(),
@@ -116,29 +110,118 @@ async fn a_table_of_another_shape_is_not_adopted() {
     assert!(text.contains("column `created_at` is missing"), "{text}");
 }
 
-/// Counts how many cleanups run at once, across every cleaner.
+/// The backends (pids) holding the advisory lock `key` in this database,
+/// as `pg_locks` shows them to `observer`: a connection of its own, in no
+/// store's pool (a session-level lock can be taken again by the session
+/// holding it, so only another session sees whether it was released).
+async fn lock_holders(observer: &tokio_postgres::Client, key: i64) -> Vec<i32> {
+    observer
+        .query(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND classid = (($1::bigint >> 32) & 4294967295)::oid \
+             AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1",
+            &[&key],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+#[test]
+fn the_cleanup_lock_key_is_pinned() {
+    // Pinned (FNV-1a 64 of `session_postgres.cleanup:<table>`, computed
+    // independently): instances of different releases cleaning one table
+    // must take the same lock.
+    let key = |table: &str| {
+        PostgresStore::from_url(
+            "postgresql://app@host/db",
+            PostgresConfig {
+                table: table.to_owned(),
+                ..PostgresConfig::default()
+            },
+        )
+        .unwrap()
+        .cleanup_lock_key()
+    };
+    assert_eq!(key("litestar_session"), 8_085_118_283_056_682_146);
+    assert_eq!(key("auth.litestar_session"), 6_008_996_250_219_513_344);
+}
+
+/// How many times each of the two cleaners has cleaned (taken the lock
+/// and run): the probes take turns by it, and the test waits on it.
+type Progress = Arc<tokio::sync::watch::Sender<[usize; 2]>>;
+
+/// One of two cleaners: counts how many cleanups run at once across both,
+/// checks from the observer's connection that exactly one backend holds
+/// the lock while it cleans and that this backend no longer does once the
+/// cleanup has returned, and takes turns with the other cleaner: one that
+/// has cleaned more often than the other skips its tick without trying the
+/// lock, so each gets to clean if (and only if) the lock is released.
 struct Probe {
+    me: usize,
     store: PostgresStore,
+    observer: Arc<tokio_postgres::Client>,
     inside: Arc<AtomicUsize>,
     max_inside: Arc<AtomicUsize>,
+    lock_skips: Arc<AtomicUsize>,
+    progress: Progress,
+    violations: Arc<Mutex<Vec<String>>>,
+}
+
+impl Probe {
+    fn violation(&self, what: String) {
+        self.violations.lock().unwrap().push(what);
+    }
 }
 
 #[async_trait]
 impl CleanupTarget for Probe {
     async fn cleanup(&self) -> Result<Option<u64>> {
-        self.store
+        let counts = *self.progress.borrow();
+        if counts[self.me] > counts[1 - self.me] {
+            return Ok(None);
+        }
+        let key = self.store.cleanup_lock_key();
+        let outcome = self
+            .store
             .try_with_cleanup_lock(async {
                 let now = self.inside.fetch_add(1, Ordering::SeqCst) + 1;
                 self.max_inside.fetch_max(now, Ordering::SeqCst);
+                let holders = lock_holders(&self.observer, key).await;
                 let removed = self.store.delete_expired().await;
                 // Stay inside long enough that an unlocked rival would overlap.
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 self.inside.fetch_sub(1, Ordering::SeqCst);
-                removed
+                removed.map(|n| (n, holders))
             })
-            .await
+            .await?;
+        let Some((removed, holders)) = outcome else {
+            self.lock_skips.fetch_add(1, Ordering::SeqCst);
+            return Ok(None);
+        };
+        if holders.len() != 1 {
+            self.violation(format!(
+                "cleaner {}: while it cleaned, the lock was held by {holders:?}",
+                self.me
+            ));
+        }
+        let after = lock_holders(&self.observer, key).await;
+        if let Some(pid) = holders.iter().find(|pid| after.contains(pid)) {
+            self.violation(format!(
+                "cleaner {}: backend {pid} still holds the lock after the cleanup returned",
+                self.me
+            ));
+        }
+        self.progress.send_modify(|c| c[self.me] += 1);
+        Ok(Some(removed))
     }
 }
+
+/// How many times each cleaner must clean.
+const TURNS: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_cleaners_never_run_at_once() {
@@ -146,39 +229,70 @@ async fn two_cleaners_never_run_at_once() {
         return;
     };
     store(&url, &table).migrate().await.unwrap();
+    let key = store(&url, &table).cleanup_lock_key();
+    let observer = Arc::new(session_test_support::connect(&url).await.unwrap());
     let inside = Arc::new(AtomicUsize::new(0));
     let max_inside = Arc::new(AtomicUsize::new(0));
+    let lock_skips = Arc::new(AtomicUsize::new(0));
+    let violations = Arc::new(Mutex::new(Vec::new()));
+    let progress: Progress = Arc::new(tokio::sync::watch::Sender::new([0, 0]));
     let options = CleanupOptions::new(Duration::from_millis(5)).jitter(0.5);
     // Two "application servers": separate pools on one database.
     let cleaners: Vec<_> = (0..2)
-        .map(|_| {
+        .map(|me| {
             spawn_cleanup(
                 Probe {
+                    me,
                     store: store(&url, &table),
+                    observer: observer.clone(),
                     inside: inside.clone(),
                     max_inside: max_inside.clone(),
+                    lock_skips: lock_skips.clone(),
+                    progress: progress.clone(),
+                    violations: violations.clone(),
                 },
                 options,
             )
             .unwrap()
         })
         .collect();
-    let mut skipped = 0;
-    let mut cleaned = 0;
+    // Each cleans TURNS times. A lock left held after a cleanup (by a
+    // connection back in its pool) would let only its own cleaner in:
+    // bounded, so that fails instead of hanging.
+    let mut counts = progress.subscribe();
+    let done = tokio::time::timeout(
+        Duration::from_secs(30),
+        counts.wait_for(|c| c.iter().all(|&n| n >= TURNS)),
+    )
+    .await;
+    let reached = *progress.borrow();
+    let mut failures = 0;
     for cleaner in cleaners {
-        cleaner.wait_for_runs(30).await;
         let stats = cleaner.stop().await;
+        failures += stats.failures;
         assert_eq!(stats.failures, 0, "{:?}", stats.last_error);
-        skipped += stats.skipped;
-        cleaned += stats.runs - stats.skipped;
     }
+    let violations = violations.lock().unwrap().clone();
+    assert!(violations.is_empty(), "{violations:#?}");
+    assert!(
+        done.is_ok(),
+        "the cleaners did not each clean {TURNS} times within 30 s (cleaned {reached:?}): \
+         the lock is not released for the other instance"
+    );
     assert_eq!(
         max_inside.load(Ordering::SeqCst),
         1,
         "two cleanups overlapped"
     );
-    assert!(cleaned > 0);
-    eprintln!("cleaned {cleaned} times, skipped {skipped} times");
+    assert!(
+        lock_holders(&observer, key).await.is_empty(),
+        "the lock is held after both cleaners stopped"
+    );
+    eprintln!(
+        "cleaned {:?} times, skipped {} times on the held lock, {failures} failures",
+        *progress.borrow(),
+        lock_skips.load(Ordering::SeqCst)
+    );
 }
 
 #[tokio::test]
@@ -187,7 +301,10 @@ async fn a_held_lock_makes_cleanup_skip_and_touch_nothing() {
         return;
     };
     let store = store(&url, &table);
+    // Another application server: a pool (so connections) of its own.
+    let other = self::store(&url, &table);
     store.migrate().await.unwrap();
+    let observer = session_test_support::connect(&url).await.unwrap();
     let client = session_test_support::connect(&url).await.unwrap();
     client
         .batch_execute(&format!(
@@ -202,8 +319,19 @@ async fn a_held_lock_makes_cleanup_skip_and_touch_nothing() {
         .execute("SELECT pg_advisory_lock($1)", &[&key])
         .await
         .unwrap();
+    let holder: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(lock_holders(&observer, key).await, [holder]);
     assert_eq!(StoreAdmin::cleanup(&store).await.unwrap(), None);
     assert_eq!(CleanupTarget::cleanup(&store).await.unwrap(), None);
+    assert_eq!(
+        lock_holders(&observer, key).await,
+        [holder],
+        "a skipped cleanup took the lock"
+    );
     let count: i64 = client
         .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
         .await
@@ -214,8 +342,70 @@ async fn a_held_lock_makes_cleanup_skip_and_touch_nothing() {
         .execute("SELECT pg_advisory_unlock($1)", &[&key])
         .await
         .unwrap();
+    assert_eq!(lock_holders(&observer, key).await, [] as [i32; 0]);
+
+    // After each cleanup the lock is free, as seen from a connection of
+    // its own, and the other instance can clean: a lock left held by a
+    // connection back in the pool would be taken again by its own store
+    // (the pool hands that connection back) but by no one else.
     assert_eq!(StoreAdmin::cleanup(&store).await.unwrap(), Some(3));
-    // The lock was released after the run: a second run takes it again.
-    assert_eq!(StoreAdmin::cleanup(&store).await.unwrap(), Some(0));
+    assert_eq!(
+        lock_holders(&observer, key).await,
+        [] as [i32; 0],
+        "the lock is still held after StoreAdmin::cleanup returned"
+    );
+    assert_eq!(StoreAdmin::cleanup(&other).await.unwrap(), Some(0));
+    assert_eq!(lock_holders(&observer, key).await, [] as [i32; 0]);
     assert_eq!(CleanupTarget::cleanup(&store).await.unwrap(), Some(0));
+    assert_eq!(
+        lock_holders(&observer, key).await,
+        [] as [i32; 0],
+        "the lock is still held after CleanupTarget::cleanup returned"
+    );
+    assert_eq!(CleanupTarget::cleanup(&other).await.unwrap(), Some(0));
+    assert_eq!(lock_holders(&observer, key).await, [] as [i32; 0]);
+}
+
+/// The defect the checks above are for, made by hand: a cleanup lock taken
+/// on a pooled connection and never released. The store's own pool takes
+/// it again (what a check from the store itself would see), but the
+/// observer sees it held and the other instance skips.
+#[tokio::test]
+async fn a_lock_left_held_in_the_pool_is_caught_by_these_checks() {
+    let Some((url, table, _tables)) = setup("cleanup_leak") else {
+        return;
+    };
+    let store = store(&url, &table);
+    let other = self::store(&url, &table);
+    store.migrate().await.unwrap();
+    let observer = session_test_support::connect(&url).await.unwrap();
+    let key = store.cleanup_lock_key();
+    let try_lock = "SELECT pg_try_advisory_lock($1)";
+    {
+        let conn = store.pool().get().await.unwrap();
+        let locked: bool = conn.query_one(try_lock, &[&key]).await.unwrap().get(0);
+        assert!(locked);
+        // Back to the pool without `pg_advisory_unlock`.
+    }
+    {
+        let conn = store.pool().get().await.unwrap();
+        let again: bool = conn.query_one(try_lock, &[&key]).await.unwrap().get(0);
+        assert!(again, "the same pooled session takes the lock again");
+        conn.query_one("SELECT pg_advisory_unlock($1)", &[&key])
+            .await
+            .unwrap();
+    }
+    assert_eq!(lock_holders(&observer, key).await.len(), 1);
+    assert_eq!(StoreAdmin::cleanup(&other).await.unwrap(), None);
+    // Closing the pool's connections releases it.
+    drop(store);
+    let deadline = Duration::from_secs(10);
+    tokio::time::timeout(deadline, async {
+        while !lock_holders(&observer, key).await.is_empty() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the lock outlived the pool holding it");
+    assert_eq!(StoreAdmin::cleanup(&other).await.unwrap(), Some(0));
 }

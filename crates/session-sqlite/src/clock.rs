@@ -55,39 +55,250 @@ fn clamp(secs: u64) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::{Connection, OptionalExtension, params};
+    use session_core::TableName;
+
     use super::*;
+    use crate::schema::{Statements, ddl};
 
     fn at(secs: u64, millis: u64) -> Now {
         Now(Duration::from_secs(secs) + Duration::from_millis(millis))
     }
 
-    fn live(expires_at: i64, now: Now) -> bool {
-        expires_at > now.secs()
+    fn at_ms(ms: u64) -> Now {
+        Now(Duration::from_millis(ms))
     }
 
-    #[test]
-    fn never_early_and_at_most_a_second_late() {
+    fn statements() -> Statements {
+        Statements::new(&TableName::new("clock_sessions", 63).unwrap())
+    }
+
+    /// How the expiry of a write is computed: [`Now::expiry_after`], or a
+    /// broken stand-in.
+    type ExpiryOf = fn(Now, Duration) -> i64;
+
+    /// What each statement of the store makes of the row `k` at `now`,
+    /// with the parameters the store binds: whether it treats the row as
+    /// live, by name, and the `expires_at` that `expires_in` reads. The
+    /// writing statements run inside a savepoint that is rolled back, so
+    /// every probe sees the row as written.
+    #[derive(Clone)]
+    struct Views {
+        live: Vec<(&'static str, bool)>,
+        expires_at: Option<Option<i64>>,
+    }
+
+    fn views(conn: &Connection, sql: &Statements, now: Now, expiry_of: ExpiryOf) -> Views {
+        let s = now.secs();
+        let later = Some(expiry_of(now, Duration::from_secs(3600)));
+        let get = conn
+            .prepare_cached(&sql.get)
+            .unwrap()
+            .query_row(params!["k", s], |r| r.get::<_, Vec<u8>>(0))
+            .optional()
+            .unwrap()
+            .is_some();
+        let exists = conn
+            .prepare_cached(&sql.exists)
+            .unwrap()
+            .exists(params!["k", s])
+            .unwrap();
+        let expires_at: Option<Option<i64>> = conn
+            .prepare_cached(&sql.expires_at)
+            .unwrap()
+            .query_row(params!["k", s], |r| r.get(0))
+            .optional()
+            .unwrap();
+        let rolled_back = |probe: &dyn Fn() -> bool| {
+            conn.execute_batch("SAVEPOINT probe").unwrap();
+            let answer = probe();
+            conn.execute_batch("ROLLBACK TO probe; RELEASE probe")
+                .unwrap();
+            answer
+        };
+        let renew = rolled_back(&|| {
+            conn.prepare_cached(&sql.renew)
+                .unwrap()
+                .query_row(params!["k", s, later, s], |r| r.get::<_, Vec<u8>>(0))
+                .optional()
+                .unwrap()
+                .is_some()
+        });
+        let update = rolled_back(&|| {
+            conn.prepare_cached(&sql.update)
+                .unwrap()
+                .execute(params!["k", b"w".as_slice(), later, s])
+                .unwrap()
+                == 1
+        });
+        // `create` over the key succeeds only where the row is expired.
+        let create_refused = rolled_back(&|| {
+            conn.prepare_cached(&sql.create)
+                .unwrap()
+                .execute(params!["k", b"w".as_slice(), later, s])
+                .unwrap()
+                == 0
+        });
+        let kept_by_cleanup = rolled_back(&|| {
+            conn.prepare_cached(&sql.delete_expired)
+                .unwrap()
+                .execute(params![s, 1000])
+                .unwrap()
+                == 0
+        });
+        Views {
+            live: vec![
+                ("get", get),
+                ("exists", exists),
+                ("expires_at", expires_at.is_some()),
+                ("renew", renew),
+                ("update", update),
+                ("create", create_refused),
+                ("delete_expired", kept_by_cleanup),
+            ],
+            expires_at,
+        }
+    }
+
+    /// Writes `k` with the store's `set` statement at `written_ms` (unix
+    /// milliseconds) with time to live `ttl_ms`, then asks every statement
+    /// about it at every millisecond from the write to the true expiry
+    /// (live everywhere, and `expires_in` never shorter than the true time
+    /// left) and over the two seconds that start one second after it (gone
+    /// everywhere). The first violation is the error.
+    ///
+    /// The statements see the time as `now.secs()` alone, so they are asked
+    /// once per second of `now.secs()`; what depends on the milliseconds
+    /// (`now.secs()` itself, and `expires_in`) is checked at every one.
+    fn check(sql: &Statements, expiry_of: ExpiryOf) -> Result<(), String> {
         for written_ms in [0, 1, 250, 999] {
             for ttl_ms in [1, 999, 1000, 1001, 2500] {
-                let written = at(1_000, written_ms);
-                let e = written.expiry_after(Duration::from_millis(ttl_ms));
-                let expiry_ms = 1_000_000 + written_ms + ttl_ms;
-                // Every millisecond before the true expiry: live.
-                for t in (expiry_ms - ttl_ms)..expiry_ms {
-                    assert!(
-                        live(e, at(0, t)),
-                        "early at {t} ms (w={written_ms}, d={ttl_ms})"
-                    );
+                let w = 1_000_000 + written_ms;
+                let conn = Connection::open_in_memory().unwrap();
+                for statement in ddl(&TableName::new("clock_sessions", 63).unwrap()) {
+                    conn.execute_batch(&statement).unwrap();
                 }
-                // From one second after the true expiry on: gone.
-                for t in (expiry_ms + 1000)..(expiry_ms + 3000) {
-                    assert!(
-                        !live(e, at(0, t)),
-                        "late at {t} ms (w={written_ms}, d={ttl_ms})"
-                    );
+                let written = at_ms(w);
+                let ttl = Duration::from_millis(ttl_ms);
+                let expires_at = Some(expiry_of(written, ttl));
+                conn.execute(
+                    &sql.set,
+                    params!["k", b"v".as_slice(), expires_at, written.secs()],
+                )
+                .unwrap();
+                let expiry = w + ttl_ms;
+                let case = format!("written at +{written_ms} ms with {ttl_ms} ms to live");
+                let mut asked: Option<(i64, Views)> = None;
+                let mut ask = |now: Now| -> Views {
+                    if asked.as_ref().is_none_or(|(secs, _)| *secs != now.secs()) {
+                        asked = Some((now.secs(), views(&conn, sql, now, expiry_of)));
+                    }
+                    asked.as_ref().unwrap().1.clone()
+                };
+                for t in w..expiry {
+                    let now = at_ms(t);
+                    let seen = ask(now);
+                    if let Some((name, _)) = seen.live.iter().find(|(_, live)| !live) {
+                        return Err(format!(
+                            "{name}: early, gone {} ms before the expiry ({case})",
+                            expiry - t
+                        ));
+                    }
+                    let left = Duration::from_millis(expiry - t);
+                    match seen.expires_at.flatten().map(|at| now.until(at)) {
+                        Some(r) if r >= left && r < left + Duration::from_secs(1) => {}
+                        other => {
+                            return Err(format!(
+                                "expires_in: {other:?} with {left:?} left ({case})"
+                            ));
+                        }
+                    }
+                }
+                for t in (expiry + 1000)..(expiry + 3000) {
+                    let seen = ask(at_ms(t));
+                    if let Some((name, _)) = seen.live.iter().find(|(_, live)| *live) {
+                        return Err(format!(
+                            "{name}: late, live {} ms after the expiry ({case})",
+                            t - expiry
+                        ));
+                    }
                 }
             }
         }
+        Ok(())
+    }
+
+    #[test]
+    fn every_statement_is_never_early_and_at_most_a_second_late() {
+        check(&statements(), Now::expiry_after).unwrap();
+    }
+
+    /// The check above fails on a predicate off by one either way in any
+    /// statement, and on an expiry rounded down.
+    #[test]
+    fn an_early_or_late_statement_is_caught() {
+        type Edit = fn(&mut Statements) -> &mut String;
+        let cases: [(Edit, &str, &str, &str); 8] = [
+            (
+                |s| &mut s.get,
+                "expires_at > ?2",
+                "expires_at >= ?2",
+                "get: late",
+            ),
+            (
+                |s| &mut s.get,
+                "expires_at > ?2",
+                "expires_at > ?2 + 1",
+                "get: early",
+            ),
+            (
+                |s| &mut s.exists,
+                "expires_at > ?2",
+                "expires_at >= ?2",
+                "exists: late",
+            ),
+            (
+                |s| &mut s.expires_at,
+                "expires_at > ?2",
+                "expires_at > ?2 + 1",
+                "expires_at: early",
+            ),
+            (
+                |s| &mut s.renew,
+                "expires_at > ?2",
+                "expires_at >= ?2",
+                "renew: late",
+            ),
+            (
+                |s| &mut s.update,
+                "expires_at > ?4",
+                "expires_at >= ?4",
+                "update: late",
+            ),
+            (
+                |s| &mut s.create,
+                "expires_at <= ?4",
+                "expires_at < ?4",
+                "create: late",
+            ),
+            (
+                |s| &mut s.delete_expired,
+                "expires_at <= ?1",
+                "expires_at <= ?1 + 1",
+                "delete_expired: early",
+            ),
+        ];
+        for (field, from, to, expected) in cases {
+            let mut sql = statements();
+            let text = field(&mut sql);
+            assert!(text.contains(from), "{text}");
+            *text = text.replace(from, to);
+            let err = check(&sql, Now::expiry_after).expect_err(expected);
+            assert!(err.starts_with(expected), "{expected}: {err}");
+        }
+        let rounded_down: ExpiryOf = |now, d| clamp(now.0.saturating_add(d).as_secs());
+        let err = check(&statements(), rounded_down).expect_err("a rounded-down expiry");
+        assert!(err.contains("early"), "{err}");
     }
 
     #[test]

@@ -585,6 +585,17 @@ fn operations_outside_a_runtime_are_errors_not_panics() {
     assert!(matches!(result, Err(Error::Backend { .. })), "{result:?}");
 }
 
+/// The poll loop above ends: a future that never completes fails the test
+/// at the limit instead of hanging it.
+#[test]
+#[should_panic(expected = "did not complete within")]
+fn a_future_that_never_completes_fails_instead_of_hanging() {
+    common::block_on_within(
+        std::future::pending::<()>(),
+        std::time::Duration::from_millis(50),
+    );
+}
+
 /// Application processes starting together all open one new database file:
 /// the switch to WAL must wait its turn, never fail with "locked".
 #[test]

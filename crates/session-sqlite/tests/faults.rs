@@ -39,7 +39,13 @@ print("released", flush=True)
 
 impl LockHolder {
     /// Starts the process and waits until it holds the lock; `None` (after
-    /// saying why) when python3 is missing.
+    /// reporting the skip) when python3 is missing.
+    ///
+    /// # Panics
+    ///
+    /// When python3 is missing where it is required (on CI, or with
+    /// `SESSION_TEST_REQUIRE_PYTHON=1`: see
+    /// [`python_required`](session_test_support::python_required)).
     fn start(db: &std::path::Path, table: &str) -> Option<LockHolder> {
         let child = Command::new("python3")
             .arg("-c")
@@ -51,8 +57,11 @@ impl LockHolder {
             .spawn();
         let mut child = match child {
             Ok(child) => child,
+            Err(e) if session_test_support::python_required() => {
+                panic!("python3 is required here (CI, or SESSION_TEST_REQUIRE_PYTHON=1): {e}")
+            }
             Err(e) => {
-                println!("skipped: cannot run python3: {e}");
+                session_test_support::report_skip(&format!("cannot run python3: {e}"));
                 return None;
             }
         };

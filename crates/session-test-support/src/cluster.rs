@@ -1,10 +1,13 @@
 //! [`ThrowawayCluster`]: a PostgreSQL cluster of the test's own.
 
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use tokio::net::TcpSocket;
 
 /// Where Debian-style installs keep the server binaries, one folder per
 /// major version.
@@ -16,9 +19,15 @@ const PG_LIB: &str = "/usr/lib/postgresql";
 ///
 /// It can be stopped, started again (same port, same data) and killed
 /// (`SIGKILL` of the server and its backends, a crash), which is what fault
-/// tests need. Dropping it stops the server and deletes the folder; a
-/// watchdog process does the same if this process dies without dropping
-/// it (a panic across threads, `abort`, or a static that is never dropped).
+/// tests need. While it is down it keeps its port reserved (a socket bound
+/// to it, not listening: connections are refused as with no server, but
+/// the kernel gives the port to no one else by chance), so the restart
+/// finds the port free and clients holding the old URL reconnect; if the
+/// port was taken all the same, [`restart`](Self::restart) fails saying so
+/// instead of starting elsewhere. Dropping it stops the server and deletes
+/// the folder; a watchdog process does the same if this process dies
+/// without dropping it (a panic across threads, `abort`, or a static that
+/// is never dropped).
 ///
 /// As root, PostgreSQL refuses to run, so every binary runs as the
 /// `postgres` user through `runuser -u postgres --`.
@@ -38,6 +47,9 @@ pub struct ThrowawayCluster {
     root: PathBuf,
     port: u16,
     as_postgres: bool,
+    /// While the server is down: a socket bound to its port (never
+    /// listening), so that nobody else takes the port before the restart.
+    reserved: Mutex<Option<TcpSocket>>,
 }
 
 impl ThrowawayCluster {
@@ -63,6 +75,7 @@ impl ThrowawayCluster {
             root,
             port: 0,
             as_postgres,
+            reserved: Mutex::new(None),
         };
         // From here on, Drop cleans up whatever happens.
         if as_postgres {
@@ -117,7 +130,20 @@ impl ThrowawayCluster {
 
     /// Starts the server (again) on its port and waits until it accepts
     /// connections.
+    ///
+    /// Fails, saying so, if another process took the port while the server
+    /// was down (the cluster never moves: a client holding its URL would
+    /// never find it again).
     pub fn restart(&self) -> Result<(), String> {
+        // Give up the reservation; if there is none (the port could not be
+        // reserved at the stop), check that the port is still free.
+        let reservation = self.lock_reserved().take();
+        if reservation.is_none() {
+            if let Err(e) = reserve(self.port) {
+                return Err(self.port_taken(&e.to_string()));
+            }
+        }
+        drop(reservation);
         let data = self.data_dir();
         let log = self.root.join("server.log");
         let options = format!(
@@ -142,8 +168,34 @@ impl ThrowawayCluster {
         )
         .map_err(|e| {
             let server_log = std::fs::read_to_string(&log).unwrap_or_default();
-            format!("{e}\nserver log:\n{server_log}")
+            if server_log.contains("could not bind") {
+                self.port_taken(&format!("{e}\nserver log:\n{server_log}"))
+            } else {
+                format!("{e}\nserver log:\n{server_log}")
+            }
         })
+    }
+
+    fn port_taken(&self, detail: &str) -> String {
+        format!(
+            "cannot start the throwaway cluster: its port 127.0.0.1:{} is taken by another \
+             process (the cluster never moves to another port: clients hold URLs naming this \
+             one): {detail}",
+            self.port
+        )
+    }
+
+    fn lock_reserved(&self) -> std::sync::MutexGuard<'_, Option<TcpSocket>> {
+        self.reserved.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Binds the port while the server is down. Best effort: if someone
+    /// took the port in the moment since the server released it, the
+    /// restart says so.
+    fn reserve_port(&self) {
+        if let Ok(socket) = reserve(self.port) {
+            *self.lock_reserved() = Some(socket);
+        }
     }
 
     /// Stops the server cleanly (`pg_ctl stop -m fast`): connected clients
@@ -160,7 +212,9 @@ impl ThrowawayCluster {
                 "-D".as_ref(),
                 data.as_os_str(),
             ],
-        )
+        )?;
+        self.reserve_port();
+        Ok(())
     }
 
     /// Kills the server and all its processes with `SIGKILL`, as a crash
@@ -195,6 +249,7 @@ impl ThrowawayCluster {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        self.reserve_port();
         Ok(())
     }
 
@@ -304,6 +359,20 @@ fn running_as_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// A socket bound to `127.0.0.1:port` and not listening: connections to
+/// the port are refused as with no server, but the kernel hands the port
+/// to no one else (neither as the source port of an outgoing connection nor
+/// to a bind to port 0, the two ways a free port gets taken by chance). It
+/// sets `SO_REUSEADDR`, as PostgreSQL does: the connections the server just
+/// closed linger in `TIME_WAIT` on the port. Fails when a socket listens on
+/// the port.
+fn reserve(port: u16) -> std::io::Result<TcpSocket> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
+    Ok(socket)
+}
+
 fn free_port() -> Result<u16, String> {
     let listener =
         TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"))?;
@@ -333,4 +402,41 @@ fn children_of(parent: u32) -> Vec<u32> {
                 == Some(parent)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The port taken while the cluster was down (here: its reservation
+    /// given up by hand, then the port bound by a listener standing in for
+    /// another process): the restart fails, saying so, and succeeds once
+    /// the port is free again.
+    #[test]
+    fn a_port_taken_while_down_fails_the_restart_clearly() {
+        let Some(cluster) = crate::throwaway_cluster_or_skip() else {
+            return;
+        };
+        cluster.kill().unwrap();
+        assert!(
+            cluster.lock_reserved().is_some(),
+            "no reservation after a crash"
+        );
+        cluster.restart().unwrap();
+        assert!(cluster.lock_reserved().is_none());
+        cluster.stop().unwrap();
+        assert!(
+            cluster.lock_reserved().is_some(),
+            "no reservation while down"
+        );
+        cluster.lock_reserved().take();
+        let squatter = std::net::TcpListener::bind(("127.0.0.1", cluster.port()))
+            .expect("the released port is free");
+        let err = cluster.restart().unwrap_err();
+        assert!(
+            err.contains(&format!("port 127.0.0.1:{} is taken", cluster.port())),
+            "{err}"
+        );
+        drop(squatter);
+        cluster.restart().unwrap();
+        assert!(cluster.lock_reserved().is_none());
+    }
 }

@@ -12,18 +12,20 @@
 //!    (`/usr/lib/postgresql/*/bin`), stopped and deleted when the process
 //!    exits.
 //!
-//! If none can be had it returns the reason, and a test prints that it was
-//! skipped; but with `SESSION_TEST_REQUIRE_PG=1` (as `.ci/run` sets) it
-//! panics with the reason instead, so a CI run without PostgreSQL fails.
+//! If none can be had it returns the reason, and a test reports that it was
+//! skipped ([`pg_url_or_skip`] does both); but with
+//! `SESSION_TEST_REQUIRE_PG=1` (as `.ci/run` sets) it panics with the
+//! reason instead, so a CI run without PostgreSQL fails.
+//!
+//! A skip is reported with [`report_skip`], which writes to the process's
+//! standard error directly: the test harness captures `println!` and
+//! `eprintln!` and shows them only for a failed test, so a skip printed
+//! that way is invisible on the "ok" it leaves.
 //!
 //! ```no_run
 //! # async fn demo() {
-//! let url = match session_test_support::pg_url() {
-//!     Ok(url) => url,
-//!     Err(skip) => {
-//!         println!("skipped: {skip}");
-//!         return;
-//!     }
+//! let Some(url) = session_test_support::pg_url_or_skip() else {
+//!     return; // "test <name> skipped: no PostgreSQL (...)" on stderr
 //! };
 //! let table = session_test_support::unique_table_name("demo");
 //! let client = session_test_support::connect(&url).await.unwrap();
@@ -91,6 +93,84 @@ pub fn pg_url() -> Result<String, String> {
 /// True when `SESSION_TEST_REQUIRE_PG=1`.
 pub fn pg_required() -> bool {
     std::env::var(REQUIRE_PG_VAR).is_ok_and(|v| v.trim() == "1")
+}
+
+/// The variable that, set to `1`, makes tests that need `python3` fail
+/// instead of skipping without it (`.ci/run` sets it).
+pub const REQUIRE_PYTHON_VAR: &str = "SESSION_TEST_REQUIRE_PYTHON";
+
+/// True when a test needing `python3` must fail without it: with
+/// `SESSION_TEST_REQUIRE_PYTHON=1`, and on CI (`CI` set to anything but
+/// empty, `0` or `false`, as CI services set it).
+pub fn python_required() -> bool {
+    let set = |name: &str| {
+        std::env::var(name).is_ok_and(|v| {
+            let v = v.trim();
+            !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false")
+        })
+    };
+    set(REQUIRE_PYTHON_VAR) || set("CI")
+}
+
+/// Reports that the running test is skipped, and why:
+/// `test <name> skipped: <why>`, written to the process's standard error
+/// directly (not through `eprintln!`, which the test harness captures and
+/// shows only for a failed test), so a test that did nothing never passes
+/// silently. `<name>` is the current thread's name, which the harness
+/// sets to the test's; call it from the test's own thread.
+pub fn report_skip(why: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("(unnamed thread)");
+    let line = format!("test {name} skipped: {why}\n");
+    // One write of the whole line: lines of parallel tests do not mix.
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// [`pg_url`], or `None` after [`report_skip`]ping why there is none.
+///
+/// # Panics
+///
+/// As [`pg_url`]: when no server can be had and `SESSION_TEST_REQUIRE_PG=1`.
+pub fn pg_url_or_skip() -> Option<String> {
+    match pg_url() {
+        Ok(url) => Some(url),
+        Err(why) => {
+            report_skip(&format!("no PostgreSQL ({why})"));
+            None
+        }
+    }
+}
+
+/// A [`ThrowawayCluster`] of the test's own, or `None` after
+/// [`report_skip`]ping why it cannot start.
+///
+/// # Panics
+///
+/// When it cannot start and `SESSION_TEST_REQUIRE_PG=1`.
+pub fn throwaway_cluster_or_skip() -> Option<ThrowawayCluster> {
+    match ThrowawayCluster::start() {
+        Ok(cluster) => Some(cluster),
+        Err(why) if !pg_required() => {
+            report_skip(&format!("cannot start a throwaway cluster: {why}"));
+            None
+        }
+        Err(why) => panic!("{REQUIRE_PG_VAR}=1 but a throwaway cluster cannot start: {why}"),
+    }
+}
+
+/// `url` (a URL or a `key=value` connection string) with the session's
+/// `search_path` set to `schema` alone, so unqualified names are created
+/// and found in that schema.
+pub fn url_with_search_path(url: &str, schema: &str) -> String {
+    let option = format!("-c search_path={schema}");
+    if url.contains("://") {
+        let encoded = option.replace(' ', "%20").replace('=', "%3D");
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}options={encoded}")
+    } else {
+        format!("{url} options='{option}'")
+    }
 }
 
 fn find_postgres() -> Result<Found, String> {
@@ -272,6 +352,29 @@ pub fn scratch_dir(prefix: &str) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_path_goes_into_either_form_of_url() {
+        assert_eq!(
+            url_with_search_path("postgresql://u@h:5432/db", "s1"),
+            "postgresql://u@h:5432/db?options=-c%20search_path%3Ds1"
+        );
+        assert_eq!(
+            url_with_search_path("postgresql://u@h/db?sslmode=disable", "s1"),
+            "postgresql://u@h/db?sslmode=disable&options=-c%20search_path%3Ds1"
+        );
+        assert_eq!(
+            url_with_search_path("host=h user=u", "s1"),
+            "host=h user=u options='-c search_path=s1'"
+        );
+        for url in [
+            url_with_search_path("postgresql://u@h:5432/db", "s1"),
+            url_with_search_path("host=h user=u", "s1"),
+        ] {
+            let config: tokio_postgres::Config = url.parse().unwrap();
+            assert_eq!(config.get_options(), Some("-c search_path=s1"), "{url}");
+        }
+    }
 
     #[test]
     fn unique_names_are_valid_distinct_identifiers() {

@@ -1,7 +1,7 @@
 //! The throwaway cluster really starts, stops, comes back, survives a crash
 //! and leaves nothing behind.
 
-use session_test_support::{ThrowawayCluster, connect, pg_required};
+use session_test_support::{connect, throwaway_cluster_or_skip};
 
 async fn select_one(url: &str) -> Result<i32, String> {
     let client = connect(url).await.map_err(|e| e.to_string())?;
@@ -14,13 +14,8 @@ async fn select_one(url: &str) -> Result<i32, String> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn start_stop_restart_kill_and_drop() {
-    let cluster = match ThrowawayCluster::start() {
-        Ok(c) => c,
-        Err(reason) if !pg_required() => {
-            println!("skipped: cannot start a throwaway cluster: {reason}");
-            return;
-        }
-        Err(reason) => panic!("cannot start a throwaway cluster: {reason}"),
+    let Some(cluster) = throwaway_cluster_or_skip() else {
+        return;
     };
     let url = cluster.url();
     let root = cluster.root().to_path_buf();

@@ -41,8 +41,25 @@ pub(crate) async fn store_on(path: &std::path::Path, table: &str) -> SqliteStore
     store
 }
 
-/// Polls a future to completion without a tokio runtime.
+/// How long [`block_on`] polls before it fails the test.
+pub(crate) const BLOCK_ON_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Polls a future to completion without a tokio runtime (busy: its waker
+/// does nothing), failing the test if it has not completed within
+/// [`BLOCK_ON_LIMIT`] instead of spinning forever.
 pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    block_on_within(future, BLOCK_ON_LIMIT)
+}
+
+/// [`block_on`] with a limit of `limit`.
+///
+/// # Panics
+///
+/// When the future has not completed within `limit`.
+pub(crate) fn block_on_within<F: std::future::Future>(
+    future: F,
+    limit: std::time::Duration,
+) -> F::Output {
     use std::sync::Arc;
     use std::task::{Context, Poll, Wake, Waker};
     struct Noop;
@@ -52,9 +69,15 @@ pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
     let waker = Waker::from(Arc::new(Noop));
     let mut cx = Context::from_waker(&waker);
     let mut future = std::pin::pin!(future);
+    let deadline = std::time::Instant::now() + limit;
     loop {
         if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
             return out;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the future did not complete within {limit:?}"
+        );
+        std::thread::yield_now();
     }
 }
