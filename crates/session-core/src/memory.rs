@@ -148,6 +148,31 @@ impl Store for MemoryStore {
             .live(key, |entry, _| *entry = Entry::new(value, expires_in))?
             .is_some())
     }
+
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Bytes,
+        value: Bytes,
+        expires_in: Option<Duration>,
+    ) -> Result<bool> {
+        Ok(self
+            .live(key, |entry, _| {
+                let same = entry.value == expected;
+                if same {
+                    *entry = Entry::new(value, expires_in);
+                }
+                same
+            })?
+            .unwrap_or(false))
+    }
+
+    async fn delete_live(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        let now = Instant::now();
+        let mut map = self.lock();
+        Ok(map.remove(key).is_some_and(|entry| entry.is_live(now)))
+    }
 }
 
 /// The memory store has no schema: every migration method keeps its

@@ -10,8 +10,8 @@ use crate::Result;
 
 /// An async key/value store of opaque bytes with per-key expiry.
 ///
-/// This is the Litestar `Store` protocol plus `delete_expired`, `create` and
-/// `update`. Every method below states its contract; `session-conformance`
+/// This is the Litestar `Store` protocol plus `delete_expired`, `create`,
+/// `update`, `compare_and_set` and `delete_live`. Every method below states its contract; `session-conformance`
 /// checks all of it, and a third-party store is correct when it passes that
 /// suite. Rules that hold for every method:
 ///
@@ -89,6 +89,43 @@ pub trait Store: Send + Sync {
     /// The middleware uses it for existing sessions, so a request that
     /// loaded a session before a concurrent logout cannot bring it back.
     async fn update(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool>;
+
+    /// Compare-and-set: replaces the value of `key` with `value` only if a
+    /// live row holds exactly `expected` (byte for byte), resetting its
+    /// expiry as in [`set`](Store::set). Returns whether it wrote; a
+    /// changed, expired or missing row is left as it is. One statement (or
+    /// round trip) where the backend can.
+    ///
+    /// Of many concurrent `compare_and_set`s of one key from the same
+    /// `expected`, exactly one returns `true`. The middleware saves an
+    /// existing session with it: a request that loaded the session, then
+    /// lost a race to another request's save, learns so, reloads and
+    /// re-applies only its own changes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`](crate::Error::InvalidKey); backend errors.
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Bytes,
+        value: Bytes,
+        expires_in: Option<Duration>,
+    ) -> Result<bool>;
+
+    /// Removes `key` if a live row holds it and returns whether it did;
+    /// `false` for a missing or expired key (an expired row may be removed
+    /// too). Of many concurrent `delete_live`s of one key, exactly one
+    /// returns `true`.
+    ///
+    /// The middleware removes the old row with it when it gives a session a
+    /// new id, and goes on only if it was live: of a logout and an id
+    /// change racing on one session, exactly one wins.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`](crate::Error::InvalidKey); backend errors.
+    async fn delete_live(&self, key: &str) -> Result<bool>;
 }
 
 macro_rules! forward_store {
@@ -121,6 +158,18 @@ macro_rules! forward_store {
             }
             async fn update(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
                 (**self).update(key, value, expires_in).await
+            }
+            async fn compare_and_set(
+                &self,
+                key: &str,
+                expected: Bytes,
+                value: Bytes,
+                expires_in: Option<Duration>,
+            ) -> Result<bool> {
+                (**self).compare_and_set(key, expected, value, expires_in).await
+            }
+            async fn delete_live(&self, key: &str) -> Result<bool> {
+                (**self).delete_live(key).await
             }
         }
     )*};
