@@ -48,7 +48,14 @@ struct State {
     loaded: bool,
     /// The id of the row this session was loaded from, if any.
     existing_id: Option<String>,
+    /// The stored bytes the session was loaded from: what the save's
+    /// compare-and-set expects to find.
+    loaded_bytes: Option<Bytes>,
     data: Map<String, Value>,
+    /// This request's own changes, key by key (`None`: removed), re-applied
+    /// on top of a concurrent request's save.
+    changes: Map<String, Value>,
+    removed: std::collections::BTreeSet<String>,
     modified: bool,
     /// `cycle_id` was called: save under a new id, delete the old row.
     cycle: bool,
@@ -108,9 +115,9 @@ impl Session {
             let config = &self.inner.config;
             let renew_for = config.renew_on_access().then(|| config.max_age());
             let stored = self.inner.store.get(&self.key_of(id), renew_for).await?;
-            existing = stored.and_then(|bytes| match serde_json::from_slice::<Value>(&bytes) {
-                Ok(Value::Object(map)) => Some(map),
-                _ => {
+            existing = stored.and_then(|bytes| match parse(&bytes) {
+                Some(map) => Some((map, bytes)),
+                None => {
                     tracing::warn!("stored session is not a JSON object; starting a new session");
                     None
                 }
@@ -118,8 +125,9 @@ impl Session {
         }
         let mut state = self.state();
         match existing {
-            Some(data) => {
+            Some((data, bytes)) => {
                 state.existing_id = self.inner.cookie_id.clone();
+                state.loaded_bytes = Some(bytes);
                 state.data = data;
                 state.renewed = self.inner.config.renew_on_access();
             }
@@ -175,6 +183,9 @@ impl Session {
             };
             return Err(SessionError::TooLarge { size, max });
         }
+        let value = state.data[key].clone();
+        state.removed.remove(key);
+        state.changes.insert(key.to_owned(), value);
         state.modified = true;
         Ok(())
     }
@@ -185,7 +196,11 @@ impl Session {
         let removed = {
             let mut state = self.state();
             let removed = state.data.remove(key);
-            state.modified |= removed.is_some();
+            if removed.is_some() {
+                state.modified = true;
+                state.changes.remove(key);
+                state.removed.insert(key.to_owned());
+            }
             removed
         };
         match removed {
@@ -273,7 +288,7 @@ impl Session {
 
     /// Saves the session if it changed and says which cookie to send.
     pub(crate) async fn finish(&self) -> Result<Outcome, SessionError> {
-        let (existing, data, cycle, ended) = {
+        let (existing, data, cycle, ended, loaded_bytes) = {
             let state = self.state();
             if state.skipped || !state.loaded {
                 return Ok(Outcome::Untouched);
@@ -290,6 +305,7 @@ impl Session {
                 state.data.clone(),
                 state.cycle,
                 state.ended,
+                state.loaded_bytes.clone(),
             )
         };
         let store = &self.inner.store;
@@ -308,30 +324,66 @@ impl Session {
             };
         }
 
-        let value =
-            Bytes::from(
-                serde_json::to_vec(&data).map_err(|source| SessionError::Serialize {
-                    key: String::new(),
-                    source,
-                })?,
-            );
-        if value.len() > config.max_session_bytes() {
-            return Err(SessionError::TooLarge {
-                size: value.len(),
-                max: config.max_session_bytes(),
-            });
-        }
-
-        if let (Some(id), false) = (&existing, cycle) {
-            if store.update(&self.key_of(id), value, max_age).await? {
-                return Ok(Outcome::SetCookie(self.cookie(id)?));
+        // Refuse an oversized session before any store call.
+        let mut value = self.serialize(&data)?;
+        let mut data = data;
+        if let (Some(id), Some(mut expected)) = (&existing, loaded_bytes) {
+            let key = self.key_of(id);
+            if cycle {
+                // Carry concurrent requests' changes over, then take the
+                // old row: only if it was still live (a logout ends it for
+                // good, whichever request came first).
+                match self.reload(&key).await? {
+                    Some((merged, _)) => value = self.serialize(&merged)?,
+                    None => return self.ended_meanwhile(),
+                }
+                if !store.delete_live(&key).await? {
+                    return self.ended_meanwhile();
+                }
+            } else {
+                for attempt in 1..=MAX_MERGES {
+                    if attempt > 1 {
+                        if data.is_empty() {
+                            // Emptied after merging: like a logout.
+                            store.delete(&key).await?;
+                            return Ok(Outcome::SetCookie(self.expired_cookie()?));
+                        }
+                        value = self.serialize(&data)?;
+                    }
+                    if store
+                        .compare_and_set(&key, expected, value.clone(), max_age)
+                        .await?
+                    {
+                        if attempt > 1 {
+                            tracing::info!(
+                                attempts = attempt,
+                                "session saved after merging a concurrent request's changes"
+                            );
+                        }
+                        return Ok(Outcome::SetCookie(self.cookie(id)?));
+                    }
+                    // Another request saved meanwhile, or the session ended.
+                    match self.reload(&key).await? {
+                        Some((merged, bytes)) => {
+                            tracing::debug!(
+                                attempt,
+                                "session changed by a concurrent request; re-applying this request's changes"
+                            );
+                            data = merged;
+                            expected = bytes;
+                        }
+                        None => return self.ended_meanwhile(),
+                    }
+                }
+                return Err(SessionError::Store(session_core::Error::backend(
+                    "session",
+                    format!(
+                        "the session changed under {MAX_MERGES} saves in a row; this request's changes were not saved"
+                    ),
+                    std::io::Error::other("too many concurrent changes"),
+                )));
             }
-            // The row is gone: a concurrent logout (or expiry) ended this
-            // session while the request ran. Never bring it back.
-            tracing::info!("session ended while the request ran; its changes are dropped");
-            return Ok(Outcome::SetCookie(self.expired_cookie()?));
         }
-
         // A new session, or a cycled one: a fresh id that no live row holds.
         let mut attempts = 0;
         let new_id = loop {
@@ -352,10 +404,53 @@ impl Session {
                 )));
             }
         };
-        if let Some(old) = &existing {
-            store.delete(&self.key_of(old)).await?;
-        }
         Ok(Outcome::SetCookie(self.cookie(&new_id)?))
+    }
+
+    /// The stored session under `key` now, with this request's own changes
+    /// applied on top, and the stored bytes; `None` if it is gone (a
+    /// logout, or expiry) or no longer a JSON object.
+    async fn reload(&self, key: &str) -> Result<Option<(Map<String, Value>, Bytes)>, SessionError> {
+        let Some(bytes) = self.inner.store.get(key, None).await? else {
+            return Ok(None);
+        };
+        let Some(mut data) = parse(&bytes) else {
+            return Ok(None);
+        };
+        let state = self.state();
+        for key in &state.removed {
+            data.remove(key);
+        }
+        for (key, value) in &state.changes {
+            data.insert(key.clone(), value.clone());
+        }
+        Ok(Some((data, bytes)))
+    }
+
+    /// The session ended while the request ran (a concurrent logout, or
+    /// expiry): never bring it back; drop this request's changes.
+    fn ended_meanwhile(&self) -> Result<Outcome, SessionError> {
+        tracing::info!("session ended while the request ran; its changes are dropped");
+        Ok(Outcome::SetCookie(self.expired_cookie()?))
+    }
+
+    /// The session as stored, refused if over `max_session_bytes`.
+    fn serialize(&self, data: &Map<String, Value>) -> Result<Bytes, SessionError> {
+        let value =
+            Bytes::from(
+                serde_json::to_vec(data).map_err(|source| SessionError::Serialize {
+                    key: String::new(),
+                    source,
+                })?,
+            );
+        let max = self.inner.config.max_session_bytes();
+        if value.len() > max {
+            return Err(SessionError::TooLarge {
+                size: value.len(),
+                max,
+            });
+        }
+        Ok(value)
     }
 
     fn cookie(&self, id: &str) -> Result<HeaderValue, SessionError> {
@@ -373,6 +468,17 @@ fn bad_cookie(err: http::header::InvalidHeaderValue) -> SessionError {
         "session cookie",
         format!("the configured cookie attributes do not form a valid header: {err}"),
     ))
+}
+
+/// How many concurrent saves one save merges before it gives up.
+const MAX_MERGES: u32 = 64;
+
+/// A stored session: a JSON object, else `None`.
+fn parse(bytes: &[u8]) -> Option<Map<String, Value>> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Some(map),
+        _ => None,
+    }
 }
 
 fn serialized_len(data: &Map<String, Value>) -> usize {

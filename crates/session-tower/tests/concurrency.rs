@@ -1,0 +1,235 @@
+//! Concurrent requests of one session over real HTTP on a loopback port:
+//! none loses another's changes, and a logout is final against a request
+//! that loaded the session before it.
+//!
+//! Races are ordered with barriers and `Notify`, never with sleeps.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::extract::Path;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use reqwest::header::{COOKIE, SET_COOKIE};
+use session_core::{MemoryStore, Store};
+use session_tower::{Session, SessionConfig, SessionError, SessionLayer, store_key};
+use tokio::sync::{Barrier, Notify};
+
+type Handled<T> = std::result::Result<T, SessionError>;
+
+/// Every `/put` handler of a wave waits here after loading the session,
+/// so all of them have loaded before any saves.
+struct Wave(Barrier);
+
+/// The `/cycle` handler says it has loaded the session, then waits.
+#[derive(Default)]
+struct Gate {
+    loaded: Notify,
+    release: Notify,
+}
+
+async fn login(session: Session) -> Handled<&'static str> {
+    session.cycle_id().await?;
+    session.insert("user", "alice").await?;
+    Ok("in")
+}
+
+async fn put(
+    session: Session,
+    Path(key): Path<String>,
+    Extension(wave): Extension<Arc<Wave>>,
+) -> Handled<&'static str> {
+    session.get_value("user").await?;
+    wave.0.wait().await;
+    session.insert(&key, true).await?;
+    Ok("put")
+}
+
+async fn keys(session: Session) -> Handled<Json<Vec<String>>> {
+    Ok(Json(session.data().await?.keys().cloned().collect()))
+}
+
+async fn cycle(session: Session, Extension(gate): Extension<Arc<Gate>>) -> Handled<&'static str> {
+    session.get_value("user").await?;
+    gate.loaded.notify_one();
+    gate.release.notified().await;
+    session.cycle_id().await?;
+    session.insert("privileged", true).await?;
+    Ok("cycled")
+}
+
+async fn logout(session: Session) -> Handled<&'static str> {
+    session.clear().await?;
+    Ok("out")
+}
+
+struct App {
+    url: String,
+    store: Arc<MemoryStore>,
+    client: reqwest::Client,
+}
+
+async fn serve(wave_size: usize, gate: Arc<Gate>) -> App {
+    let store = Arc::new(MemoryStore::new());
+    let app = Router::new()
+        .route("/login", post(login))
+        .route("/put/{key}", post(put))
+        .route("/keys", get(keys))
+        .route("/cycle", post(cycle))
+        .route("/logout", post(logout))
+        .layer(Extension(Arc::new(Wave(Barrier::new(wave_size)))))
+        .layer(Extension(gate))
+        .layer(SessionLayer::with_shared(
+            store.clone(),
+            SessionConfig::default(),
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    App {
+        url: format!("http://{addr}"),
+        store,
+        client: reqwest::Client::new(),
+    }
+}
+
+impl App {
+    /// `POST path` with the session cookie `id` (if any); the id the
+    /// response sets (`None` for none, `Some("")` for an expired cookie).
+    async fn post(&self, path: &str, id: Option<&str>) -> (reqwest::StatusCode, Option<String>) {
+        let mut request = self.client.post(format!("{}{path}", self.url));
+        if let Some(id) = id {
+            request = request.header(COOKIE, format!("session={id}"));
+        }
+        let response = request.send().await.unwrap();
+        let set = response
+            .headers()
+            .get(SET_COOKIE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .map(|v| {
+                let value = v.split(';').next().unwrap().trim_start_matches("session=");
+                if v.contains("Max-Age=0") {
+                    String::new()
+                } else {
+                    value.to_owned()
+                }
+            });
+        (response.status(), set)
+    }
+
+    async fn login(&self) -> String {
+        let (status, id) = self.post("/login", None).await;
+        assert_eq!(status, 200);
+        id.filter(|id| !id.is_empty())
+            .expect("login sets a session cookie")
+    }
+
+    async fn live(&self, id: &str) -> bool {
+        self.store.exists(&store_key(id, true)).await.unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_of_one_session_keep_every_change() {
+    const WAVE: usize = 50;
+    let app = Arc::new(serve(WAVE, Arc::default()).await);
+    let id = app.login().await;
+    let mut expected = BTreeSet::from(["user".to_owned()]);
+    for wave in 0..2 {
+        let tasks: Vec<_> = (0..WAVE)
+            .map(|i| {
+                let (app, id) = (app.clone(), id.clone());
+                let key = format!("k{wave}_{i:02}");
+                expected.insert(key.clone());
+                tokio::spawn(async move { app.post(&format!("/put/{key}"), Some(&id)).await })
+            })
+            .collect();
+        for task in tasks {
+            let (status, set) = task.await.unwrap();
+            assert_eq!(status, 200);
+            assert_eq!(
+                set.as_deref(),
+                Some(id.as_str()),
+                "the session keeps its id"
+            );
+        }
+    }
+    let response = app
+        .client
+        .get(format!("{}/keys", app.url))
+        .header(COOKIE, format!("session={id}"))
+        .send()
+        .await
+        .unwrap();
+    let keys: BTreeSet<String> = response.json().await.unwrap();
+    let lost: Vec<_> = expected.difference(&keys).collect();
+    assert!(lost.is_empty(), "{} of 100 keys lost: {lost:?}", lost.len());
+    assert_eq!(keys, expected);
+}
+
+/// A request that loaded the session before a logout, and changes its id
+/// (a login, a privilege change) after the logout: the session stays
+/// ended, under the old id and under any new one. 100 rounds in order, and
+/// 100 in which the two race: then exactly one of them wins, and the old
+/// id is never live again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_logout_racing_a_cycle_id_is_final() {
+    let gate = Arc::new(Gate::default());
+    let app = Arc::new(serve(1, gate.clone()).await);
+    let (mut cycle_won, mut logout_won) = (0, 0);
+    for round in 0..200 {
+        let old = app.login().await;
+        let cycling = {
+            let (app, old) = (app.clone(), old.clone());
+            tokio::spawn(async move { app.post("/cycle", Some(&old)).await })
+        };
+        gate.loaded.notified().await;
+        let (status, new) = if round % 2 == 0 {
+            // The logout ends before the cycling request saves.
+            let (status, set) = app.post("/logout", Some(&old)).await;
+            assert_eq!(
+                (status, set.as_deref()),
+                (reqwest::StatusCode::OK, Some(""))
+            );
+            gate.release.notify_one();
+            let cycled = cycling.await.unwrap();
+            assert_eq!(
+                cycled.1.as_deref(),
+                Some(""),
+                "round {round}: the cycle must expire the cookie"
+            );
+            cycled
+        } else {
+            // The two race.
+            let logout = {
+                let (app, old) = (app.clone(), old.clone());
+                tokio::spawn(async move { app.post("/logout", Some(&old)).await })
+            };
+            gate.release.notify_one();
+            let (status, _) = logout.await.unwrap();
+            assert_eq!(status, 200);
+            cycling.await.unwrap()
+        };
+        assert_eq!(status, 200);
+        assert!(
+            !app.live(&old).await,
+            "round {round}: the old id is live after a logout"
+        );
+        match new.as_deref() {
+            Some("") | None => logout_won += 1,
+            Some(new) => {
+                // Only a race can let the id change win; the new session
+                // then holds the request's change.
+                assert!(
+                    round % 2 == 1,
+                    "round {round}: a cycle after the logout won"
+                );
+                assert!(app.live(new).await, "round {round}: the new id is not live");
+                cycle_won += 1;
+                app.store.delete(&store_key(new, true)).await.unwrap();
+            }
+        }
+    }
+    println!("200 rounds: the logout won {logout_won}, the id change {cycle_won}");
+    assert!(logout_won >= 100);
+}
