@@ -295,15 +295,17 @@ async fn retrying<Fut: Future<Output = CaseResult>>(
     )))
 }
 
-/// Gives four keys expiries of `ttls`, one through each write that sets an
-/// expiry (`set`, `create`, `update` of a live key, a renewing `get`), and
-/// checks each expires on time: never early, gone within a second.
-async fn every_write_expires_on_time<F: StoreFactory>(f: &F, ttls: [Duration; 4]) -> CaseResult {
+/// Gives five keys expiries of `ttls`, one through each write that sets an
+/// expiry (`set`, `create`, `update` of a live key, a renewing `get`,
+/// `compare_and_set` of a live key), and checks each expires on time: never
+/// early, gone within a second.
+async fn every_write_expires_on_time<F: StoreFactory>(f: &F, ttls: [Duration; 5]) -> CaseResult {
     let s = f.new_store().await?;
     let v = bytes("v");
-    let [set_ttl, create_ttl, update_ttl, renew_ttl] = ttls;
+    let [set_ttl, create_ttl, update_ttl, renew_ttl, cas_ttl] = ttls;
     s.set("update", bytes("old"), Some(LONG)).await?;
     s.set("renew", v.clone(), Some(LONG)).await?;
+    s.set("cas", bytes("old"), Some(LONG)).await?;
 
     let ((), set) = timed(set_ttl, s.set("set", v.clone(), Some(set_ttl))).await?;
     let (wrote, created) =
@@ -318,6 +320,15 @@ async fn every_write_expires_on_time<F: StoreFactory>(f: &F, ttls: [Duration; 4]
         "renewing get returned {}",
         describe(&got)
     );
+    let (wrote, swapped) = timed(
+        cas_ttl,
+        s.compare_and_set("cas", bytes("old"), v.clone(), Some(cas_ttl)),
+    )
+    .await?;
+    ensure!(
+        wrote,
+        "compare_and_set of a live key from its value returned false"
+    );
 
     let what = |op: &str, ttl: Duration| format!("`{op}` with {ttl:?}");
     let (set_what, create_what) = (what("set", set_ttl), what("create", create_ttl));
@@ -325,12 +336,14 @@ async fn every_write_expires_on_time<F: StoreFactory>(f: &F, ttls: [Duration; 4]
         what("update", update_ttl),
         what("get renewing for", renew_ttl),
     );
+    let cas_what = what("compare_and_set", cas_ttl);
     first_failure(
         join_all([
             expires_on_time(&s, "set", &v, set, &set_what),
             expires_on_time(&s, "create", &v, created, &create_what),
             expires_on_time(&s, "update", &v, updated, &update_what),
             expires_on_time(&s, "renew", &v, renewed, &renew_what),
+            expires_on_time(&s, "cas", &v, swapped, &cas_what),
         ])
         .await,
     )
@@ -396,6 +409,63 @@ async fn round_trip<S: Store + ?Sized>(store: &S, key: &str, value: Bytes) -> Ca
         value.len(),
         describe(&renewed)
     );
+    Ok(())
+}
+
+/// A key for a failure message: whole if short, else its length, start and
+/// end (the keys of 200 bytes and more differ only at the end).
+fn show_key(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() <= 24 {
+        return format!("{key:?}");
+    }
+    let head: String = chars[..8].iter().collect();
+    let tail: String = chars[chars.len() - 8..].iter().collect();
+    format!("the {}-byte key {head:?}...{tail:?}", key.len())
+}
+
+/// Writes each of `keys` (all distinct, all valid) with a value of its own
+/// and checks each reads back its own value; then deletes the first and
+/// checks it alone is gone.
+async fn keys_stay_distinct<S: Store + ?Sized>(s: &S, what: &str, keys: &[&str]) -> CaseResult {
+    let value = |i: usize| Bytes::from(format!("value of key #{i}"));
+    let owner = |got: &Option<Bytes>| {
+        (0..keys.len())
+            .find(|&j| got.as_ref() == Some(&value(j)))
+            .map(|j| show_key(keys[j]))
+    };
+    let check = |i: usize, got: Option<Bytes>, when: &str| -> CaseResult {
+        if got.as_ref() == Some(&value(i)) {
+            return Ok(());
+        }
+        Err(CaseError::Failed(match owner(&got) {
+            Some(other) => format!(
+                "{what}: {when}{} reads back the value written under {other}: the store does not keep them distinct",
+                show_key(keys[i])
+            ),
+            None => format!(
+                "{what}: {when}{} reads back {}, not its own value",
+                show_key(keys[i]),
+                describe(&got)
+            ),
+        }))
+    };
+    for (i, key) in keys.iter().enumerate() {
+        s.set(key, value(i), Some(LONG)).await?;
+    }
+    for (i, key) in keys.iter().enumerate() {
+        check(i, s.get(key, None).await?, "")?;
+    }
+    s.delete(keys[0]).await?;
+    let first = show_key(keys[0]);
+    expect_gone(s, keys[0], &format!("{what}: after delete of {first}")).await?;
+    for (i, key) in keys.iter().enumerate().skip(1) {
+        check(
+            i,
+            s.get(key, None).await?,
+            &format!("after delete of {first}, "),
+        )?;
+    }
     Ok(())
 }
 
@@ -538,7 +608,7 @@ mod list {
         // 500 ms is not zero: a store that converts with `as_secs()` makes
         // it "never expires", and the key is still there a second later.
         let half = Duration::from_millis(500);
-        retrying(|| every_write_expires_on_time(f, [half; 4])).await
+        retrying(|| every_write_expires_on_time(f, [half; 5])).await
     }
 
     pub(super) async fn fractional_seconds_are_never_rounded_down<F: StoreFactory>(
@@ -547,7 +617,10 @@ mod list {
         // Rounded down (or to the nearest second, for 1.25 s), each of these
         // expires early; a whole-second backend rounds them up.
         let ms = Duration::from_millis;
-        retrying(|| every_write_expires_on_time(f, [ms(1250), ms(1500), ms(1750), ms(1250)])).await
+        retrying(|| {
+            every_write_expires_on_time(f, [ms(1250), ms(1500), ms(1750), ms(1250), ms(1500)])
+        })
+        .await
     }
 
     pub(super) async fn renew_extends_expiry<F: StoreFactory>(f: &F) -> CaseResult {
@@ -826,6 +899,286 @@ mod list {
         Ok(())
     }
 
+    pub(super) async fn compare_and_set_writes_a_live_key<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("k", bytes("old"), secs(10)).await?;
+        let wrote = s
+            .compare_and_set("k", bytes("old"), bytes("new"), secs(500))
+            .await?;
+        ensure!(
+            wrote,
+            "compare_and_set of a live key from its value returned false"
+        );
+        let got = s.get("k", None).await?;
+        ensure!(
+            got == Some(bytes("new")),
+            "get after compare_and_set returned {}",
+            describe(&got)
+        );
+        let ttl = s.expires_in("k").await?;
+        ensure!(
+            near(ttl, Duration::from_secs(500)),
+            "compare_and_set with 500 s after 10 s: expires_in {ttl:?}"
+        );
+        // The expiry is reset as `set` resets it: None and zero mean none,
+        // and a key without expiry is given one.
+        let steps: [(&str, &str, Option<Duration>); 4] = [
+            ("new", "v1", None),
+            ("v1", "v2", secs(50)),
+            ("v2", "v3", Some(Duration::ZERO)),
+            ("v3", "v4", secs(70)),
+        ];
+        for (from, to, expires_in) in steps {
+            let wrote = s
+                .compare_and_set("k", bytes(from), bytes(to), expires_in)
+                .await?;
+            ensure!(
+                wrote,
+                "compare_and_set from {from:?} to {to:?} with {expires_in:?} returned false"
+            );
+            let got = s.get("k", None).await?;
+            ensure!(
+                got == Some(bytes(to)),
+                "compare_and_set to {to:?} with {expires_in:?}: get returned {}",
+                describe(&got)
+            );
+            let ttl = s.expires_in("k").await?;
+            match session_core::non_zero(expires_in) {
+                None => ensure!(
+                    ttl.is_none(),
+                    "compare_and_set with {expires_in:?} (never expires): expires_in {ttl:?}, expected None"
+                ),
+                Some(d) => ensure!(
+                    near(ttl, d),
+                    "compare_and_set with {expires_in:?}: expires_in {ttl:?}"
+                ),
+            }
+        }
+        // Any bytes compare, the empty value included, and a value may be
+        // set to itself.
+        s.set("e", Bytes::new(), Some(LONG)).await?;
+        let wrote = s
+            .compare_and_set("e", Bytes::new(), Bytes::new(), Some(LONG))
+            .await?;
+        ensure!(
+            wrote,
+            "compare_and_set of the empty value to itself returned false"
+        );
+        let binary = Bytes::from_static(b"\0\xff\0bin\xfe");
+        let wrote = s
+            .compare_and_set("e", Bytes::new(), binary.clone(), Some(LONG))
+            .await?;
+        ensure!(wrote, "compare_and_set from the empty value returned false");
+        let wrote = s
+            .compare_and_set("e", binary, bytes("text"), Some(LONG))
+            .await?;
+        ensure!(
+            wrote,
+            "compare_and_set from a value with NUL bytes returned false"
+        );
+        let got = s.get("e", None).await?;
+        ensure!(
+            got == Some(bytes("text")),
+            "after compare_and_sets from the empty and a binary value, get returned {}",
+            describe(&got)
+        );
+        Ok(())
+    }
+
+    pub(super) async fn compare_and_set_refuses_a_changed_value<F: StoreFactory>(
+        f: &F,
+    ) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("k", bytes("loaded"), secs(100)).await?;
+        s.set("k", bytes("changed"), secs(100)).await?;
+        let wrote = s
+            .compare_and_set("k", bytes("loaded"), bytes("mine"), secs(500))
+            .await?;
+        ensure!(
+            !wrote,
+            "compare_and_set against a changed value returned true"
+        );
+        // Byte for byte: a prefix, another case, a trailing NUL, the
+        // empty value; and no expiry (`None`) changes nothing either.
+        let near_misses: [&'static [u8]; 5] =
+            [b"change", b"Changed", b"changed\0", b"changed ", b""];
+        for expected in near_misses {
+            let expected = Bytes::from_static(expected);
+            for expires_in in [secs(500), None] {
+                let wrote = s
+                    .compare_and_set("k", expected.clone(), bytes("mine"), expires_in)
+                    .await?;
+                ensure!(
+                    !wrote,
+                    "compare_and_set against a changed value returned true (stored \"changed\", expected {expected:?}, with {expires_in:?})"
+                );
+            }
+        }
+        let got = s.get("k", None).await?;
+        ensure!(
+            got == Some(bytes("changed")),
+            "a refused compare_and_set changed the value to {}",
+            describe(&got)
+        );
+        let ttl = s.expires_in("k").await?;
+        ensure!(
+            near(ttl, Duration::from_secs(100)),
+            "a refused compare_and_set changed the expiry: expires_in {ttl:?}, expected about 100 s"
+        );
+        Ok(())
+    }
+
+    pub(super) async fn compare_and_set_compares_large_values_whole<F: StoreFactory>(
+        f: &F,
+    ) -> CaseResult {
+        // Above 32 KiB (and Oracle's 32767-byte RAW) and at 1 MiB: a store
+        // that compares a prefix, a length or a hash of a large value is
+        // caught by an expected value one byte off, at either end.
+        let s = f.new_store().await?;
+        for (len, seed) in [(32 * 1024 + 1, 4), (1024 * 1024, 6)] {
+            let stored = patterned(len, seed);
+            s.set("k", stored.clone(), Some(LONG)).await?;
+            let flipped = |at: usize| {
+                let mut v = stored.to_vec();
+                v[at] ^= 1;
+                Bytes::from(v)
+            };
+            let near_misses = [
+                (flipped(0), "differs in the first byte"),
+                (flipped(len - 1), "differs in the last byte"),
+                (stored.slice(..len - 1), "lacks the last byte"),
+            ];
+            for (expected, how) in near_misses {
+                let wrote = s
+                    .compare_and_set("k", expected, bytes("mine"), Some(LONG))
+                    .await?;
+                ensure!(
+                    !wrote,
+                    "compare_and_set against a {len}-byte value returned true for an expected value that {how}"
+                );
+            }
+            let next = patterned(len, seed + 1);
+            let wrote = s
+                .compare_and_set("k", stored, next.clone(), Some(LONG))
+                .await?;
+            ensure!(
+                wrote,
+                "compare_and_set of a {len}-byte value from itself returned false"
+            );
+            let got = s.get("k", None).await?;
+            ensure!(
+                got.as_ref() == Some(&next),
+                "a {len}-byte value written by compare_and_set came back as {}",
+                describe(&got)
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) async fn compare_and_set_refuses_an_expired_row<F: StoreFactory>(
+        f: &F,
+    ) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("k", bytes("loaded"), Some(SHORT)).await?;
+        wait_past_expiry(Instant::now(), SHORT).await;
+        for expires_in in [Some(LONG), None] {
+            let wrote = s
+                .compare_and_set("k", bytes("loaded"), bytes("mine"), expires_in)
+                .await?;
+            ensure!(
+                !wrote,
+                "compare_and_set against an expired row returned true (with {expires_in:?})"
+            );
+        }
+        expect_gone(&s, "k", "after compare_and_set against an expired row").await
+    }
+
+    pub(super) async fn compare_and_set_refuses_a_missing_key<F: StoreFactory>(
+        f: &F,
+    ) -> CaseResult {
+        let s = f.new_store().await?;
+        // Missing is not the empty value.
+        for expected in [bytes("loaded"), Bytes::new()] {
+            for expires_in in [Some(LONG), None] {
+                let wrote = s
+                    .compare_and_set("k", expected.clone(), bytes("mine"), expires_in)
+                    .await?;
+                ensure!(
+                    !wrote,
+                    "compare_and_set against a missing key returned true (expected {expected:?}, with {expires_in:?})"
+                );
+            }
+        }
+        expect_gone(&s, "k", "after compare_and_set against a missing key").await?;
+        s.set("other", bytes("loaded"), Some(LONG)).await?;
+        s.delete("other").await?;
+        let wrote = s
+            .compare_and_set("other", bytes("loaded"), bytes("mine"), Some(LONG))
+            .await?;
+        ensure!(
+            !wrote,
+            "compare_and_set against a deleted key returned true"
+        );
+        expect_gone(&s, "other", "after compare_and_set against a deleted key").await
+    }
+
+    pub(super) async fn delete_live_removes_a_live_key<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("k", bytes("v"), Some(LONG)).await?;
+        s.set("p", bytes("v"), None).await?;
+        s.set("other", bytes("w"), Some(LONG)).await?;
+        for key in ["k", "p"] {
+            ensure!(
+                s.delete_live(key).await?,
+                "delete_live of the live key `{key}` returned false"
+            );
+            expect_gone(&s, key, &format!("after delete_live of `{key}`")).await?;
+            ensure!(
+                !s.delete_live(key).await?,
+                "a second delete_live of `{key}` returned true"
+            );
+        }
+        let got = s.get("other", None).await?;
+        ensure!(
+            got == Some(bytes("w")),
+            "delete_live of one key changed another to {}",
+            describe(&got)
+        );
+        Ok(())
+    }
+
+    pub(super) async fn delete_live_of_missing_key_is_false<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        ensure!(
+            !s.delete_live("missing").await?,
+            "delete_live of a missing key returned true"
+        );
+        s.set("k", bytes("v"), Some(LONG)).await?;
+        s.delete("k").await?;
+        ensure!(
+            !s.delete_live("k").await?,
+            "delete_live of a missing key returned true (deleted before)"
+        );
+        expect_gone(&s, "k", "after delete_live of a missing key").await
+    }
+
+    pub(super) async fn delete_live_of_expired_key_is_false<F: StoreFactory>(f: &F) -> CaseResult {
+        let s = f.new_store().await?;
+        s.set("k", bytes("v"), Some(SHORT)).await?;
+        s.set("live", bytes("v"), Some(LONG)).await?;
+        wait_past_expiry(Instant::now(), SHORT).await;
+        ensure!(
+            !s.delete_live("k").await?,
+            "delete_live of an expired key returned true"
+        );
+        expect_gone(&s, "k", "after delete_live of an expired key").await?;
+        ensure!(
+            s.exists("live").await?,
+            "delete_live of an expired key removed a live one"
+        );
+        Ok(())
+    }
+
     async fn every_op_rejects<S: Store>(s: &S, key: &str) -> CaseResult {
         expect_invalid_key(s.get(key, None).await, "get")?;
         expect_invalid_key(s.get(key, Some(LONG)).await, "renewing get")?;
@@ -835,6 +1188,11 @@ mod list {
         expect_invalid_key(s.expires_in(key).await, "expires_in")?;
         expect_invalid_key(s.create(key, bytes("v"), None).await, "create")?;
         expect_invalid_key(s.update(key, bytes("v"), None).await, "update")?;
+        expect_invalid_key(
+            s.compare_and_set(key, bytes("v"), bytes("w"), None).await,
+            "compare_and_set",
+        )?;
+        expect_invalid_key(s.delete_live(key).await, "delete_live")?;
         Ok(())
     }
 
@@ -886,6 +1244,104 @@ mod list {
             describe(&got)
         );
         Ok(())
+    }
+
+    pub(super) async fn keys_differing_in_letter_case_stay_distinct<F: StoreFactory>(
+        f: &F,
+    ) -> CaseResult {
+        let s = f.new_store().await?;
+        keys_stay_distinct(
+            &s,
+            "keys that differ only in letter case",
+            &[
+                "session", "Session", "SESSION", "sEsSiOn", "ключ", "КЛЮЧ", "éa", "Éa", "ǆ", "ǅ",
+                "Ǆ", "ß", "ẞ", "SS",
+            ],
+        )
+        .await
+    }
+
+    pub(super) async fn keys_differing_in_surrounding_whitespace_stay_distinct<F: StoreFactory>(
+        f: &F,
+    ) -> CaseResult {
+        let s = f.new_store().await?;
+        keys_stay_distinct(
+            &s,
+            "keys that differ only in leading or trailing whitespace",
+            &[
+                "k",
+                " k",
+                "k ",
+                " k ",
+                "k  ",
+                "  k",
+                "\tk",
+                "k\t",
+                "k\n",
+                "\r\nk",
+                "k\u{a0}",
+                "\u{3000}k",
+                " ",
+                "  ",
+            ],
+        )
+        .await
+    }
+
+    pub(super) async fn keys_differing_in_one_non_ascii_character_stay_distinct<F: StoreFactory>(
+        f: &F,
+    ) -> CaseResult {
+        let s = f.new_store().await?;
+        keys_stay_distinct(
+            &s,
+            "keys that differ in one non-ASCII character",
+            &[
+                "cafe",
+                "café",
+                "cafè",
+                "cafe\u{301}",
+                "caf?",
+                "caf\u{fffd}",
+                "caf\u{1f600}",
+                "caf\u{1f601}",
+                "\u{ff43}afe",
+                "\u{441}afe",
+                "strasse",
+                "straße",
+                "鍵",
+                "鑰",
+            ],
+        )
+        .await
+    }
+
+    pub(super) async fn keys_differing_after_a_long_shared_prefix_stay_distinct<F: StoreFactory>(
+        f: &F,
+    ) -> CaseResult {
+        let s = f.new_store().await?;
+        let p = |n: usize| "p".repeat(n);
+        let wide = "é".repeat(100); // 200 bytes, 100 characters
+        let keys = [
+            p(200),
+            format!("{}a", p(200)),
+            format!("{}b", p(200)),
+            format!("{}x", p(250)),
+            format!("{}y", p(250)),
+            format!("{}a", p(254)), // 255 bytes, differing in the last
+            format!("{}b", p(254)),
+            format!("{}é", p(253)), // 255 bytes, differing in the last character
+            format!("{}è", p(253)),
+            format!("{wide}x"),
+            format!("{wide}y"),
+            format!("{wide}{}", "z".repeat(55)),
+        ];
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        keys_stay_distinct(
+            &s,
+            "keys that differ only after a shared prefix of 200 bytes or more",
+            &keys,
+        )
+        .await
     }
 
     pub(super) async fn empty_value_round_trips<F: StoreFactory>(f: &F) -> CaseResult {
@@ -1026,6 +1482,79 @@ mod list {
                 winners[0],
                 describe(&got)
             );
+        }
+        Ok(())
+    }
+
+    pub(super) async fn concurrent_compare_and_sets_of_one_key_have_one_winner<F: StoreFactory>(
+        f: &F,
+    ) -> CaseResult {
+        let s = Arc::new(f.new_store().await?);
+        // As for `create`: several rounds, each on a key of its own, every
+        // task swapping from the value all of them loaded.
+        for round in 0..8 {
+            let key = format!("k{round}");
+            let loaded = Bytes::from(format!("loaded {round}"));
+            s.set(&key, loaded.clone(), Some(LONG)).await?;
+            let wrote = together(&s, 16, |s, i| {
+                let (key, loaded) = (key.clone(), loaded.clone());
+                async move {
+                    s.compare_and_set(&key, loaded, Bytes::from(format!("v{i}")), Some(LONG))
+                        .await
+                }
+            })
+            .await?;
+            let winners: Vec<usize> = (0..16).filter(|&i| wrote[i]).collect();
+            ensure!(
+                winners.len() <= 1,
+                "{} of 16 concurrent compare_and_sets of `{key}` from the same value returned true (more than one winner)",
+                winners.len()
+            );
+            ensure!(
+                winners.len() == 1,
+                "none of 16 concurrent compare_and_sets of `{key}` from its value returned true (no winner)"
+            );
+            let got = s.get(&key, None).await?;
+            let expected = Bytes::from(format!("v{}", winners[0]));
+            ensure!(
+                got == Some(expected),
+                "the winning compare_and_set of `{key}` wrote v{} but the key holds {}",
+                winners[0],
+                describe(&got)
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) async fn concurrent_delete_lives_of_one_key_have_one_winner<F: StoreFactory>(
+        f: &F,
+    ) -> CaseResult {
+        let s = Arc::new(f.new_store().await?);
+        for round in 0..8 {
+            let key = format!("k{round}");
+            // Half the rounds on a key without expiry.
+            let expires_in = if round % 2 == 0 { Some(LONG) } else { None };
+            s.set(&key, bytes("v"), expires_in).await?;
+            let removed = together(&s, 16, |s, _| {
+                let key = key.clone();
+                async move { s.delete_live(&key).await }
+            })
+            .await?;
+            let winners = removed.iter().filter(|&&r| r).count();
+            ensure!(
+                winners <= 1,
+                "{winners} of 16 concurrent delete_lives of `{key}` returned true (more than one winner)"
+            );
+            ensure!(
+                winners == 1,
+                "none of 16 concurrent delete_lives of the live key `{key}` returned true (no winner)"
+            );
+            expect_gone(
+                &s,
+                &key,
+                &format!("after concurrent delete_lives of `{key}`"),
+            )
+            .await?;
         }
         Ok(())
     }

@@ -51,6 +51,35 @@ enum Defect {
     /// Every read takes 250 ms: too slow to check "never early", which
     /// must then fail, not pass unchecked.
     SlowReads,
+    /// `compare_and_set` writes any live row, whatever it holds.
+    CasIgnoresExpected,
+    /// `compare_and_set` compares, then writes, in two round trips;
+    /// `widened` sleeps between them.
+    CasIsNotAtomic { widened: bool },
+    /// `compare_and_set` compares with an expired row's value too, and
+    /// writes it back to life.
+    CasRevivesExpiredRows,
+    /// `compare_and_set` is an upsert: a missing key is written.
+    CasCreatesMissingKeys,
+    /// `compare_and_set` writes the value but keeps the old expiry.
+    CasKeepsExpiry,
+    /// `compare_and_set` compares only the first 32 KiB of the values.
+    CasComparesPrefix,
+    /// `delete_live` removes the key and says `true`, live or not.
+    DeleteLiveAlwaysTrue,
+    /// `delete_live` checks the row is live, then deletes it, in two round
+    /// trips.
+    DeleteLiveIsNotAtomic,
+    /// Keys are stored lower-cased (a case-insensitive collation).
+    FoldsCase,
+    /// Keys are stored without leading and trailing whitespace.
+    TrimsWhitespace,
+    /// Keys are stored cut to their first 200 bytes (a narrow column that
+    /// truncates); validation sees the whole key.
+    TruncatesKeysAt200Bytes,
+    /// Keys are stored with every non-ASCII character replaced by `?` (a
+    /// column in a single-byte character set).
+    ReplacesNonAscii,
 }
 
 struct Row {
@@ -99,7 +128,24 @@ impl Broken {
         } else {
             validate_key(key)?;
         }
-        Ok((self.id, key.to_owned()))
+        // What a valid key is stored as.
+        let stored = match self.defect {
+            Some(Defect::FoldsCase) => key.to_lowercase(),
+            Some(Defect::TrimsWhitespace) => key.trim().to_owned(),
+            Some(Defect::TruncatesKeysAt200Bytes) => {
+                let mut end = key.len().min(200);
+                while !key.is_char_boundary(end) {
+                    end -= 1;
+                }
+                key[..end].to_owned()
+            }
+            Some(Defect::ReplacesNonAscii) => key
+                .chars()
+                .map(|c| if c.is_ascii() { c } else { '?' })
+                .collect(),
+            _ => key.to_owned(),
+        };
+        Ok((self.id, stored))
     }
 
     /// The expiry a write of `expires_in` at `now` gives a key.
@@ -309,6 +355,72 @@ impl Store for Broken {
         rows.insert(k, Row { value, expires_at });
         Ok(true)
     }
+
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Bytes,
+        value: Bytes,
+        expires_in: Option<Duration>,
+    ) -> Result<bool> {
+        let k = self.key(key)?;
+        self.round_trip().await;
+        let now = Instant::now();
+        if let Some(Defect::CasIsNotAtomic { widened }) = self.defect {
+            let holds = |row: &Row| row.live(now) && row.value == expected;
+            if !self.rows().get(&k).is_some_and(holds) {
+                return Ok(false);
+            }
+            // The write is a second round trip.
+            if widened {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            self.round_trip().await;
+            let expires_at = self.deadline(Instant::now(), expires_in);
+            self.rows().insert(k, Row { value, expires_at });
+            return Ok(true);
+        }
+        let mut rows = self.rows();
+        let writes = match rows.get(&k) {
+            None => self.has(Defect::CasCreatesMissingKeys),
+            Some(row) => {
+                (row.live(now) || self.has(Defect::CasRevivesExpiredRows))
+                    && (self.has(Defect::CasIgnoresExpected)
+                        || if self.has(Defect::CasComparesPrefix) {
+                            let prefix = |v: &Bytes| v.slice(..v.len().min(32 * 1024));
+                            prefix(&row.value) == prefix(&expected)
+                        } else {
+                            row.value == expected
+                        })
+            }
+        };
+        if !writes {
+            return Ok(false);
+        }
+        let expires_at = match rows.get(&k) {
+            Some(row) if self.has(Defect::CasKeepsExpiry) => row.expires_at,
+            _ => self.deadline(now, expires_in),
+        };
+        rows.insert(k, Row { value, expires_at });
+        Ok(true)
+    }
+
+    async fn delete_live(&self, key: &str) -> Result<bool> {
+        let k = self.key(key)?;
+        self.round_trip().await;
+        let now = Instant::now();
+        if self.has(Defect::DeleteLiveIsNotAtomic) {
+            if !self.rows().get(&k).is_some_and(|row| row.live(now)) {
+                return Ok(false);
+            }
+            // The delete is a second round trip.
+            self.round_trip().await;
+            self.rows().remove(&k);
+            return Ok(true);
+        }
+        let removed = self.rows().remove(&k);
+        Ok(self.has(Defect::DeleteLiveAlwaysTrue) || removed.is_some_and(|row| row.live(now)))
+    }
 }
 
 struct BrokenFactory {
@@ -341,7 +453,9 @@ impl StoreFactory for BrokenFactory {
 }
 
 /// Each defect, the case aimed at it, and what that case's failure must
-/// say: the reason it names, not any failure.
+/// say: the reason it names, not any failure. A race that one round of a
+/// concurrency case happens to miss, a later round catches: those reasons
+/// do not name the round's key.
 const AIMED: &[(Defect, &str, &[&str])] = &[
     (
         Defect::IgnoresExpiry,
@@ -390,12 +504,18 @@ const AIMED: &[(Defect, &str, &[&str])] = &[
     (
         Defect::CreateIsNotAtomic { widened: true },
         "concurrent_creates_of_one_key_have_one_winner",
-        &["of 16 concurrent creates of `k0` returned true (more than one winner)"],
+        &[
+            "of 16 concurrent creates of `k",
+            "` returned true (more than one winner)",
+        ],
     ),
     (
         Defect::CreateIsNotAtomic { widened: false },
         "concurrent_creates_of_one_key_have_one_winner",
-        &["of 16 concurrent creates of `k0` returned true (more than one winner)"],
+        &[
+            "of 16 concurrent creates of `k",
+            "` returned true (more than one winner)",
+        ],
     ),
     (
         Defect::CreateRefusesExpiredRows,
@@ -446,6 +566,111 @@ const AIMED: &[(Defect, &str, &[&str])] = &[
         &[
             "the store answered too slowly to check that keys never expire early, in 3 attempts",
             "`set` with 1s: ",
+        ],
+    ),
+    (
+        Defect::CasIgnoresExpected,
+        "compare_and_set_refuses_a_changed_value",
+        &["compare_and_set against a changed value returned true"],
+    ),
+    (
+        Defect::CasIgnoresExpected,
+        "concurrent_compare_and_sets_of_one_key_have_one_winner",
+        &[
+            "16 of 16 concurrent compare_and_sets of `k0` from the same value returned true (more than one winner)",
+        ],
+    ),
+    (
+        Defect::CasIsNotAtomic { widened: true },
+        "concurrent_compare_and_sets_of_one_key_have_one_winner",
+        &[
+            "of 16 concurrent compare_and_sets of `k",
+            "` from the same value returned true (more than one winner)",
+        ],
+    ),
+    (
+        Defect::CasIsNotAtomic { widened: false },
+        "concurrent_compare_and_sets_of_one_key_have_one_winner",
+        &[
+            "of 16 concurrent compare_and_sets of `k",
+            "` from the same value returned true (more than one winner)",
+        ],
+    ),
+    (
+        Defect::CasRevivesExpiredRows,
+        "compare_and_set_refuses_an_expired_row",
+        &["compare_and_set against an expired row returned true"],
+    ),
+    (
+        Defect::CasCreatesMissingKeys,
+        "compare_and_set_refuses_a_missing_key",
+        &["compare_and_set against a missing key returned true (expected b\"loaded\""],
+    ),
+    (
+        Defect::CasKeepsExpiry,
+        "compare_and_set_writes_a_live_key",
+        &["compare_and_set with 500 s after 10 s: expires_in Some("],
+    ),
+    (
+        Defect::CasComparesPrefix,
+        "compare_and_set_compares_large_values_whole",
+        &[
+            "compare_and_set against a 32769-byte value returned true for an expected value that differs in the last byte",
+        ],
+    ),
+    (
+        Defect::DeleteLiveAlwaysTrue,
+        "delete_live_of_missing_key_is_false",
+        &["delete_live of a missing key returned true"],
+    ),
+    (
+        Defect::DeleteLiveAlwaysTrue,
+        "delete_live_of_expired_key_is_false",
+        &["delete_live of an expired key returned true"],
+    ),
+    (
+        Defect::DeleteLiveAlwaysTrue,
+        "concurrent_delete_lives_of_one_key_have_one_winner",
+        &["16 of 16 concurrent delete_lives of `k0` returned true (more than one winner)"],
+    ),
+    (
+        Defect::DeleteLiveIsNotAtomic,
+        "concurrent_delete_lives_of_one_key_have_one_winner",
+        &[
+            "of 16 concurrent delete_lives of `k",
+            "` returned true (more than one winner)",
+        ],
+    ),
+    (
+        Defect::FoldsCase,
+        "keys_differing_in_letter_case_stay_distinct",
+        &[
+            "keys that differ only in letter case: \"session\" reads back the value written under \"sEsSiOn\"",
+            "the store does not keep them distinct",
+        ],
+    ),
+    (
+        Defect::TrimsWhitespace,
+        "keys_differing_in_surrounding_whitespace_stay_distinct",
+        &[
+            "keys that differ only in leading or trailing whitespace: \"k\" reads back the value written under ",
+            "the store does not keep them distinct",
+        ],
+    ),
+    (
+        Defect::TruncatesKeysAt200Bytes,
+        "keys_differing_after_a_long_shared_prefix_stay_distinct",
+        &[
+            "keys that differ only after a shared prefix of 200 bytes or more: the 200-byte key \"pppppppp\"...\"pppppppp\" reads back the value written under the 255-byte key ",
+            "the store does not keep them distinct",
+        ],
+    ),
+    (
+        Defect::ReplacesNonAscii,
+        "keys_differing_in_one_non_ascii_character_stay_distinct",
+        &[
+            "keys that differ in one non-ASCII character: \"café\" reads back the value written under ",
+            "the store does not keep them distinct",
         ],
     ),
 ];

@@ -91,6 +91,20 @@ impl Store for Flaky {
     async fn update(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
         self.inner.update(key, value, expires_in).await
     }
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Bytes,
+        value: Bytes,
+        expires_in: Option<Duration>,
+    ) -> Result<bool> {
+        self.inner
+            .compare_and_set(key, expected, value, expires_in)
+            .await
+    }
+    async fn delete_live(&self, key: &str) -> Result<bool> {
+        self.inner.delete_live(key).await
+    }
 }
 
 #[tokio::test]

@@ -68,6 +68,22 @@ impl Store for RecordingStore {
         self.record(key);
         self.inner.update(key, value, expires_in).await
     }
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Bytes,
+        value: Bytes,
+        expires_in: Option<Duration>,
+    ) -> Result<bool> {
+        self.record(key);
+        self.inner
+            .compare_and_set(key, expected, value, expires_in)
+            .await
+    }
+    async fn delete_live(&self, key: &str) -> Result<bool> {
+        self.record(key);
+        self.inner.delete_live(key).await
+    }
 }
 
 fn is_sha256_hex(key: &str) -> bool {

@@ -134,10 +134,13 @@ mod tests {
 
     /// Named binds that are not text, reviewed one by one: the expiry
     /// (`Option<f64>`, NUMBER), the value (RAW or BLOB), the returned
-    /// `BLOB`, the cleanup batch (NUMBER).
+    /// `BLOB`, `compare_and_set`'s expected value (RAW or a temporary BLOB)
+    /// and its length (`u64`, NUMBER), the cleanup batch (NUMBER).
     const NON_TEXT_BINDS: &[(&str, &str)] = &[
         ("ttl", "&ttl"),
         ("val", "val"),
+        ("exp", "exp"),
+        ("len", "&len"),
         ("val", "&OracleType::BLOB"),
         ("batch", "&batch"),
         ("batch", "&limit"),
@@ -290,8 +293,10 @@ mod tests {
         );
         // The scan found the statements (it is not vacuous): the key binds
         // of get, renew, set, create, update, delete, exists, expires_in,
-        // the catalog binds, and the executor's positional lists.
-        assert!(named >= 15, "only {named} named binds found");
+        // the catalog binds, compare_and_set's two calls (key, value, expiry,
+        // expected length and value) and delete_live's key, and the
+        // executor's positional lists.
+        assert!(named >= 27, "only {named} named binds found");
         assert!(
             positional >= 3,
             "only {positional} positional bind lists found"

@@ -3,12 +3,15 @@
 //!
 //! Nothing but the validated table name (and the index name derived from
 //! it) is ever spliced into this text; keys, values and durations are bound
-//! parameters (`:sid`, `:val`, `:ttl`, `:batch`, `:tbl`, `:owner`). Text
+//! parameters (`:sid`, `:val`, `:ttl`, `:exp`, `:len`, `:batch`, `:tbl`,
+//! `:owner`). Text
 //! binds are `VARCHAR2`, never the driver's default `NVARCHAR2` (see
 //! [`bind`](crate::bind)). The functions here are pure, so the SQL is
 //! tested without a database (the unit tests below).
 
 use session_core::TableName;
+
+use crate::INLINE_VALUE_MAX;
 
 /// How a statement that writes a value carries it.
 ///
@@ -39,6 +42,64 @@ impl ValueSql {
             ValueSql::Empty => "EMPTY_BLOB()",
         }
     }
+}
+
+/// How `compare_and_set` carries the value it expects the row to hold.
+///
+/// Oracle cannot compare a `BLOB` with `=` (ORA-00932), so the row's `data`
+/// is compared with `DBMS_LOB.COMPARE`, whose `BLOB` form takes two `BLOB`s,
+/// after a length check with `DBMS_LOB.GETLENGTH` (which makes the match
+/// independent of how `COMPARE` treats LOBs of different lengths).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExpectedSql {
+    /// The empty value: `DBMS_LOB.GETLENGTH(data) = 0`, no bind. The empty
+    /// value is stored as `EMPTY_BLOB()` (length 0), and a zero-length bind
+    /// would be `NULL`; `DBMS_LOB.COMPARE` of two empty LOBs is never asked.
+    Empty,
+    /// Up to [`INLINE_VALUE_MAX`] bytes: `:exp` is a `RAW` bind, made a
+    /// `BLOB` explicitly by `TO_BLOB(:exp)` (`TO_BLOB (raw)`, a SQL function
+    /// since Oracle Database 11.1), so `COMPARE`'s `BLOB` overload is the
+    /// only candidate. One round trip.
+    Raw,
+    /// Above [`INLINE_VALUE_MAX`] bytes: `:exp` is a temporary `BLOB`, written
+    /// before the statement runs and bound as a LOB locator (the statement is
+    /// built with `lob_locator()`). A `RAW` bind cannot hold it, and the
+    /// `LONG RAW` bytes that `set` sends for a long value are Oracle's data
+    /// interface for writing a LOB column (`SET`, `VALUES`), not a `BLOB`
+    /// argument of a function: Oracle refuses LONG binds elsewhere
+    /// (ORA-01461 is its error for that; not observed here).
+    Lob,
+}
+
+impl ExpectedSql {
+    /// The kind of SQL that compares the row with `expected`.
+    pub(crate) fn for_expected(expected: &[u8]) -> Self {
+        match expected.len() {
+            0 => ExpectedSql::Empty,
+            n if n <= INLINE_VALUE_MAX => ExpectedSql::Raw,
+            _ => ExpectedSql::Lob,
+        }
+    }
+
+    /// Whether the statement must be built with `lob_locator()`: only then
+    /// does the driver bind a `BLOB` as a LOB locator.
+    pub(crate) fn needs_locators(self) -> bool {
+        self == ExpectedSql::Lob
+    }
+
+    fn predicate(self) -> &'static str {
+        match self {
+            ExpectedSql::Empty => "DBMS_LOB.GETLENGTH(data) = 0",
+            ExpectedSql::Raw => {
+                "DBMS_LOB.GETLENGTH(data) = :len AND DBMS_LOB.COMPARE(data, TO_BLOB(:exp)) = 0"
+            }
+            ExpectedSql::Lob => {
+                "DBMS_LOB.GETLENGTH(data) = :len AND DBMS_LOB.COMPARE(data, :exp) = 0"
+            }
+        }
+    }
+
+    const ALL: [ExpectedSql; 3] = [ExpectedSql::Empty, ExpectedSql::Raw, ExpectedSql::Lob];
 }
 
 /// A pair of statement texts, one per [`ValueSql`].
@@ -90,7 +151,9 @@ pub(crate) struct Statements {
     create_revive: ByValue,
     create_insert: ByValue,
     update: ByValue,
+    compare_and_set: [ByValue; 3],
     delete: String,
+    delete_live: String,
     delete_all: String,
     exists: String,
     expires_in: String,
@@ -160,7 +223,18 @@ impl Statements {
                      WHERE session_id = :sid AND {live}"
                 )
             }),
+            compare_and_set: ExpectedSql::ALL.map(|expected| {
+                ByValue::new(|val| {
+                    format!(
+                        "UPDATE {t} SET data = {val}, expires_at = {EXPIRY}, \
+                         updated_at = SYSTIMESTAMP \
+                         WHERE session_id = :sid AND {live} AND {}",
+                        expected.predicate()
+                    )
+                })
+            }),
             delete: format!("DELETE FROM {t} WHERE session_id = :sid"),
+            delete_live: format!("DELETE FROM {t} WHERE session_id = :sid AND {live}"),
             delete_all: format!("DELETE FROM {t}"),
             exists: format!("SELECT COUNT(*) FROM {t} WHERE session_id = :sid AND {live}"),
             expires_in: format!(
@@ -247,9 +321,38 @@ impl Statements {
         self.update.get(value)
     }
 
+    /// Compare-and-set: the write of [`update`](Self::update) (value,
+    /// expiry, `updated_at`; `created_at` kept), on the live row of `:sid`
+    /// only if its `data` is, byte for byte, the expected value (see
+    /// [`ExpectedSql`]). One row affected means it wrote.
+    ///
+    /// Of concurrent ones from the same expected value, the first to lock
+    /// the row writes; the others waited for its lock, and an `UPDATE` that
+    /// waited re-checks its `WHERE` on the committed row (Oracle's write
+    /// consistency, as `create_revive` relies on), whose `data` no longer
+    /// matches: 0 rows. That the re-check sees a change of `data`, a LOB
+    /// read through `DBMS_LOB` (and, without expiry, the only column of the
+    /// `WHERE` that changed), is what the live race test proves; it has not
+    /// run against a server.
+    pub(crate) fn compare_and_set(&self, value: ValueSql, expected: ExpectedSql) -> &str {
+        let index = match expected {
+            ExpectedSql::Empty => 0,
+            ExpectedSql::Raw => 1,
+            ExpectedSql::Lob => 2,
+        };
+        self.compare_and_set[index].get(value)
+    }
+
     /// Delete one key.
     pub(crate) fn delete(&self) -> &str {
         &self.delete
+    }
+
+    /// Delete the live row of `:sid`: one row affected means it was live.
+    /// An expired row is left to cleanup. Of concurrent ones, the others
+    /// waited for the winner's lock and find the row gone: 0 rows.
+    pub(crate) fn delete_live(&self) -> &str {
+        &self.delete_live
     }
 
     /// Delete every row of the table.
@@ -401,6 +504,9 @@ mod tests {
             sql.set(ValueSql::Empty),
             sql.create_revive(ValueSql::Empty),
             sql.update(ValueSql::Empty),
+            sql.compare_and_set(ValueSql::Empty, ExpectedSql::Raw),
+            sql.compare_and_set(ValueSql::Empty, ExpectedSql::Lob),
+            sql.compare_and_set(ValueSql::Empty, ExpectedSql::Empty),
         ] {
             assert!(!text.contains(":val"), "{text}");
             assert!(text.contains("data = EMPTY_BLOB()"), "{text}");
@@ -468,6 +574,139 @@ mod tests {
             "UPDATE app_sessions SET data = :val, \
              expires_at = SYSTIMESTAMP + NUMTODSINTERVAL(:ttl, 'SECOND'), updated_at = SYSTIMESTAMP \
              WHERE session_id = :sid AND (expires_at IS NULL OR expires_at > SYSTIMESTAMP)"
+        );
+    }
+
+    /// The `compare_and_set` texts: `update`'s write, guarded by the live
+    /// predicate and the value, compared through `DBMS_LOB` (never `=` on a
+    /// `BLOB`).
+    #[test]
+    fn compare_and_set_is_one_update_guarded_by_the_value() {
+        let sql = statements("app_sessions", false);
+        let write = "UPDATE app_sessions SET data = :val, \
+             expires_at = SYSTIMESTAMP + NUMTODSINTERVAL(:ttl, 'SECOND'), updated_at = SYSTIMESTAMP \
+             WHERE session_id = :sid AND (expires_at IS NULL OR expires_at > SYSTIMESTAMP) AND ";
+        assert_eq!(
+            sql.compare_and_set(ValueSql::Bound, ExpectedSql::Raw),
+            format!(
+                "{write}DBMS_LOB.GETLENGTH(data) = :len \
+                 AND DBMS_LOB.COMPARE(data, TO_BLOB(:exp)) = 0"
+            )
+        );
+        assert_eq!(
+            sql.compare_and_set(ValueSql::Bound, ExpectedSql::Lob),
+            format!("{write}DBMS_LOB.GETLENGTH(data) = :len AND DBMS_LOB.COMPARE(data, :exp) = 0")
+        );
+        assert_eq!(
+            sql.compare_and_set(ValueSql::Bound, ExpectedSql::Empty),
+            format!("{write}DBMS_LOB.GETLENGTH(data) = 0")
+        );
+        assert_eq!(
+            sql.compare_and_set(ValueSql::Empty, ExpectedSql::Raw),
+            format!(
+                "{}DBMS_LOB.GETLENGTH(data) = :len \
+                 AND DBMS_LOB.COMPARE(data, TO_BLOB(:exp)) = 0",
+                write.replace("data = :val", "data = EMPTY_BLOB()")
+            )
+        );
+        for value in [ValueSql::Bound, ValueSql::Empty] {
+            for expected in ExpectedSql::ALL {
+                let text = sql.compare_and_set(value, expected);
+                // The same write as `update`, plus the value's predicate.
+                assert_eq!(
+                    text,
+                    format!("{} AND {}", sql.update(value), expected.predicate())
+                );
+                // created_at is kept; no BLOB is compared with `=`.
+                assert!(!text.contains("created_at"), "{text}");
+                assert!(!text.contains("data = :exp"), "{text}");
+                assert!(!text.contains("MERGE"), "{text}");
+            }
+        }
+    }
+
+    /// The bind names of each `compare_and_set` text: exactly those the
+    /// store binds for it (a name bound but absent is ORA-01036).
+    #[test]
+    fn compare_and_set_placeholders_are_the_binds_the_store_sends() {
+        fn placeholders(text: &str) -> Vec<&str> {
+            let mut names: Vec<&str> = text
+                .match_indices(':')
+                .map(|(at, _)| {
+                    let rest = &text[at + 1..];
+                    let end = rest
+                        .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                        .unwrap_or(rest.len());
+                    &rest[..end]
+                })
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            names
+        }
+        let sql = statements("app_sessions", false);
+        let cases = [
+            (
+                ValueSql::Bound,
+                ExpectedSql::Raw,
+                vec!["exp", "len", "sid", "ttl", "val"],
+            ),
+            (
+                ValueSql::Bound,
+                ExpectedSql::Lob,
+                vec!["exp", "len", "sid", "ttl", "val"],
+            ),
+            (
+                ValueSql::Bound,
+                ExpectedSql::Empty,
+                vec!["sid", "ttl", "val"],
+            ),
+            (
+                ValueSql::Empty,
+                ExpectedSql::Raw,
+                vec!["exp", "len", "sid", "ttl"],
+            ),
+            (
+                ValueSql::Empty,
+                ExpectedSql::Lob,
+                vec!["exp", "len", "sid", "ttl"],
+            ),
+            (ValueSql::Empty, ExpectedSql::Empty, vec!["sid", "ttl"]),
+        ];
+        for (value, expected, names) in cases {
+            let text = sql.compare_and_set(value, expected);
+            assert_eq!(placeholders(text), names, "{text}");
+        }
+        // The empty expected value binds what `update` binds.
+        for value in [ValueSql::Bound, ValueSql::Empty] {
+            assert_eq!(
+                placeholders(sql.compare_and_set(value, ExpectedSql::Empty)),
+                placeholders(sql.update(value))
+            );
+        }
+        assert_eq!(placeholders(sql.delete_live()), ["sid"]);
+    }
+
+    #[test]
+    fn the_expected_value_is_carried_by_its_length() {
+        let sized = |n: usize| ExpectedSql::for_expected(&vec![7u8; n]);
+        assert_eq!(sized(0), ExpectedSql::Empty);
+        assert_eq!(sized(1), ExpectedSql::Raw);
+        assert_eq!(sized(INLINE_VALUE_MAX), ExpectedSql::Raw);
+        assert_eq!(sized(INLINE_VALUE_MAX + 1), ExpectedSql::Lob);
+        assert_eq!(sized(1 << 20), ExpectedSql::Lob);
+        // Only the LOB form needs a statement that binds LOB locators.
+        assert!(ExpectedSql::Lob.needs_locators());
+        assert!(!ExpectedSql::Raw.needs_locators());
+        assert!(!ExpectedSql::Empty.needs_locators());
+    }
+
+    #[test]
+    fn delete_live_removes_only_a_live_row() {
+        assert_eq!(
+            statements("app_sessions", false).delete_live(),
+            "DELETE FROM app_sessions WHERE session_id = :sid \
+             AND (expires_at IS NULL OR expires_at > SYSTIMESTAMP)"
         );
     }
 
@@ -557,7 +796,11 @@ mod tests {
             sql.create_revive(ValueSql::Bound),
             sql.create_insert(ValueSql::Bound),
             sql.update(ValueSql::Bound),
+            sql.compare_and_set(ValueSql::Bound, ExpectedSql::Raw),
+            sql.compare_and_set(ValueSql::Bound, ExpectedSql::Lob),
+            sql.compare_and_set(ValueSql::Empty, ExpectedSql::Empty),
             sql.delete(),
+            sql.delete_live(),
             sql.exists(),
             sql.expires_in(),
         ] {

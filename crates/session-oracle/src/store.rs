@@ -1,7 +1,7 @@
 //! [`OracleStore`]: the [`Store`] and [`StoreAdmin`] on Oracle Database.
 
 use std::fmt;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use crate::config::{Credentials, OracleConfig};
 use crate::error::{AFTER_ONE_RETRY, ErrorClass, ErrorCode, classify, from_oracle, map_error};
 use crate::manager::{ConnectErrors, OracleConnectionManager};
 use crate::migrations::{OracleExecutor, dialect};
-use crate::sql::{InMemoryStatus, Statements, ValueSql};
+use crate::sql::{ExpectedSql, InMemoryStatus, Statements, ValueSql};
 use crate::{BACKEND, bind};
 
 /// Values up to this many bytes are bound as `RAW`; longer ones are bound
@@ -52,12 +52,18 @@ pub type OraclePool = bb8::Pool<OracleConnectionManager>;
 /// * **Statements**: `set` is one `MERGE`; `create` is a conditional
 ///   `UPDATE` of an expired row, then an `INSERT`; a renewing `get` is one
 ///   `UPDATE ... RETURNING data INTO`; expiry is computed and compared on the
-///   database clock (`SYSTIMESTAMP`). Keys are bound as `VARCHAR2(255)`, the
+///   database clock (`SYSTIMESTAMP`). `compare_and_set` is one `UPDATE`
+///   guarded by the live predicate and `DBMS_LOB.GETLENGTH` /
+///   `DBMS_LOB.COMPARE` of `data` with the expected value; `delete_live` is
+///   one `DELETE` of the live row. Keys are bound as `VARCHAR2(255)`, the
 ///   column's type, so every keyed statement can use the primary key. Each
 ///   write commits on its own.
 /// * **Values**: any bytes up to at least 1 MiB; above
 ///   [`INLINE_VALUE_MAX`] bytes bound as a `BLOB` (the driver sends the bytes
 ///   through its LOB data interface); the empty value as `EMPTY_BLOB()`.
+///   The value `compare_and_set` expects is bound as `RAW` up to
+///   [`INLINE_VALUE_MAX`] bytes (one round trip), and above as a temporary
+///   `BLOB` written first (extra round trips to create, write and free it).
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -309,7 +315,7 @@ impl OracleStore {
         T: Send + 'static,
         F: FnOnce(&oracle::Connection, &Statements) -> oracle::Result<T> + Send + 'static,
     {
-        let context = format!("{op} on table {}", self.table());
+        let context = op_context(op, self.table());
         self.run_blocking(op, commit, move |db, sql| {
             f(db, sql).map_err(|err| {
                 let err = from_oracle(err, &context);
@@ -400,14 +406,125 @@ fn ttl_seconds(duration: Option<Duration>) -> Option<f64> {
     non_zero(duration).map(|d| d.min(MAX_EXPIRY).as_secs_f64())
 }
 
-/// Binds a value: `RAW` up to [`INLINE_VALUE_MAX`] bytes, a temporary
-/// `BLOB` above.
-fn with_value_bind<R>(value: &[u8], f: impl FnOnce(&dyn ToSql) -> R) -> R {
-    if value.len() > INLINE_VALUE_MAX {
-        f(&(&value, &OracleType::BLOB))
-    } else {
-        f(&value)
+/// What an operation's errors say it was doing: the operation and the
+/// table, never a key or a value.
+fn op_context(op: &str, table: &TableName) -> String {
+    format!("{op} on table {table}")
+}
+
+/// How a byte string is bound: a value written, or the value
+/// `compare_and_set` expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BytesBind {
+    /// `RAW`: up to [`INLINE_VALUE_MAX`] bytes.
+    Raw,
+    /// The type `BLOB` on a statement built without LOB locators (the
+    /// driver's default): the `oracle` crate sends the bytes as `LONG RAW`,
+    /// Oracle's data interface for LOB columns, which Oracle takes where a
+    /// statement writes a column (`SET data = :val`, `VALUES (..)`).
+    LongRaw,
+    /// A temporary `BLOB`, written before the statement runs and bound as a
+    /// LOB locator (a statement built with `lob_locator()`): a `BLOB`
+    /// wherever SQL takes one, a `DBMS_LOB` argument included.
+    TempBlob,
+}
+
+impl BytesBind {
+    /// The bind of `len` bytes on a statement with (`locators`) or without
+    /// LOB locators.
+    fn of(len: usize, locators: bool) -> Self {
+        if len <= INLINE_VALUE_MAX {
+            BytesBind::Raw
+        } else if locators {
+            BytesBind::TempBlob
+        } else {
+            BytesBind::LongRaw
+        }
     }
+}
+
+/// Binds a value on a statement without LOB locators: `RAW` up to
+/// [`INLINE_VALUE_MAX`] bytes, the type `BLOB` above ([`BytesBind::LongRaw`]).
+fn with_value_bind<R>(value: &[u8], f: impl FnOnce(&dyn ToSql) -> R) -> R {
+    match BytesBind::of(value.len(), false) {
+        BytesBind::Raw => f(&value),
+        BytesBind::LongRaw | BytesBind::TempBlob => f(&(&value, &OracleType::BLOB)),
+    }
+}
+
+/// Binds `bytes` as [`BytesBind::of`] says: on a statement with LOB
+/// locators, a long one as a temporary `BLOB` (created, written, and freed
+/// when `f` returns); otherwise as [`with_value_bind`].
+fn with_bytes_bind<R>(
+    conn: &oracle::Connection,
+    bytes: &[u8],
+    locators: bool,
+    f: impl FnOnce(&dyn ToSql) -> oracle::Result<R>,
+) -> oracle::Result<R> {
+    match BytesBind::of(bytes.len(), locators) {
+        BytesBind::TempBlob => {
+            let blob = temp_blob(conn, bytes)?;
+            f(&blob)
+        }
+        BytesBind::Raw | BytesBind::LongRaw => with_value_bind(bytes, f),
+    }
+}
+
+/// A temporary `BLOB` holding `bytes`, to bind as a LOB locator.
+fn temp_blob(conn: &oracle::Connection, bytes: &[u8]) -> oracle::Result<Blob> {
+    let mut blob = Blob::new(conn)?;
+    blob.write_all(bytes).map_err(from_io)?;
+    Ok(blob)
+}
+
+/// Executes a `compare_and_set` of `key` from `expected` to `value` and
+/// returns the rows it changed (0 or 1).
+///
+/// The empty expected value binds what `update` binds. Otherwise `:len`
+/// (the expected length, a `NUMBER`) and `:exp` are bound too: `RAW` on
+/// the driver's default statement, or, for an expected value above
+/// [`INLINE_VALUE_MAX`] bytes, a temporary `BLOB` on a statement built with
+/// LOB locators, where a long `value` is a temporary `BLOB` as well.
+fn execute_compare_and_set(
+    conn: &oracle::Connection,
+    sql: &Statements,
+    key: &str,
+    expected: &[u8],
+    value: &[u8],
+    ttl: Option<f64>,
+) -> oracle::Result<u64> {
+    let kind = ExpectedSql::for_expected(expected);
+    let text = sql.compare_and_set(ValueSql::for_value(value), kind);
+    if kind == ExpectedSql::Empty {
+        return execute_write(conn, text, key, value, ttl);
+    }
+    let len = u64::try_from(expected.len()).unwrap_or(u64::MAX);
+    let locators = kind.needs_locators();
+    let mut stmt = if locators {
+        conn.statement(text).lob_locator().build()?
+    } else {
+        conn.statement(text).build()?
+    };
+    with_bytes_bind(conn, expected, locators, |exp| {
+        match ValueSql::for_value(value) {
+            ValueSql::Empty => stmt.execute_named(&[
+                ("sid", &bind::key(key)),
+                ("ttl", &ttl),
+                ("len", &len),
+                ("exp", exp),
+            ]),
+            ValueSql::Bound => with_bytes_bind(conn, value, locators, |val| {
+                stmt.execute_named(&[
+                    ("sid", &bind::key(key)),
+                    ("val", val),
+                    ("ttl", &ttl),
+                    ("len", &len),
+                    ("exp", exp),
+                ])
+            }),
+        }
+    })?;
+    stmt.row_count()
 }
 
 /// Executes a write of `value` (`set`, `create` or `update` SQL) and
@@ -539,7 +656,7 @@ impl Store for OracleStore {
         validate_key(key)?;
         let key = key.to_owned();
         let ttl = ttl_seconds(expires_in);
-        let context = format!("set on table {}", self.table);
+        let context = op_context("set", &self.table);
         self.run_blocking("set", true, move |conn, sql| {
             let text = sql.set(ValueSql::for_value(&value));
             let failed = |err, context: &str| {
@@ -654,6 +771,32 @@ impl Store for OracleStore {
         self.write("update", move |conn, sql| {
             let text = sql.update(ValueSql::for_value(&value));
             Ok(execute_write(conn, text, &key, &value, ttl)? > 0)
+        })
+        .await
+    }
+
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Bytes,
+        value: Bytes,
+        expires_in: Option<Duration>,
+    ) -> Result<bool> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        let ttl = ttl_seconds(expires_in);
+        self.write("compare_and_set", move |conn, sql| {
+            Ok(execute_compare_and_set(conn, sql, &key, &expected, &value, ttl)? > 0)
+        })
+        .await
+    }
+
+    async fn delete_live(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.write("delete_live", move |conn, sql| {
+            let stmt = conn.execute_named(sql.delete_live(), &[("sid", &bind::key(&key))])?;
+            Ok(stmt.row_count()? > 0)
         })
         .await
     }
@@ -859,6 +1002,112 @@ mod tests {
         assert!(retried.contains("ORA-00001"), "{retried}");
         let first = map_error(ErrorCode::parse(msg), "create on table s", source()).to_string();
         assert!(!first.contains("retry"), "{first}");
+    }
+
+    #[test]
+    fn bytes_are_bound_raw_up_to_the_inline_limit() {
+        for locators in [false, true] {
+            assert_eq!(BytesBind::of(1, locators), BytesBind::Raw);
+            assert_eq!(BytesBind::of(INLINE_VALUE_MAX, locators), BytesBind::Raw);
+        }
+        // Above it: LONG RAW bytes as `set` and `update` send them, or a
+        // temporary BLOB where the statement binds LOB locators.
+        assert_eq!(
+            BytesBind::of(INLINE_VALUE_MAX + 1, false),
+            BytesBind::LongRaw
+        );
+        assert_eq!(
+            BytesBind::of(INLINE_VALUE_MAX + 1, true),
+            BytesBind::TempBlob
+        );
+        assert_eq!(BytesBind::of(1 << 20, true), BytesBind::TempBlob);
+    }
+
+    /// `compare_and_set`'s binds for every size of expected value and
+    /// value: the expected value is a `RAW` (the SQL's `TO_BLOB(:exp)`) or
+    /// a temporary `BLOB` (the SQL's bare `:exp`), never `LONG RAW`, the
+    /// data interface for writing a LOB column, not a `DBMS_LOB.COMPARE`
+    /// argument; a long value is `LONG RAW` as in `update`, or a temporary
+    /// `BLOB` on the statement with LOB locators.
+    #[test]
+    fn compare_and_set_binds_match_its_sql() {
+        let sql = Statements::new(
+            &TableName::new("s", crate::MAX_IDENTIFIER_LEN).unwrap(),
+            false,
+        );
+        let sizes = [1, INLINE_VALUE_MAX, INLINE_VALUE_MAX + 1, 1 << 20];
+        for expected_len in sizes {
+            let expected = vec![1u8; expected_len];
+            let kind = ExpectedSql::for_expected(&expected);
+            let locators = kind.needs_locators();
+            let text = sql.compare_and_set(ValueSql::Bound, kind);
+            match BytesBind::of(expected_len, locators) {
+                BytesBind::Raw => {
+                    assert!(text.contains("DBMS_LOB.COMPARE(data, TO_BLOB(:exp)) = 0"));
+                }
+                BytesBind::TempBlob => {
+                    assert!(text.contains("DBMS_LOB.COMPARE(data, :exp) = 0"));
+                }
+                BytesBind::LongRaw => panic!("{expected_len} bytes expected bound as LONG RAW"),
+            }
+            for value_len in sizes {
+                let bind = BytesBind::of(value_len, locators);
+                if locators {
+                    assert_ne!(bind, BytesBind::LongRaw, "{expected_len}/{value_len}");
+                } else {
+                    // The same bind as `update`'s.
+                    assert_eq!(bind, BytesBind::of(value_len, false));
+                }
+            }
+        }
+        assert_eq!(ExpectedSql::for_expected(b""), ExpectedSql::Empty);
+    }
+
+    /// The errors of `compare_and_set` and `delete_live` go through the
+    /// crate's mapping with their operation and table as context (and
+    /// nothing of the key or value): a missing table says how to make it, a
+    /// lost connection is a connection error, anything else (such as a
+    /// datatype error from the `DBMS_LOB` comparison) keeps its code and its
+    /// cause.
+    #[test]
+    fn compare_and_set_and_delete_live_errors_are_mapped() {
+        let table = TableName::new("s", crate::MAX_IDENTIFIER_LEN).unwrap();
+        let source = |msg: &str| -> session_core::BoxError {
+            Box::new(std::io::Error::other(msg.to_owned()))
+        };
+        let mapped =
+            |msg: &str, context: &str| map_error(ErrorCode::parse(msg), context, source(msg));
+        for op in ["compare_and_set", "delete_live"] {
+            let context = op_context(op, &table);
+            assert_eq!(context, format!("{op} on table s"));
+
+            let missing = mapped("ORA-00942: table or view does not exist", &context);
+            let text = missing.to_string();
+            assert!(
+                text.starts_with(&format!("oracle: {op} on table s: ")),
+                "{text}"
+            );
+            assert!(text.contains("create_table"), "{text}");
+
+            let lost = mapped("ORA-03113: end-of-file on communication channel", &context);
+            assert!(matches!(lost, Error::Connection { .. }), "{lost:?}");
+            assert!(lost.is_transient());
+
+            for msg in [
+                "ORA-00932: inconsistent datatypes: expected - got BLOB",
+                "ORA-22275: invalid LOB locator specified",
+                "ORA-01461: can bind a LONG value only for insert into a LONG column",
+            ] {
+                let err = mapped(msg, &context);
+                let code = &msg[..9];
+                assert_eq!(err.to_string(), format!("oracle: {op} on table s ({code})"));
+                assert!(matches!(err, Error::Backend { .. }));
+                assert!(!err.is_transient());
+                assert_eq!(std::error::Error::source(&err).unwrap().to_string(), msg);
+            }
+        }
+        // `set`'s context is built the same way.
+        assert_eq!(op_context("set", &table), "set on table s");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Against a real Oracle database: the whole conformance suite, the
 //! In-Memory check, the migrations through `StoreAdmin`, the plan of a
 //! keyed read (the primary-key index, with the store's own binds), `create`
-//! racing over an expired row and the renewing read of the empty value.
+//! racing over an expired row, the renewing read of the empty value,
+//! `compare_and_set` racing from one value (small, long, empty; with and
+//! without expiry) and `delete_live`.
 //! Runs when ORACLE_TEST_DSN, ORACLE_TEST_USER and ORACLE_TEST_PASSWORD are
 //! set (and the Oracle Instant Client is on the loader path); otherwise
 //! every test here says it was skipped and why.
@@ -18,6 +20,7 @@
 //! Each store gets a table of its own (`sess_t_<pid>_<n>`), dropped when the
 //! store is dropped.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -147,6 +150,20 @@ impl Store for TempTableStore {
     }
     async fn update(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
         self.store.update(key, value, expires_in).await
+    }
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Bytes,
+        value: Bytes,
+        expires_in: Option<Duration>,
+    ) -> Result<bool> {
+        self.store
+            .compare_and_set(key, expected, value, expires_in)
+            .await
+    }
+    async fn delete_live(&self, key: &str) -> Result<bool> {
+        self.store.delete_live(key).await
     }
 }
 
@@ -549,4 +566,186 @@ async fn the_renewing_read_of_the_empty_value() {
     let big = Bytes::from(vec![7u8; session_oracle::INLINE_VALUE_MAX * 3]);
     store.set("big", big.clone(), hour).await.unwrap();
     assert_eq!(store.get("big", day).await.unwrap(), Some(big));
+}
+
+/// Many tasks at once, each `compare_and_set`ting one key from the value it
+/// holds to a value of its own: exactly one returns true, and the row holds
+/// its value. The losers' `UPDATE`s waited for the winner's row lock and
+/// must re-check `DBMS_LOB.COMPARE(data, ...)` on the committed row.
+///
+/// Rounds cover each form of the statement: a short expected value (`RAW`,
+/// `TO_BLOB`), a long one (a temporary `BLOB`; 5000 bytes, past what Oracle
+/// stores in the row), one just past the inline limit (stored in the row,
+/// compared as a temporary `BLOB`), the empty one; each with an expiry and
+/// without one. Without one, `expires_at` stays `NULL`: only the change of
+/// `data` can stop the losers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_and_set_has_one_winner_among_racing_tasks() {
+    let store = match temp_store(false).await {
+        Err(Skip(why)) => {
+            return skipped("compare_and_set_has_one_winner_among_racing_tasks", &why);
+        }
+        Ok(store) => Arc::new(store.expect("a table is created")),
+    };
+    const TASKS: usize = 8;
+    let inline = session_oracle::INLINE_VALUE_MAX;
+    let sized = |n: usize, fill: u8| Bytes::from(vec![fill; n]);
+    let shapes: [(&str, Bytes, usize); 4] = [
+        ("short", Bytes::from_static(b"loaded"), 16),
+        ("long", sized(5000, b'e'), 5000),
+        ("just past inline", sized(inline + 1, b'e'), inline + 1),
+        ("empty", Bytes::new(), 16),
+    ];
+    for (n, (shape, expected, value_len)) in shapes.into_iter().enumerate() {
+        for ttl in [Some(Duration::from_secs(600)), None] {
+            for round in 0..3 {
+                let what = format!("{shape}, ttl {ttl:?}, round {round}");
+                let key = format!("cas_{n}_{round}_{}", ttl.is_some());
+                store.set(&key, expected.clone(), ttl).await.unwrap();
+                let values: Vec<Bytes> = (0..TASKS)
+                    .map(|i| {
+                        let mut v = vec![b'a' + i as u8; value_len];
+                        v[0] = i as u8;
+                        Bytes::from(v)
+                    })
+                    .collect();
+                let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+                let tasks: Vec<_> = values
+                    .iter()
+                    .cloned()
+                    .map(|value| {
+                        let (store, barrier) = (store.clone(), barrier.clone());
+                        let (key, expected) = (key.clone(), expected.clone());
+                        tokio::spawn(async move {
+                            barrier.wait().await;
+                            store.compare_and_set(&key, expected, value, ttl).await
+                        })
+                    })
+                    .collect();
+                let mut results = Vec::new();
+                for task in tasks {
+                    results.push(task.await.unwrap().expect("compare_and_set runs"));
+                }
+                let winners: Vec<usize> = (0..TASKS).filter(|&i| results[i]).collect();
+                assert_eq!(winners.len(), 1, "{what}: {results:?}");
+                assert_eq!(
+                    store.get(&key, None).await.unwrap(),
+                    Some(values[winners[0]].clone()),
+                    "{what}"
+                );
+                // From the value it held, nothing more is written.
+                assert!(
+                    !store
+                        .compare_and_set(&key, expected.clone(), sized(3, b'z'), ttl)
+                        .await
+                        .unwrap(),
+                    "{what}"
+                );
+            }
+        }
+    }
+}
+
+/// `compare_and_set` keeps `created_at` and moves `updated_at`, as `set`
+/// does; one from a value the row does not hold changes neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_and_set_keeps_created_at() {
+    let store = match temp_store(false).await {
+        Err(Skip(why)) => return skipped("compare_and_set_keeps_created_at", &why),
+        Ok(store) => store.expect("a table is created"),
+    };
+    let hour = Some(Duration::from_secs(3600));
+    store
+        .set("k", Bytes::from_static(b"v1"), hour)
+        .await
+        .unwrap();
+    let (created1, updated1) = audit_columns(&store.store).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !store
+            .compare_and_set(
+                "k",
+                Bytes::from_static(b"other"),
+                Bytes::from_static(b"x"),
+                hour
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        audit_columns(&store.store).await,
+        (created1.clone(), updated1.clone())
+    );
+    assert!(
+        store
+            .compare_and_set(
+                "k",
+                Bytes::from_static(b"v1"),
+                Bytes::from_static(b"v2"),
+                hour
+            )
+            .await
+            .unwrap()
+    );
+    let (created2, updated2) = audit_columns(&store.store).await;
+    assert_eq!(created1, created2, "compare_and_set kept created_at");
+    assert!(
+        updated2 > updated1,
+        "compare_and_set moved updated_at: {updated1} -> {updated2}"
+    );
+    assert_eq!(
+        store.get("k", None).await.unwrap(),
+        Some(Bytes::from_static(b"v2"))
+    );
+}
+
+/// `delete_live` is true once for a live row (with or without expiry), and
+/// false for a missing or an expired one; of many at once, exactly one is
+/// true.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_live_reports_whether_the_row_was_live() {
+    let store = match temp_store(false).await {
+        Err(Skip(why)) => return skipped("delete_live_reports_whether_the_row_was_live", &why),
+        Ok(store) => Arc::new(store.expect("a table is created")),
+    };
+    let v = || Bytes::from_static(b"v");
+    for ttl in [Some(Duration::from_secs(600)), None] {
+        store.set("live", v(), ttl).await.unwrap();
+        assert!(store.delete_live("live").await.unwrap(), "{ttl:?}");
+        assert!(!store.exists("live").await.unwrap());
+        assert!(!store.delete_live("live").await.unwrap(), "{ttl:?}");
+    }
+    assert!(!store.delete_live("missing").await.unwrap());
+    store
+        .set("expired", v(), Some(Duration::from_millis(1)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!store.delete_live("expired").await.unwrap());
+    assert!(store.get("expired", None).await.unwrap().is_none());
+
+    const TASKS: usize = 8;
+    for round in 0..5 {
+        let key = format!("race_{round}");
+        store
+            .set(&key, v(), Some(Duration::from_secs(600)))
+            .await
+            .unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let (store, barrier, key) = (store.clone(), barrier.clone(), key.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.delete_live(&key).await
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for task in tasks {
+            won += usize::from(task.await.unwrap().expect("delete_live runs"));
+        }
+        assert_eq!(won, 1, "round {round}");
+        assert!(!store.exists(&key).await.unwrap());
+    }
 }

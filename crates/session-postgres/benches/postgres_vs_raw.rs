@@ -2,8 +2,11 @@
 //! the minimum SQL, on the same server, in one run.
 //!
 //! Run with `cargo bench -p session-postgres`. Cases: read, renewing read,
-//! write, create and delete of ~1 KiB sessions among 10,000, at 1 and 16
-//! concurrent tasks; and cleanup of 50,000 expired rows among 100,000.
+//! write, compare-and-set, create and delete of ~1 KiB sessions among
+//! 10,000, at 1 and 16 concurrent tasks; and cleanup of 50,000 expired rows
+//! among 100,000. The compare-and-set writes the value it expects (every
+//! row holds the same 1 KiB), so every call compares all 1,024 bytes and
+//! writes, as a save of a session that changed nothing else meanwhile.
 //! The raw side has a pool of the same size (a semaphore and a LIFO stack
 //! of connections, each with its statements prepared once). Each operation case runs 5
 //! rounds of 5,000 operations, store and raw back to back (alternating which
@@ -37,6 +40,7 @@ enum Op {
     Read,
     RenewingRead,
     Write,
+    CompareAndSet,
     Create,
     Delete,
 }
@@ -47,6 +51,7 @@ impl Op {
             Op::Read => "read",
             Op::RenewingRead => "renewing read",
             Op::Write => "write",
+            Op::CompareAndSet => "compare-and-set",
             Op::Create => "create",
             Op::Delete => "delete",
         }
@@ -59,6 +64,7 @@ struct RawConn {
     get: Statement,
     renew: Statement,
     set: Statement,
+    compare_and_set: Statement,
     create: Statement,
     delete: Statement,
 }
@@ -119,6 +125,13 @@ impl Raw {
                  expires_at = EXCLUDED.expires_at, updated_at = now()"
             ))
             .await;
+            let compare_and_set = prepare(format!(
+                "UPDATE {table} SET data = $3, \
+                 expires_at = now() + $4::float8 * interval '1 second', updated_at = now() \
+                 WHERE session_id = $1 AND data = $2 \
+                 AND (expires_at IS NULL OR expires_at > now())"
+            ))
+            .await;
             let create = prepare(format!(
                 "INSERT INTO {table} (session_id, data, expires_at) \
                  VALUES ($1, $2, now() + $3::float8 * interval '1 second') \
@@ -131,6 +144,7 @@ impl Raw {
                 get,
                 renew,
                 set,
+                compare_and_set,
                 create,
                 delete,
             });
@@ -166,6 +180,11 @@ impl Target {
                 Op::Read => drop(s.get(key, None).await.expect("get")),
                 Op::RenewingRead => drop(s.get(key, ttl).await.expect("renewing get")),
                 Op::Write => s.set(key, value.clone(), ttl).await.expect("set"),
+                Op::CompareAndSet => assert!(
+                    s.compare_and_set(key, value.clone(), value.clone(), ttl)
+                        .await
+                        .expect("compare_and_set")
+                ),
                 Op::Create => assert!(s.create(key, value.clone(), ttl).await.expect("create")),
                 Op::Delete => s.delete(key).await.expect("delete"),
             },
@@ -190,6 +209,14 @@ impl Target {
                             .execute(&c.set, &[&key, &data, &DAY])
                             .await
                             .expect("set");
+                    }
+                    Op::CompareAndSet => {
+                        let n = c
+                            .client
+                            .execute(&c.compare_and_set, &[&key, &data, &data, &DAY])
+                            .await
+                            .expect("compare_and_set");
+                        assert_eq!(n, 1);
                     }
                     Op::Create => {
                         let n = c
@@ -235,7 +262,7 @@ async fn measure(target: &Target, op: Op, tasks: usize, ops: usize, tag: &str) -
                 let mut latencies = Vec::with_capacity(per_task);
                 for i in 0..per_task {
                     let key = match op {
-                        Op::Read | Op::RenewingRead | Op::Write => {
+                        Op::Read | Op::RenewingRead | Op::Write | Op::CompareAndSet => {
                             format!("s{}", next(&mut seed) % SESSIONS as u64)
                         }
                         Op::Create | Op::Delete => format!("{tag}_{t}_{i}"),
@@ -387,7 +414,7 @@ async fn bench(url: &str) {
     }
     // Warm up: every statement prepared, the pool filled, caches hot.
     for (name, target, _) in &targets {
-        for op in [Op::Read, Op::RenewingRead, Op::Write] {
+        for op in [Op::Read, Op::RenewingRead, Op::Write, Op::CompareAndSet] {
             measure(target, op, POOL, 2_000, &format!("warm_{name}")).await;
         }
     }
@@ -398,6 +425,7 @@ async fn bench(url: &str) {
         Op::Read,
         Op::RenewingRead,
         Op::Write,
+        Op::CompareAndSet,
         Op::Create,
         Op::Delete,
     ] {

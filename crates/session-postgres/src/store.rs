@@ -27,7 +27,9 @@ struct Statements {
     set: String,
     create: String,
     update: String,
+    compare_and_set: String,
     delete: String,
+    delete_live: String,
     delete_all: String,
     exists: String,
     expires_in: String,
@@ -78,7 +80,23 @@ impl Statements {
                      expires_at = now() + $3::float8 * interval '1 second', updated_at = now() \
                  WHERE session_id = $1 AND {LIVE}"
             ),
+            // The same write as `update` (data, expires_at, updated_at;
+            // created_at kept), guarded by the value. Under READ COMMITTED
+            // a concurrent writer of the row makes this statement wait and
+            // then re-check the whole WHERE clause on the row it committed,
+            // so of many compare-and-sets from one value exactly one
+            // matches; a changed, expired or missing row matches none.
+            // bytea equality compares lengths before any bytes.
+            compare_and_set: format!(
+                "UPDATE {table} SET data = $3, \
+                     expires_at = now() + $4::float8 * interval '1 second', updated_at = now() \
+                 WHERE session_id = $1 AND data = $2 AND {LIVE}"
+            ),
             delete: format!("DELETE FROM {table} WHERE session_id = $1"),
+            // Only a live row is removed (an expired one is left to
+            // cleanup), so the row count is the answer; a concurrent
+            // delete of the same row leaves the waiting ones 0 rows.
+            delete_live: format!("DELETE FROM {table} WHERE session_id = $1 AND {LIVE}"),
             delete_all: format!("DELETE FROM {table}"),
             exists: format!(
                 "SELECT EXISTS (SELECT 1 FROM {table} WHERE session_id = $1 AND {LIVE})"
@@ -527,6 +545,35 @@ impl Store for PostgresStore {
         let data: &[u8] = &value;
         self.execute("update", &self.sql().update, &[&key, &data, &secs])
             .instrument(self.span("update"))
+            .await
+            .map(|rows| rows == 1)
+    }
+
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Bytes,
+        value: Bytes,
+        expires_in: Option<Duration>,
+    ) -> Result<bool> {
+        validate_key(key)?;
+        let secs = seconds(expires_in);
+        let expected: &[u8] = &expected;
+        let data: &[u8] = &value;
+        self.execute(
+            "compare_and_set",
+            &self.sql().compare_and_set,
+            &[&key, &expected, &data, &secs],
+        )
+        .instrument(self.span("compare_and_set"))
+        .await
+        .map(|rows| rows == 1)
+    }
+
+    async fn delete_live(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        self.execute("delete_live", &self.sql().delete_live, &[&key])
+            .instrument(self.span("delete_live"))
             .await
             .map(|rows| rows == 1)
     }

@@ -721,3 +721,411 @@ async fn calls_succeed_again_after_the_database_comes_back() {
     cluster.restart().unwrap();
     assert!(store.exists("k").await.unwrap());
 }
+
+/// `(data, created_at moved since the backdating, updated_at moved,
+/// expires_at - updated_at in seconds)` of `key`; `expires_at` and
+/// `updated_at` of one write are both the statement's `now()`.
+async fn audit(client: &tokio_postgres::Client, table: &str, key: &str) -> Row {
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT data, created_at > now() - interval '30 minutes', \
+                        updated_at > now() - interval '30 minutes', \
+                        EXTRACT(EPOCH FROM expires_at - updated_at)::float8 \
+                 FROM {table} WHERE session_id = $1"
+            ),
+            &[&key],
+        )
+        .await
+        .unwrap();
+    Row {
+        data: Bytes::copy_from_slice(row.get::<_, &[u8]>(0)),
+        created_moved: row.get(1),
+        updated_moved: row.get(2),
+        ttl: row.get(3),
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Row {
+    data: Bytes,
+    created_moved: bool,
+    updated_moved: bool,
+    ttl: Option<f64>,
+}
+
+/// Backdates `created_at` and `updated_at` of every row by an hour.
+async fn backdate(client: &tokio_postgres::Client, table: &str) {
+    client
+        .execute(
+            &format!(
+                "UPDATE {table} SET created_at = now() - interval '1 hour', \
+                 updated_at = now() - interval '1 hour'"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn compare_and_set_writes_like_update_and_rounds_up_to_microseconds() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let (store, table) = db.fresh_store("cas").await;
+    store.set("k", v("loaded"), HOUR).await.unwrap();
+    backdate(&db.client, &table).await;
+
+    // Another value than the stored one: nothing written, not even updated_at.
+    assert!(
+        !store
+            .compare_and_set("k", v("stale"), v("new"), HOUR)
+            .await
+            .unwrap()
+    );
+    // A prefix of the stored value is another value too.
+    assert!(
+        !store
+            .compare_and_set("k", v("load"), v("new"), HOUR)
+            .await
+            .unwrap()
+    );
+    let before = audit(&db.client, &table, "k").await;
+    assert_eq!((before.data, before.updated_moved), (v("loaded"), false));
+
+    // The stored value: written; created_at kept, updated_at moved, the
+    // expiry the hour from the statement's now().
+    assert!(
+        store
+            .compare_and_set("k", v("loaded"), v("new"), HOUR)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        audit(&db.client, &table, "k").await,
+        Row {
+            data: v("new"),
+            created_moved: false,
+            updated_moved: true,
+            ttl: Some(3600.0),
+        }
+    );
+
+    // Rounded up to whole microseconds, as `set` does: 1 ns is 1 µs, 1.5 µs
+    // is 2 µs; None and zero mean no expiry.
+    let cases = [
+        (Some(Duration::from_nanos(1)), Some(1e-6)),
+        (Some(Duration::from_nanos(1_500)), Some(2e-6)),
+        (None, None),
+        (Some(Duration::ZERO), None),
+        (Some(Duration::from_millis(1_500)), Some(1.5)),
+    ];
+    let mut current = v("new");
+    for (i, (expires_in, ttl)) in cases.into_iter().enumerate() {
+        let next = Bytes::from(format!("v{i}"));
+        // Re-arm: a 1 µs expiry is over by the next statement.
+        store.set("k", current.clone(), None).await.unwrap();
+        assert!(
+            store
+                .compare_and_set("k", current, next.clone(), expires_in)
+                .await
+                .unwrap(),
+            "{expires_in:?}"
+        );
+        let row = audit(&db.client, &table, "k").await;
+        assert_eq!(row.data, next);
+        match (row.ttl, ttl) {
+            (Some(got), Some(want)) => assert!((got - want).abs() < 1e-9, "{got} vs {want}"),
+            (got, want) => assert_eq!(got, want, "{expires_in:?}"),
+        }
+        current = next;
+    }
+
+    // The empty value is a value: compared and written like any other.
+    store.set("e", Bytes::new(), HOUR).await.unwrap();
+    assert!(
+        !store
+            .compare_and_set("e", v("x"), v("y"), HOUR)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .compare_and_set("e", Bytes::new(), Bytes::new(), HOUR)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get("e", None).await.unwrap(), Some(Bytes::new()));
+}
+
+#[tokio::test]
+async fn an_expired_row_is_neither_compared_nor_deleted_live_by_the_database_clock() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let (store, table) = db.fresh_store("casexp").await;
+    store.set("k", v("loaded"), HOUR).await.unwrap();
+    // Expired by the database's clock, whatever this machine's says.
+    db.client
+        .execute(
+            &format!(
+                "UPDATE {table} SET expires_at = now() - interval '1 second' WHERE session_id = 'k'"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .compare_and_set("k", v("loaded"), v("new"), HOUR)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .compare_and_set("k", v("loaded"), v("new"), None)
+            .await
+            .unwrap()
+    );
+    assert!(!store.delete_live("k").await.unwrap());
+    // Left as it was, for cleanup: not revived, not rewritten.
+    let row = db
+        .client
+        .query_one(
+            &format!("SELECT data, expires_at <= now() FROM {table} WHERE session_id = 'k'"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, &[u8]>(0), b"loaded");
+    assert!(row.get::<_, bool>(1));
+    assert_eq!(store.delete_expired().await.unwrap(), 1);
+
+    // Missing: false, and nothing is inserted.
+    assert!(
+        !store
+            .compare_and_set("gone", v("loaded"), v("new"), HOUR)
+            .await
+            .unwrap()
+    );
+    assert!(!store.delete_live("gone").await.unwrap());
+    let count: i64 = db
+        .client
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 0);
+
+    // Live, with and without expiry: removed once.
+    store.set("a", v("1"), HOUR).await.unwrap();
+    store.set("b", v("1"), None).await.unwrap();
+    for key in ["a", "b"] {
+        assert!(store.delete_live(key).await.unwrap(), "{key}");
+        assert!(!store.delete_live(key).await.unwrap(), "{key}");
+        assert!(!store.exists(key).await.unwrap(), "{key}");
+    }
+}
+
+/// Waits until a statement on `table` other than `watcher`'s waits for a
+/// row lock.
+async fn until_blocked(watcher: &tokio_postgres::Client, table: &str) {
+    for _ in 0..500 {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%' \
+                   AND pid <> pg_backend_pid()",
+                &[&table],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no statement on {table} waited for the row lock");
+}
+
+#[tokio::test]
+async fn a_blocked_compare_and_set_rechecks_the_row_the_other_writer_committed() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let (store, table) = db.fresh_store("casrace").await;
+    let watcher = connect(&db.url).await.unwrap();
+
+    // What the other transaction does to the loaded row, how it ends, and
+    // whether the compare-and-set / delete_live waiting behind it then
+    // writes: each re-checks its whole WHERE clause on the committed row.
+    let cases: [(&str, &str, bool, bool); 5] = [
+        // Changed: the compare-and-set loses; the row is still live.
+        (
+            "UPDATE {t} SET data = 'other' WHERE session_id = 'k'",
+            "COMMIT",
+            false,
+            true,
+        ),
+        (
+            "UPDATE {t} SET data = 'other' WHERE session_id = 'k'",
+            "ROLLBACK",
+            true,
+            true,
+        ),
+        (
+            "UPDATE {t} SET expires_at = now() - interval '1 second' WHERE session_id = 'k'",
+            "COMMIT",
+            false,
+            false,
+        ),
+        (
+            "DELETE FROM {t} WHERE session_id = 'k'",
+            "COMMIT",
+            false,
+            false,
+        ),
+        // The same value written again: the row still holds what was loaded.
+        (
+            "UPDATE {t} SET data = 'loaded' WHERE session_id = 'k'",
+            "COMMIT",
+            true,
+            true,
+        ),
+    ];
+    for (change, end, cas_wins, delete_live_wins) in cases {
+        let change = change.replace("{t}", &table);
+        // What the other transaction leaves, if the waiting call writes nothing.
+        let left = if end == "ROLLBACK" {
+            Some(v("loaded"))
+        } else if change.starts_with("DELETE") || change.contains("expires_at") {
+            None
+        } else if change.contains("'other'") {
+            Some(v("other"))
+        } else {
+            Some(v("loaded"))
+        };
+        for (op, wins, then) in [
+            ("compare_and_set", cas_wins, Some(v("mine"))),
+            ("delete_live", delete_live_wins, None),
+        ] {
+            store.set("k", v("loaded"), HOUR).await.unwrap();
+            db.client
+                .batch_execute(&format!("BEGIN; {change}"))
+                .await
+                .unwrap();
+            let waiting = {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    match op {
+                        "compare_and_set" => {
+                            store
+                                .compare_and_set("k", v("loaded"), v("mine"), HOUR)
+                                .await
+                        }
+                        _ => store.delete_live("k").await,
+                    }
+                })
+            };
+            until_blocked(&watcher, &table).await;
+            db.client.batch_execute(end).await.unwrap();
+            let won = waiting.await.unwrap().unwrap();
+            assert_eq!(won, wins, "{op} after `{change}; {end}`");
+            let expected = if wins { then } else { left.clone() };
+            assert_eq!(
+                store.get("k", None).await.unwrap(),
+                expected,
+                "{op} after `{change}; {end}`"
+            );
+            store.delete("k").await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn of_many_concurrent_compare_and_sets_and_delete_lives_exactly_one_wins() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let (store, _table) = db.fresh_store("casmany").await;
+    let store = Arc::new(store);
+    for round in 0..5 {
+        store.set("k", v("loaded"), HOUR).await.unwrap();
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mine = Bytes::from(format!("task {i}"));
+                    let won = store
+                        .compare_and_set("k", v("loaded"), mine.clone(), HOUR)
+                        .await
+                        .unwrap();
+                    won.then_some(mine)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            winners.extend(task.await.unwrap());
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        assert_eq!(store.get("k", None).await.unwrap(), winners.pop());
+
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.delete_live("k").await.unwrap() })
+            })
+            .collect();
+        let mut won = 0;
+        for task in tasks {
+            won += usize::from(task.await.unwrap());
+        }
+        assert_eq!(won, 1, "round {round}");
+        assert!(!store.exists("k").await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn compare_and_set_and_delete_live_errors_name_the_operation_not_the_key() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let table = db.table("nosuchtable");
+    let store = db.store(on(&table));
+    let key = "secret-session-id";
+    let errors = [
+        (
+            "compare_and_set",
+            store
+                .compare_and_set(key, v("secret-expected"), v("secret-value"), HOUR)
+                .await
+                .unwrap_err(),
+        ),
+        ("delete_live", store.delete_live(key).await.unwrap_err()),
+    ];
+    for (op, err) in errors {
+        let Error::Backend { context, .. } = &err else {
+            panic!("expected Error::Backend, got {err:?}")
+        };
+        assert!(
+            context.starts_with(&format!("{op} on {table}")),
+            "{context}"
+        );
+        assert!(context.contains("42P01"), "{context}");
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("secret"), "{text}");
+    }
+    // Invalid keys never reach the database (which has no table here).
+    for bad in ["", "a\0b"] {
+        let err = store
+            .compare_and_set(bad, v("a"), v("b"), HOUR)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidKey { .. }), "{err:?}");
+        let err = store.delete_live(bad).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidKey { .. }), "{err:?}");
+    }
+}

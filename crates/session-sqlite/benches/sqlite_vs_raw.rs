@@ -7,11 +7,13 @@
 //! Same work: the raw side runs the store's own SQL (copied below: a write
 //! keeps the row's `created_at` and sets `updated_at`, a renewing read
 //! keeps a key without expiry and sets `updated_at`, create replaces an
-//! expired row), with the same clock arithmetic, so the ratio is the cost
+//! expired row, a compare-and-set writes only over a live row holding the
+//! expected bytes), with the same clock arithmetic, so the ratio is the cost
 //! of the store's Rust side (key validation, the pool and task plumbing,
 //! error mapping). Before measuring, [`check_same_work`] runs every
 //! operation on both sides from the same rows (live, without expiry,
-//! expired, missing) and fails unless the results and the rows after are
+//! expired, missing; a compare-and-set from the row's value and from a
+//! stale one) and fails unless the results and the rows after are
 //! the same. The one difference on purpose is cleanup: the store deletes
 //! in batches of `cleanup_batch_size`, each its own transaction, the raw
 //! side in one `DELETE`.
@@ -49,6 +51,7 @@ enum Op {
     Read,
     RenewingRead,
     Write,
+    CompareAndSet,
     Create,
     Delete,
 }
@@ -59,6 +62,7 @@ impl Op {
             Op::Read => "read",
             Op::RenewingRead => "renewing read",
             Op::Write => "write",
+            Op::CompareAndSet => "compare-and-set",
             Op::Create => "create",
             Op::Delete => "delete",
         }
@@ -72,13 +76,15 @@ struct Raw {
 }
 
 // The store's statements (`session-sqlite/src/schema.rs`) on table `t`.
-// `?1` key, `?2` data or now, `?3` expiry, `?4` now.
+// `?1` key, `?2` data or now, `?3` expiry, `?4` now, `?5` expected data.
 const RAW_READ: &str =
     "SELECT data FROM t WHERE session_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)";
 const RAW_RENEW: &str = "UPDATE t SET expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE ?3 END, \
      updated_at = ?4 WHERE session_id = ?1 AND (expires_at IS NULL OR expires_at > ?2) RETURNING data";
 const RAW_WRITE: &str = "REPLACE INTO t (session_id, data, expires_at, created_at, updated_at) \
      VALUES (?1, ?2, ?3, COALESCE((SELECT created_at FROM t WHERE session_id = ?1), ?4), ?4)";
+const RAW_COMPARE_AND_SET: &str = "UPDATE t SET data = ?2, expires_at = ?3, updated_at = ?4 \
+     WHERE session_id = ?1 AND (expires_at IS NULL OR expires_at > ?4) AND CAST(data AS BLOB) = ?5";
 const RAW_CREATE: &str = "INSERT INTO t (session_id, data, expires_at, created_at, updated_at) \
      VALUES (?1, ?2, ?3, ?4, ?4) \
      ON CONFLICT(session_id) DO UPDATE SET data = excluded.data, \
@@ -104,12 +110,12 @@ fn clock() -> (i64, i64) {
 }
 
 /// What an operation returned, for [`check_same_work`]: the data read, or
-/// whether a create wrote; `Done` for write and delete, which return
-/// nothing.
+/// whether a create or compare-and-set wrote; `Done` for write and delete,
+/// which return nothing.
 #[derive(Debug, PartialEq)]
 enum Out {
     Data(Option<Bytes>),
-    Created(bool),
+    Wrote(bool),
     Done,
 }
 
@@ -141,7 +147,7 @@ impl Raw {
         Raw { pool }
     }
 
-    async fn run(&self, op: Op, key: String, value: Bytes) -> Out {
+    async fn run(&self, op: Op, key: String, value: Bytes, expected: Bytes) -> Out {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || -> rusqlite::Result<Out> {
             let conn = pool.get().expect("raw connection");
@@ -166,6 +172,16 @@ impl Raw {
                         .execute(params![key, &value[..], exp, now])?;
                     Out::Done
                 }
+                Op::CompareAndSet => {
+                    let written = conn.prepare_cached(RAW_COMPARE_AND_SET)?.execute(params![
+                        key,
+                        &value[..],
+                        exp,
+                        now,
+                        &expected[..]
+                    ])?;
+                    Out::Wrote(written == 1)
+                }
                 Op::Create => {
                     let written = conn.prepare_cached(RAW_CREATE)?.execute(params![
                         key,
@@ -173,7 +189,7 @@ impl Raw {
                         exp,
                         now
                     ])?;
-                    Out::Created(written == 1)
+                    Out::Wrote(written == 1)
                 }
                 Op::Delete => {
                     conn.prepare_cached(RAW_DELETE)?.execute(params![key])?;
@@ -194,9 +210,11 @@ enum Target {
 }
 
 impl Target {
-    async fn run(&self, op: Op, key: String, value: Bytes) -> Out {
+    /// Runs `op` on `key`; `expected` is the compare-and-set's expected
+    /// value, unused by the other operations.
+    async fn run(&self, op: Op, key: String, value: Bytes, expected: Bytes) -> Out {
         match self {
-            Target::Raw(raw) => raw.run(op, key, value).await,
+            Target::Raw(raw) => raw.run(op, key, value, expected).await,
             Target::Store(store) => match op {
                 Op::Read => Out::Data(store.get(&key, None).await.expect("get")),
                 Op::RenewingRead => Out::Data(store.get(&key, Some(TTL)).await.expect("renew")),
@@ -204,8 +222,14 @@ impl Target {
                     store.set(&key, value, Some(TTL)).await.expect("set");
                     Out::Done
                 }
+                Op::CompareAndSet => Out::Wrote(
+                    store
+                        .compare_and_set(&key, expected, value, Some(TTL))
+                        .await
+                        .expect("compare_and_set"),
+                ),
                 Op::Create => {
-                    Out::Created(store.create(&key, value, Some(TTL)).await.expect("create"))
+                    Out::Wrote(store.create(&key, value, Some(TTL)).await.expect("create"))
                 }
                 Op::Delete => {
                     store.delete(&key).await.expect("delete");
@@ -330,26 +354,49 @@ async fn check_same_work(dir: &Path) {
             Op::Read,
             Op::RenewingRead,
             Op::Write,
+            Op::CompareAndSet,
             Op::Create,
             Op::Delete,
         ] {
             for key in ["live", "forever", "expired", "missing"] {
-                let base = now();
-                side.seed(base);
-                let out = side
-                    .run(op, key.to_owned(), Bytes::from_static(b"new"))
-                    .await;
-                log.push(format!(
-                    "{} {key}: {out:?}, then {}",
-                    op.name(),
-                    side.row(key, base)
-                ));
+                // A compare-and-set from the value the row holds
+                // ([`Target::seed`]) and from a stale one.
+                let expected: &[String] = match op {
+                    Op::CompareAndSet => &[format!("old {key}"), "stale".to_owned()],
+                    _ => &[String::new()],
+                };
+                for expected in expected {
+                    let base = now();
+                    side.seed(base);
+                    let out = side
+                        .run(
+                            op,
+                            key.to_owned(),
+                            Bytes::from_static(b"new"),
+                            Bytes::from(expected.clone()),
+                        )
+                        .await;
+                    log.push(format!(
+                        "{} {key} from {expected:?}: {out:?}, then {}",
+                        op.name(),
+                        side.row(key, base)
+                    ));
+                }
             }
         }
         logs.push(log);
     }
     for (store, raw) in logs[0].iter().zip(&logs[1]) {
         assert_eq!(store, raw, "the raw side does not do the store's work");
+    }
+    // The check exercises both answers of the conditional writes.
+    for wrote in ["Wrote(true)", "Wrote(false)"] {
+        assert!(
+            logs[0]
+                .iter()
+                .any(|l| l.starts_with("compare-and-set") && l.contains(wrote)),
+            "no compare-and-set case returned {wrote}"
+        );
     }
     println!(
         "same work: the store and the raw side agree on {} cases",
@@ -362,8 +409,12 @@ struct Measure {
     p99: Duration,
 }
 
+/// Runs `OPS` operations `op` over `tasks` tasks. A compare-and-set swaps
+/// each session's `value` for the same `value` (every call writes: the
+/// cost of a successful conditional save), so, like delete, it starts
+/// from freshly populated sessions.
 async fn measure(target: &Target, op: Op, tasks: usize, round: usize, value: &Bytes) -> Measure {
-    if op == Op::Delete {
+    if matches!(op, Op::Delete | Op::CompareAndSet) {
         target.populate(value);
     }
     let per_task = OPS / tasks;
@@ -382,8 +433,12 @@ async fn measure(target: &Target, op: Op, tasks: usize, round: usize, value: &By
                         _ => format!("s{}", (n * 7919) % SESSIONS),
                     };
                     let begun = Instant::now();
-                    std::hint::black_box(target.run(op, key, value.clone()).await);
+                    let out = target.run(op, key, value.clone(), value.clone()).await;
                     latencies.push(begun.elapsed());
+                    if op == Op::CompareAndSet {
+                        assert_eq!(out, Out::Wrote(true), "a compare-and-set missed");
+                    }
+                    std::hint::black_box(out);
                 }
                 latencies
             })
@@ -506,7 +561,13 @@ async fn run(dir: &Path) {
     raw.populate(&value);
     // Warm every connection's statement cache on both sides.
     for target in [&store, &raw] {
-        for op in [Op::Read, Op::RenewingRead, Op::Write, Op::Delete] {
+        for op in [
+            Op::Read,
+            Op::RenewingRead,
+            Op::Write,
+            Op::CompareAndSet,
+            Op::Delete,
+        ] {
             measure(target, op, 16, 0, &value).await;
         }
         // The warm-up deleted sessions: every case starts from all 10,000.
@@ -523,6 +584,7 @@ async fn run(dir: &Path) {
         Op::Read,
         Op::RenewingRead,
         Op::Write,
+        Op::CompareAndSet,
         Op::Create,
         Op::Delete,
     ] {

@@ -139,6 +139,21 @@ mod tests {
                 .unwrap()
                 == 0
         });
+        // `compare_and_set` from the value `check` wrote.
+        let compare_and_set = rolled_back(&|| {
+            conn.prepare_cached(&sql.compare_and_set)
+                .unwrap()
+                .execute(params!["k", b"w".as_slice(), later, s, b"v".as_slice()])
+                .unwrap()
+                == 1
+        });
+        let delete_live = rolled_back(&|| {
+            conn.prepare_cached(&sql.delete_live)
+                .unwrap()
+                .execute(params!["k", s])
+                .unwrap()
+                == 1
+        });
         let kept_by_cleanup = rolled_back(&|| {
             conn.prepare_cached(&sql.delete_expired)
                 .unwrap()
@@ -154,6 +169,8 @@ mod tests {
                 ("renew", renew),
                 ("update", update),
                 ("create", create_refused),
+                ("compare_and_set", compare_and_set),
+                ("delete_live", delete_live),
                 ("delete_expired", kept_by_cleanup),
             ],
             expires_at,
@@ -238,7 +255,7 @@ mod tests {
     #[test]
     fn an_early_or_late_statement_is_caught() {
         type Edit = fn(&mut Statements) -> &mut String;
-        let cases: [(Edit, &str, &str, &str); 8] = [
+        let cases: [(Edit, &str, &str, &str); 12] = [
             (
                 |s| &mut s.get,
                 "expires_at > ?2",
@@ -274,6 +291,30 @@ mod tests {
                 "expires_at > ?4",
                 "expires_at >= ?4",
                 "update: late",
+            ),
+            (
+                |s| &mut s.compare_and_set,
+                "expires_at > ?4",
+                "expires_at >= ?4",
+                "compare_and_set: late",
+            ),
+            (
+                |s| &mut s.compare_and_set,
+                "expires_at > ?4",
+                "expires_at > ?4 + 1",
+                "compare_and_set: early",
+            ),
+            (
+                |s| &mut s.delete_live,
+                "expires_at > ?2",
+                "expires_at >= ?2",
+                "delete_live: late",
+            ),
+            (
+                |s| &mut s.delete_live,
+                "expires_at > ?2",
+                "expires_at > ?2 + 1",
+                "delete_live: early",
             ),
             (
                 |s| &mut s.create,

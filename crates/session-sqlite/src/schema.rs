@@ -73,6 +73,10 @@ pub(crate) struct Statements {
     pub(crate) create: String,
     /// `?1` key, `?2` data, `?3` expiry, `?4` now.
     pub(crate) update: String,
+    /// `?1` key, `?2` data, `?3` expiry, `?4` now, `?5` the expected data.
+    pub(crate) compare_and_set: String,
+    /// `?1` key, `?2` now.
+    pub(crate) delete_live: String,
 }
 
 impl Statements {
@@ -113,6 +117,21 @@ impl Statements {
                 "UPDATE {t} SET data = ?2, expires_at = ?3, updated_at = ?4 \
                  WHERE session_id = ?1 AND (expires_at IS NULL OR expires_at > ?4)"
             ),
+            // `update` with one more condition: the row still holds exactly
+            // the expected bytes. `data` is compared as a BLOB, so a row a
+            // JSON-storing writer left as TEXT matches the bytes `get`
+            // returned for it (the cast changes only the type, never the
+            // bytes, of a UTF-8 database's text). One statement: SQLite's
+            // write lock makes the check and the write one step, so of many
+            // concurrent calls from one expected value one changes the row.
+            compare_and_set: format!(
+                "UPDATE {t} SET data = ?2, expires_at = ?3, updated_at = ?4 \
+                 WHERE session_id = ?1 AND (expires_at IS NULL OR expires_at > ?4) \
+                 AND CAST(data AS BLOB) = ?5"
+            ),
+            // Removes only a live row, so the changed-row count (0 or 1) is
+            // the answer; an expired row is left to cleanup.
+            delete_live: format!("DELETE FROM {t} WHERE session_id = ?1 AND {LIVE}"),
         }
     }
 }
@@ -137,6 +156,51 @@ mod tests {
         assert!(ddl[1].contains("idx_litestar_session_expires_at"));
         let sql = delete_expired_batch(&TableName::new("litestar_session", 63).unwrap());
         assert!(sql.starts_with("DELETE FROM litestar_session WHERE rowid IN"));
+    }
+
+    /// The conditional writes find their one row through the primary key:
+    /// the live and expected-data conditions are checked on that row only.
+    #[test]
+    fn conditional_writes_search_by_the_primary_key() {
+        let table = TableName::new("keyed_sessions", 63).unwrap();
+        let conn = Connection::open_in_memory().unwrap();
+        for statement in ddl(&table) {
+            conn.execute_batch(&statement).unwrap();
+        }
+        let sql = Statements::new(&table);
+        let now = now_secs();
+        for (name, statement, params) in [
+            (
+                "update",
+                &sql.update,
+                rusqlite::params!["k", b"v".as_slice(), now, now].to_vec(),
+            ),
+            (
+                "compare_and_set",
+                &sql.compare_and_set,
+                rusqlite::params!["k", b"v".as_slice(), now, now, b"e".as_slice()].to_vec(),
+            ),
+            (
+                "delete_live",
+                &sql.delete_live,
+                rusqlite::params!["k", now].to_vec(),
+            ),
+        ] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {statement}"))
+                .unwrap()
+                .query_map(params.as_slice(), |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(
+                plan,
+                [
+                    "SEARCH keyed_sessions USING INDEX sqlite_autoindex_keyed_sessions_1 (session_id=?)"
+                ],
+                "{name}"
+            );
+        }
     }
 
     /// Moved from tests/adapter.rs: the cleanup statement finds its rows

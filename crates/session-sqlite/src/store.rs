@@ -618,6 +618,54 @@ impl Store for SqliteStore {
         );
         Ok(written.await? == 1)
     }
+
+    /// One `UPDATE ... WHERE session_id = ? AND <live> AND data = ?`: the
+    /// statement of `update` with the expected bytes as one more condition.
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Bytes,
+        value: Bytes,
+        expires_in: Option<Duration>,
+    ) -> Result<bool> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.run("compare_and_set", move |inner, conn| {
+            let now = Now::read();
+            let err = |e| inner.db_error("compare-and-set a session", e);
+            let written = conn
+                .prepare_cached(&inner.sql.compare_and_set)
+                .map_err(err)?
+                .execute(params![
+                    key,
+                    &value[..],
+                    expiry(now, expires_in),
+                    now.secs(),
+                    &expected[..]
+                ])
+                .map_err(err)?;
+            Ok(written == 1)
+        })
+        .await
+    }
+
+    /// One `DELETE ... WHERE session_id = ? AND <live>`; an expired row is
+    /// left to cleanup.
+    async fn delete_live(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.run("delete_live", move |inner, conn| {
+            let now = Now::read();
+            let err = |e| inner.db_error("delete a live session", e);
+            let removed = conn
+                .prepare_cached(&inner.sql.delete_live)
+                .map_err(err)?
+                .execute(params![key, now.secs()])
+                .map_err(err)?;
+            Ok(removed == 1)
+        })
+        .await
+    }
 }
 
 #[async_trait]

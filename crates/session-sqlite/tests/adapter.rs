@@ -220,6 +220,229 @@ async fn set_keeps_created_at_and_moves_updated_at() {
     assert!(updated >= before);
 }
 
+/// `compare_and_set` writes as `update` does: `created_at` kept,
+/// `updated_at` moved, the expiry reset to `ceil(now + ttl)` (an INTEGER)
+/// or NULL, the data a BLOB.
+#[tokio::test(flavor = "multi_thread")]
+async fn compare_and_set_keeps_created_at_and_resets_the_expiry() {
+    let path = fresh_db_path();
+    let table = unique("cas_times");
+    let store = store_on(&path, &table).await;
+    store
+        .set("k", Bytes::from_static(b"one"), None)
+        .await
+        .unwrap();
+    let conn = raw(&path);
+    conn.execute(
+        &format!("UPDATE {table} SET created_at = 1000, updated_at = 1000"),
+        [],
+    )
+    .unwrap();
+    let row = || -> (Vec<u8>, String, Option<i64>, i64, i64) {
+        conn.query_row(
+            &format!(
+                "SELECT data, typeof(data), expires_at, created_at, updated_at \
+                 FROM {table} WHERE session_id = 'k'"
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap()
+    };
+
+    let before = now_secs();
+    let ttl = Duration::from_millis(60_500);
+    assert!(
+        store
+            .compare_and_set(
+                "k",
+                Bytes::from_static(b"one"),
+                Bytes::from_static(b"two"),
+                Some(ttl)
+            )
+            .await
+            .unwrap()
+    );
+    let (data, data_type, expires_at, created, updated) = row();
+    let after = now_secs();
+    assert_eq!((data.as_slice(), data_type.as_str()), (&b"two"[..], "blob"));
+    assert_eq!(created, 1000, "compare_and_set replaced created_at");
+    assert!((before..=after).contains(&updated), "updated_at {updated}");
+    // ceil(now + 60.5 s): 61 or 62 seconds after the second it was written.
+    let expires_at = expires_at.expect("an expiry");
+    assert!(
+        (before + 61..=after + 62).contains(&expires_at),
+        "{expires_at} for a write at {before}..={after}"
+    );
+
+    // A stale expected value writes nothing, not even the times.
+    conn.execute(&format!("UPDATE {table} SET updated_at = 1000"), [])
+        .unwrap();
+    assert!(
+        !store
+            .compare_and_set(
+                "k",
+                Bytes::from_static(b"one"),
+                Bytes::from_static(b"three"),
+                None
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        row(),
+        (b"two".to_vec(), "blob".into(), Some(expires_at), 1000, 1000)
+    );
+
+    // None (and zero) mean "never expires": NULL.
+    for never in [None, Some(Duration::ZERO)] {
+        let current = store.get("k", None).await.unwrap().unwrap();
+        assert!(
+            store
+                .compare_and_set("k", current, Bytes::from_static(b"four"), never)
+                .await
+                .unwrap()
+        );
+        assert_eq!(row().2, None, "{never:?}");
+    }
+}
+
+/// A row whose data a JSON-storing writer left as TEXT: `get` returns its
+/// bytes, and a compare-and-set from those bytes writes.
+#[tokio::test(flavor = "multi_thread")]
+async fn compare_and_set_matches_text_data_by_its_bytes() {
+    let path = fresh_db_path();
+    let table = unique("cas_text");
+    let store = store_on(&path, &table).await;
+    let conn = raw(&path);
+    conn.execute(
+        &format!("INSERT INTO {table} (session_id, data, expires_at) VALUES ('k', ?1, ?2)"),
+        rusqlite::params!["{\"user\":\"é\"}", now_secs() + 3600],
+    )
+    .unwrap();
+    let loaded = store.get("k", None).await.unwrap().expect("the row");
+    assert_eq!(&loaded[..], "{\"user\":\"é\"}".as_bytes());
+    // Different bytes (and the same bytes as text would compare as another
+    // type) are refused.
+    assert!(
+        !store
+            .compare_and_set(
+                "k",
+                Bytes::from_static(b"{}"),
+                Bytes::from_static(b"x"),
+                None
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .compare_and_set("k", loaded, Bytes::from_static(b"{}"), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get("k", None).await.unwrap(),
+        Some(Bytes::from_static(b"{}"))
+    );
+}
+
+/// `delete_live` removes a live row and says so; an expired row answers
+/// false and is left to cleanup.
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_live_removes_live_rows_and_leaves_expired_ones_to_cleanup() {
+    let path = fresh_db_path();
+    let table = unique("delete_live");
+    let store = store_on(&path, &table).await;
+    let conn = raw(&path);
+    let insert =
+        format!("INSERT INTO {table} (session_id, data, expires_at) VALUES (?1, x'00', ?2)");
+    let now = now_secs();
+    for (key, expires_at) in [
+        ("live", Some(now + 600)),
+        ("forever", None),
+        ("expired", Some(now - 5)),
+    ] {
+        conn.execute(&insert, rusqlite::params![key, expires_at])
+            .unwrap();
+    }
+    assert!(store.delete_live("live").await.unwrap());
+    assert!(store.delete_live("forever").await.unwrap());
+    assert!(!store.delete_live("expired").await.unwrap());
+    assert!(!store.delete_live("missing").await.unwrap());
+    assert!(!store.delete_live("live").await.unwrap(), "removed twice");
+    let left: Vec<String> = conn
+        .prepare(&format!("SELECT session_id FROM {table}"))
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(left, ["expired"]);
+    assert_eq!(store.delete_expired().await.unwrap(), 1);
+}
+
+/// Two stores on one file (two pools, as two application processes would
+/// have): of 2 x 16 concurrent compare-and-sets of one key from the value
+/// they all loaded, exactly one writes, and its value is the one left; of
+/// 2 x 16 concurrent `delete_live`s of one key, exactly one removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_compare_and_set_and_one_delete_live_win_across_pools() {
+    let path = fresh_db_path();
+    let table = unique("cas_race");
+    let a = store_on(&path, &table).await;
+    let b = SqliteStore::open_with(path_str(&path), config(&table)).unwrap();
+    for round in 0..20 {
+        a.set(
+            "k",
+            Bytes::from_static(b"loaded"),
+            Some(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(32));
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let start = start.clone();
+                tokio::spawn(async move {
+                    let value = Bytes::from(format!("task {i}"));
+                    start.wait().await;
+                    let wrote = store
+                        .compare_and_set("k", Bytes::from_static(b"loaded"), value.clone(), None)
+                        .await
+                        .unwrap();
+                    wrote.then_some(value)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            winners.extend(task.await.unwrap());
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        assert_eq!(b.get("k", None).await.unwrap(), Some(winners[0].clone()));
+
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(32));
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let start = start.clone();
+                tokio::spawn(async move {
+                    start.wait().await;
+                    store.delete_live("k").await.unwrap()
+                })
+            })
+            .collect();
+        let mut removed = 0;
+        for task in tasks {
+            removed += usize::from(task.await.unwrap());
+        }
+        assert_eq!(removed, 1, "round {round}");
+        assert!(!a.exists("k").await.unwrap());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn delete_expired_works_in_batches_and_spares_live_rows() {
     let path = fresh_db_path();

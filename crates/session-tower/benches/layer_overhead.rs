@@ -238,6 +238,26 @@ impl Store for Recording {
         self.record(format!("update {key} {} {expires_in:?}", text(&value)));
         self.inner.update(key, value, expires_in).await
     }
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Bytes,
+        value: Bytes,
+        expires_in: Option<Duration>,
+    ) -> session_core::Result<bool> {
+        self.record(format!(
+            "compare_and_set {key} {} {} {expires_in:?}",
+            text(&expected),
+            text(&value)
+        ));
+        self.inner
+            .compare_and_set(key, expected, value, expires_in)
+            .await
+    }
+    async fn delete_live(&self, key: &str) -> session_core::Result<bool> {
+        self.record(format!("delete_live {key}"));
+        self.inner.delete_live(key).await
+    }
 }
 
 /// Runs each case once through the layer and once through the baseline,

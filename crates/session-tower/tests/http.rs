@@ -98,6 +98,22 @@ impl Store for CountingStore {
         self.write()?;
         self.inner.update(key, value, expires_in).await
     }
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Bytes,
+        value: Bytes,
+        expires_in: Option<Duration>,
+    ) -> Result<bool> {
+        self.write()?;
+        self.inner
+            .compare_and_set(key, expected, value, expires_in)
+            .await
+    }
+    async fn delete_live(&self, key: &str) -> Result<bool> {
+        self.write()?;
+        self.inner.delete_live(key).await
+    }
 }
 
 async fn incr(session: Session) -> std::result::Result<String, SessionError> {
