@@ -59,6 +59,11 @@ thread_local! {
 /// alone: the logs returned are this test's, whatever other tests of the
 /// binary run meanwhile (a process-wide subscriber would mix them).
 fn run_logged<F: Future>(test: impl FnOnce() -> F) -> (F::Output, Logs) {
+    // A process-wide subscriber that records nothing: with it, a callsite
+    // first reached by a thread without a test's subscriber is cached as
+    // interesting, not as "never" (tracing's one-dispatcher short path
+    // asks only the registering thread; tokio-rs/tracing#3611).
+    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
     let logs = Logs {
         info: Buffer::default(),
         all: Buffer::default(),

@@ -687,7 +687,14 @@ async fn a_store_failure_is_logged_with_its_cause() {
         .with_max_level(tracing::Level::INFO)
         .with_ansi(false)
         .finish();
+    // A process-wide subscriber that records nothing: with it, a callsite
+    // first reached by another test's thread (which has no subscriber of
+    // its own) is cached as interesting, not as "never" (tracing's
+    // one-dispatcher short path asks only the registering thread;
+    // tokio-rs/tracing#3611).
+    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
     let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
 
     let app = serve(config()).await;
     let id = session_id(&app.send("POST", "/incr").await);
