@@ -1407,6 +1407,40 @@ mod list {
         Ok(results)
     }
 
+    /// The one task of `wrote` whose call returned true; `calls` names the
+    /// calls in the failure, e.g. ``creates of `k0` ``.
+    fn one_winner(wrote: &[bool], calls: &str) -> Result<usize, CaseError> {
+        let winners: Vec<usize> = (0..wrote.len()).filter(|&i| wrote[i]).collect();
+        ensure!(
+            winners.len() <= 1,
+            "{} of {} concurrent {calls} returned true (more than one winner)",
+            winners.len(),
+            wrote.len()
+        );
+        ensure!(
+            winners.len() == 1,
+            "none of {} concurrent {calls} returned true (no winner)",
+            wrote.len()
+        );
+        Ok(winners[0])
+    }
+
+    /// `key` holds `v{winner}`, the value the winning task wrote.
+    async fn holds_the_winners_value<S: Store>(
+        s: &S,
+        key: &str,
+        winner: usize,
+        what: &str,
+    ) -> CaseResult {
+        let got = s.get(key, None).await?;
+        ensure!(
+            got == Some(Bytes::from(format!("v{winner}"))),
+            "the winning {what} of `{key}` wrote v{winner} but the key holds {}",
+            describe(&got)
+        );
+        Ok(())
+    }
+
     pub(super) async fn concurrent_writes_to_one_key_leave_one_whole_value<F: StoreFactory>(
         f: &F,
     ) -> CaseResult {
@@ -1464,24 +1498,8 @@ mod list {
                 }
             })
             .await?;
-            let winners: Vec<usize> = (0..16).filter(|&i| wrote[i]).collect();
-            ensure!(
-                winners.len() <= 1,
-                "{} of 16 concurrent creates of `{key}` returned true (more than one winner)",
-                winners.len()
-            );
-            ensure!(
-                winners.len() == 1,
-                "none of 16 concurrent creates of the missing key `{key}` returned true (no winner)"
-            );
-            let got = s.get(&key, None).await?;
-            let expected = Bytes::from(format!("v{}", winners[0]));
-            ensure!(
-                got == Some(expected),
-                "the winner of `{key}` wrote v{} but the key holds {}",
-                winners[0],
-                describe(&got)
-            );
+            let winner = one_winner(&wrote, &format!("creates of `{key}`"))?;
+            holds_the_winners_value(&*s, &key, winner, "create").await?;
         }
         Ok(())
     }
@@ -1504,24 +1522,9 @@ mod list {
                 }
             })
             .await?;
-            let winners: Vec<usize> = (0..16).filter(|&i| wrote[i]).collect();
-            ensure!(
-                winners.len() <= 1,
-                "{} of 16 concurrent compare_and_sets of `{key}` from the same value returned true (more than one winner)",
-                winners.len()
-            );
-            ensure!(
-                winners.len() == 1,
-                "none of 16 concurrent compare_and_sets of `{key}` from its value returned true (no winner)"
-            );
-            let got = s.get(&key, None).await?;
-            let expected = Bytes::from(format!("v{}", winners[0]));
-            ensure!(
-                got == Some(expected),
-                "the winning compare_and_set of `{key}` wrote v{} but the key holds {}",
-                winners[0],
-                describe(&got)
-            );
+            let calls = format!("compare_and_sets of `{key}` from the same value");
+            let winner = one_winner(&wrote, &calls)?;
+            holds_the_winners_value(&*s, &key, winner, "compare_and_set").await?;
         }
         Ok(())
     }
@@ -1540,15 +1543,7 @@ mod list {
                 async move { s.delete_live(&key).await }
             })
             .await?;
-            let winners = removed.iter().filter(|&&r| r).count();
-            ensure!(
-                winners <= 1,
-                "{winners} of 16 concurrent delete_lives of `{key}` returned true (more than one winner)"
-            );
-            ensure!(
-                winners == 1,
-                "none of 16 concurrent delete_lives of the live key `{key}` returned true (no winner)"
-            );
+            one_winner(&removed, &format!("delete_lives of `{key}`"))?;
             expect_gone(
                 &s,
                 &key,
