@@ -315,6 +315,23 @@ pub fn delete_in_batches<E>(
     }
 }
 
+/// Checks the `limit` of one cleanup batch
+/// ([`StoreAdmin::delete_expired_batch`](crate::StoreAdmin::delete_expired_batch)):
+/// at least one row.
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`] for `batch_size` when `limit` is 0.
+pub fn check_batch_limit(limit: u32) -> Result<()> {
+    if limit == 0 {
+        return Err(Error::invalid_config(
+            "batch_size",
+            "0 rows; at least 1 is needed",
+        ));
+    }
+    Ok(())
+}
+
 /// The async twin of [`delete_in_batches`], for async drivers.
 pub async fn delete_in_batches_async<F, Fut, E>(
     batch_size: u64,

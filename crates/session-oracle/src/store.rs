@@ -858,12 +858,7 @@ impl StoreAdmin for OracleStore {
     }
 
     async fn delete_expired_batch(&self, limit: u32) -> Result<u64> {
-        if limit == 0 {
-            return Err(Error::invalid_config(
-                "batch_size",
-                "0 rows; at least 1 is needed",
-            ));
-        }
+        session_core::cleanup::check_batch_limit(limit)?;
         self.write("delete_expired_batch", move |conn, sql| {
             conn.execute_named(sql.delete_expired(), &[("batch", &limit)])?
                 .row_count()

@@ -315,12 +315,7 @@ impl PostgresStore {
     /// Deletes at most `limit` (at least 1) expired rows in one statement:
     /// one batch of [`delete_expired`](Store::delete_expired).
     pub(crate) async fn delete_batch(&self, limit: u32) -> Result<u64> {
-        if limit == 0 {
-            return Err(Error::invalid_config(
-                "batch_size",
-                "0 rows; at least 1 is needed",
-            ));
-        }
+        session_core::cleanup::check_batch_limit(limit)?;
         let limit = i64::from(limit);
         self.execute(
             "delete_expired",

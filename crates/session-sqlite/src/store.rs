@@ -721,12 +721,7 @@ impl StoreAdmin for SqliteStore {
     }
 
     async fn delete_expired_batch(&self, limit: u32) -> Result<u64> {
-        if limit == 0 {
-            return Err(Error::invalid_config(
-                "batch_size",
-                "0 rows; at least 1 is needed",
-            ));
-        }
+        session_core::cleanup::check_batch_limit(limit)?;
         self.run("delete_expired_batch", move |inner, conn| {
             let now = Now::read();
             let err = |e| inner.db_error("delete expired sessions", e);
