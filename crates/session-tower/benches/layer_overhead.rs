@@ -81,9 +81,14 @@ struct Direct {
 }
 
 impl Direct {
-    async fn load(&self) -> Map<String, Value> {
+    /// The stored session and the bytes it was read from.
+    async fn load(&self) -> (Map<String, Value>, Bytes) {
         let bytes = self.store.get(&self.key, None).await.expect("get");
-        serde_json::from_slice(&bytes.expect("the session is stored")).expect("a JSON object")
+        let bytes = bytes.expect("the session is stored");
+        (
+            serde_json::from_slice(&bytes).expect("a JSON object"),
+            bytes,
+        )
     }
 }
 
@@ -96,24 +101,25 @@ async fn direct(
     match handler {
         Handler::Untouched => {}
         Handler::Read => {
-            let data = direct.load().await;
+            let (data, _) = direct.load().await;
             let n = data
                 .get("n")
                 .map(|v| u64::deserialize(v).expect("a number"));
             black_box(n);
         }
         Handler::Write => {
-            let mut data = direct.load().await;
+            let (mut data, loaded) = direct.load().await;
             let n = data
                 .get("n")
                 .map_or(0, |v| u64::deserialize(v).expect("a number"));
             data.insert("n".to_owned(), Value::from(n + 1));
             let value = Bytes::from(serde_json::to_vec(&data).expect("serialize"));
+            // The layer saves an existing session with a compare-and-set.
             let updated = direct
                 .store
-                .update(&direct.key, value, Some(direct.max_age))
+                .compare_and_set(&direct.key, loaded, value, Some(direct.max_age))
                 .await
-                .expect("update");
+                .expect("compare_and_set");
             assert!(updated, "the session is stored");
         }
     }
