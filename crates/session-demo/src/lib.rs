@@ -66,19 +66,13 @@ pub async fn open_store(database_url: &str, config: &Value) -> Result<Arc<dyn St
     let connector = session_open::connector_for(database_url).map_err(|e| match e {
         Error::InvalidConfig { reason, .. } => Error::invalid_config(
             "DATABASE_URL",
-            format!("{reason} (in {})", redact(database_url)),
+            format!("{reason} (in {})", session_open::redact(database_url)),
         ),
         other => other,
     })?;
     let store = connector.open(database_url, config).await?;
     store.migrate().await?;
     Ok(store)
-}
-
-/// The URL as it may be shown in logs: no password, wherever it was given;
-/// see [`session_open::redact`].
-pub fn redact(url: &str) -> String {
-    session_open::redact(url)
 }
 
 /// The demo's session settings: one day, `Secure` off so it works over plain
@@ -227,11 +221,14 @@ mod tests {
     #[test]
     fn redacts_passwords() {
         assert_eq!(
-            redact("postgres://u:secret@h:5432/db"),
+            session_open::redact("postgres://u:secret@h:5432/db"),
             "postgres://u:***@h:5432/db"
         );
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(
+            session_open::redact("postgres://u@h/db"),
+            "postgres://u@h/db"
+        );
+        assert_eq!(session_open::redact("sqlite://x.db"), "sqlite://x.db");
     }
 
     #[test]

@@ -72,7 +72,7 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!(
                 "session-demo: cannot open the session store {}: {}",
-                session_demo::redact(&url),
+                session_open::redact(&url),
                 session_core::error_chain(&e)
             );
             return ExitCode::FAILURE;
@@ -97,7 +97,7 @@ async fn main() -> ExitCode {
     let app = session_demo::app(store, session_demo::session_config());
     println!(
         "session-demo: serving on http://{addr}/ (sessions in {})",
-        session_demo::redact(&url)
+        session_open::redact(&url)
     );
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
