@@ -61,10 +61,10 @@ impl ExtensionConfig {
     /// Parses a JSON document, accepting only the `accepted` keys in its
     /// `litestar` section.
     pub fn from_json_str(json: &str, accepted: &[&str]) -> Result<Self, Error> {
-        let value: Value = serde_json::from_str(json).map_err(|e| {
-            Error::invalid_config("extension_config", format!("not valid JSON: {e}"))
-        })?;
-        Self::from_value(value, accepted)
+        Self::from_value(
+            crate::store_config::parse_json(json, "extension_config")?,
+            accepted,
+        )
     }
 
     /// Parses a TOML document (`[litestar]` table), accepting only the
@@ -80,13 +80,10 @@ impl ExtensionConfig {
     /// assert_eq!(cfg.session_table(63).unwrap().table(), "app_sessions");
     /// ```
     pub fn from_toml_str(text: &str, accepted: &[&str]) -> Result<Self, Error> {
-        let value: Value = toml::from_str(text).map_err(|e| {
-            Error::invalid_config(
-                "extension_config",
-                format!("not valid TOML: {}", e.to_string().trim_end()),
-            )
-        })?;
-        Self::from_value(value, accepted)
+        Self::from_value(
+            crate::store_config::parse_toml(text, "extension_config")?,
+            accepted,
+        )
     }
 
     /// Reads a `.json` or `.toml` file (chosen by its extension).

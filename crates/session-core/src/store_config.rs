@@ -111,7 +111,7 @@ pub trait StoreConfig: DeserializeOwned + Default {
     ///
     /// Invalid JSON, an unknown field or a bad value.
     fn from_json_str(json: &str) -> Result<Self> {
-        Self::from_value(parse_json(json)?)
+        Self::from_value(parse_json(json, "config")?)
     }
 
     /// Parses a TOML document; see [`from_value`](Self::from_value).
@@ -120,7 +120,7 @@ pub trait StoreConfig: DeserializeOwned + Default {
     ///
     /// Invalid TOML, an unknown field or a bad value.
     fn from_toml_str(text: &str) -> Result<Self> {
-        Self::from_value(parse_toml(text)?)
+        Self::from_value(parse_toml(text, "config")?)
     }
 
     /// Reads a `.json` or `.toml` file; see [`from_value`](Self::from_value).
@@ -133,15 +133,17 @@ pub trait StoreConfig: DeserializeOwned + Default {
     }
 }
 
-fn parse_json(json: &str) -> Result<Value> {
+/// A JSON document; a syntax error is an [`Error::InvalidConfig`] of `field`.
+pub(crate) fn parse_json(json: &str, field: &str) -> Result<Value> {
     serde_json::from_str(json)
-        .map_err(|e| Error::invalid_config("config", format!("not valid JSON: {e}")))
+        .map_err(|e| Error::invalid_config(field, format!("not valid JSON: {e}")))
 }
 
-fn parse_toml(text: &str) -> Result<Value> {
+/// A TOML document; a syntax error is an [`Error::InvalidConfig`] of `field`.
+pub(crate) fn parse_toml(text: &str, field: &str) -> Result<Value> {
     toml::from_str(text).map_err(|e| {
         Error::invalid_config(
-            "config",
+            field,
             format!("not valid TOML: {}", e.to_string().trim_end()),
         )
     })
@@ -163,8 +165,8 @@ pub fn read_document(path: &Path) -> Result<Value> {
         )
     })?;
     match path.extension().and_then(|e| e.to_str()) {
-        Some(ext) if ext.eq_ignore_ascii_case("toml") => parse_toml(&text),
-        Some(ext) if ext.eq_ignore_ascii_case("json") => parse_json(&text),
+        Some(ext) if ext.eq_ignore_ascii_case("toml") => parse_toml(&text, "config"),
+        Some(ext) if ext.eq_ignore_ascii_case("json") => parse_json(&text, "config"),
         _ => Err(Error::invalid_config(
             "config file",
             format!("{} must end in .json or .toml", path.display()),
