@@ -198,7 +198,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Command::Migrate { action } => match action {
                 MigrateAction::Upgrade => {
                     let report = store.migrate().await?;
-                    println!("{report}");
+                    if store.migrations().is_empty() {
+                        // Nothing to migrate, but the store must be there.
+                        store.session_table_exists().await?;
+                        println!("{} has no schema: nothing to migrate", store.describe());
+                    } else {
+                        println!("{report}");
+                    }
                     Ok(())
                 }
                 MigrateAction::Current { verbose } => current(&*store, verbose).await,
@@ -221,6 +227,11 @@ async fn delete_expired(
             ),
             code: 1,
         });
+    }
+    if let Some(why) = backend.expires_by_itself() {
+        let removed = backend.delete_expired().await?;
+        println!("deleted {removed} expired sessions: {why}");
+        return Ok(());
     }
     let limit = batch_size.unwrap_or_else(|| backend.cleanup_batch_size());
     let started = Instant::now();
@@ -249,6 +260,12 @@ async fn delete_expired(
 }
 
 async fn current(backend: &dyn StoreAdmin, verbose: bool) -> Result<(), Failure> {
+    if backend.migrations().is_empty() {
+        // Nothing to migrate, but the store must be there.
+        backend.session_table_exists().await?;
+        println!("{} has no schema: nothing to migrate", backend.describe());
+        return Ok(());
+    }
     let applied = backend.applied_migrations().await?;
     let table = backend.location();
     if applied.is_empty() {

@@ -235,7 +235,7 @@ fn an_unknown_scheme_lists_the_known_ones() {
         "{err}"
     );
     assert!(
-        err.contains("sqlite://, postgres://, postgresql://, oracle://"),
+        err.contains("sqlite://, postgres://, postgresql://, oracle://, redis://, rediss://, redis+cluster://"),
         "{err}"
     );
     assert!(!err.contains("s3cret"), "{err}");
@@ -542,4 +542,93 @@ fn postgres_missing_table_and_adoption() {
     assert_eq!(pg_exec(&url, &format!("SELECT COUNT(*) FROM {table}")), 25);
     let again = sessions(Some(&url), cfg, &["migrate", "upgrade"]).ok();
     assert_eq!(again.stdout, "already up to date at ext_litestar_0001\n");
+}
+
+/// Redis expires keys itself: `delete-expired` says 0 and why, `migrate`
+/// says there is nothing to migrate, and neither touches a key.
+#[test]
+fn redis_has_nothing_to_migrate_or_delete_and_says_why() {
+    let Some(url) = session_test_support::redis::redis_url_or_skip() else {
+        return;
+    };
+    let prefix = session_test_support::redis::unique_prefix("cli");
+    let dir = TempDir::new("redis-cli");
+    let config = dir.0.join("redis.toml");
+    std::fs::write(&config, format!("prefix = \"{prefix}\"\n")).unwrap();
+
+    let run = sessions(Some(&url), Some(&config), &["delete-expired"]).ok();
+    assert!(
+        run.stdout
+            .starts_with("deleted 0 expired sessions: Redis expires keys itself"),
+        "{}",
+        run.stdout
+    );
+    let run = sessions(Some(&url), Some(&config), &["delete-expired", "--verbose"]).ok();
+    assert!(
+        run.stdout.contains("Redis expires keys itself"),
+        "{}",
+        run.stdout
+    );
+    for args in [&["migrate", "upgrade"][..], &["migrate", "current"]] {
+        let run = sessions(Some(&url), Some(&config), args).ok();
+        assert_eq!(
+            run.stdout.trim(),
+            format!(
+                "redis prefix `{prefix}` at {} has no schema: nothing to migrate",
+                url.trim_start_matches("redis://")
+            ),
+            "{args:?}"
+        );
+    }
+    let run = sessions(Some(&url), Some(&config), &["migrate", "sql"]).ok();
+    assert!(
+        run.stdout.contains("has no schema: nothing to migrate"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// A Redis or memcached that is down: an error naming the address, exit
+/// code 1, no hang; never "nothing to do".
+#[test]
+fn an_unreachable_key_value_server_names_the_address_not_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = TempDir::new("kv-down");
+    let config = dir.0.join("kv.toml");
+    std::fs::write(
+        &config,
+        "connect_timeout = \"300ms\"\nresponse_timeout = \"300ms\"\n",
+    )
+    .unwrap();
+    for url in [
+        format!("redis://app:s3cret@127.0.0.1:{port}/0"),
+        format!("memcache://127.0.0.1:{port}"),
+    ] {
+        for args in [
+            &["delete-expired"][..],
+            &["migrate", "upgrade"],
+            &["migrate", "current"],
+        ] {
+            let started = std::time::Instant::now();
+            let line = sessions(Some(&url), Some(&config), args).fails_with(1);
+            assert!(
+                line.contains(&format!("127.0.0.1:{port}")),
+                "{url} {args:?}: {line}"
+            );
+            assert!(
+                line.contains("connection failed") || line.contains("connect"),
+                "{url} {args:?}: {line}"
+            );
+            assert!(!line.contains("s3cret"), "{url} {args:?}: {line}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{url} {args:?} took {:?}",
+                started.elapsed()
+            );
+        }
+    }
 }

@@ -772,10 +772,24 @@ mod list {
         s.set("permanent", bytes("v"), None).await?;
         wait_past_expiry(written, SHORT).await;
         let removed = s.delete_expired().await?;
+        // A server that expires keys itself left nothing to remove.
+        let expected = if s.expires_by_itself().is_some() {
+            0
+        } else {
+            3
+        };
         ensure!(
-            removed == 3,
-            "delete_expired with 3 expired rows returned {removed}"
+            removed == expected,
+            "delete_expired with 3 expired rows returned {removed}, expected {expected} (expires_by_itself: {:?})",
+            s.expires_by_itself()
         );
+        for i in 0..3 {
+            let key = format!("expired{i}");
+            ensure!(
+                !s.exists(&key).await?,
+                "`{key}` is still there after its expiry and delete_expired"
+            );
+        }
         for key in ["live0", "live1", "permanent"] {
             let got = s.get(key, None).await?;
             ensure!(

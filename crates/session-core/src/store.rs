@@ -72,7 +72,25 @@ pub trait Store: Send + Sync {
 
     /// Removes expired rows and returns how many it removed. Never touches
     /// live or non-expiring keys.
+    ///
+    /// A store whose server expires keys by itself (Redis, Memcached) has
+    /// nothing to remove: it returns 0 and says why in
+    /// [`expires_by_itself`](Store::expires_by_itself).
     async fn delete_expired(&self) -> Result<u64>;
+
+    /// Why [`delete_expired`](Store::delete_expired) has nothing to do,
+    /// when the backend's server expires keys by itself (Redis,
+    /// Memcached); the `sessions` CLI prints it beside the 0. Default:
+    /// `None`, expired rows stay (invisible) until `delete_expired`
+    /// removes them, and it returns their exact count.
+    ///
+    /// ```
+    /// use session_core::{MemoryStore, Store};
+    /// assert_eq!(MemoryStore::new().expires_by_itself(), None);
+    /// ```
+    fn expires_by_itself(&self) -> Option<&'static str> {
+        None
+    }
 
     /// Writes `value` under `key` only if no live row holds the key (an
     /// expired row may be replaced), with expiry as in [`set`](Store::set).
@@ -152,6 +170,9 @@ macro_rules! forward_store {
             }
             async fn delete_expired(&self) -> Result<u64> {
                 (**self).delete_expired().await
+            }
+            fn expires_by_itself(&self) -> Option<&'static str> {
+                (**self).expires_by_itself()
             }
             async fn create(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
                 (**self).create(key, value, expires_in).await

@@ -1,8 +1,8 @@
 //! Open any session store of this workspace from a URL.
 //!
 //! One scheme table maps a URL's scheme to the backend that opens it:
-//! `sqlite:`, `postgres:`/`postgresql:`, `oracle:`, and whatever later
-//! backends add. Each backend is a cargo feature of this crate, named after
+//! `sqlite:`, `postgres:`/`postgresql:`, `oracle:`, `redis:`/`rediss:`/
+//! `redis+cluster:`, `memcache:`/`memcached:`, `file:`, and whatever later backends add. Each backend is a cargo feature of this crate, named after
 //! its crate and on by default; turn the defaults off to compile only the
 //! backend you use:
 //!
@@ -53,6 +53,9 @@ scheme_table! {
     "session-sqlite" => session_sqlite::SqliteConnector,
     "session-postgres" => session_postgres::PostgresConnector,
     "session-oracle" => session_oracle::OracleConnector,
+    "session-redis" => session_redis::RedisConnector,
+    "session-memcached" => session_memcached::MemcachedConnector,
+    "session-file" => session_file::FileConnector,
 }
 
 /// The configuration field URL errors name.
@@ -184,7 +187,24 @@ pub fn redact(url: &str) -> String {
                 .collect();
             format!("connection string with keys {}", keys.join(", "))
         }
-        Err(_) => url.to_owned(),
+        // A URL the `url` crate cannot read (several hosts, as in
+        // `redis+cluster://u:pw@a:1,b:2`): the password of its user-info
+        // hidden by hand.
+        Err(_) => match url.split_once("://") {
+            Some((scheme, rest)) => {
+                let end = rest.find(['/', '?']).unwrap_or(rest.len());
+                let (authority, tail) = rest.split_at(end);
+                match authority.rsplit_once('@') {
+                    Some((userinfo, hosts)) => {
+                        let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+                        let hidden = if userinfo.contains(':') { ":***" } else { "" };
+                        format!("{scheme}://{user}{hidden}@{hosts}{tail}")
+                    }
+                    None => url.to_owned(),
+                }
+            }
+            None => url.to_owned(),
+        },
     }
 }
 
@@ -210,7 +230,18 @@ mod tests {
                 assert!(found.schemes().contains(scheme));
             }
         }
-        for scheme in ["sqlite", "postgres", "postgresql", "oracle"] {
+        for scheme in [
+            "sqlite",
+            "postgres",
+            "postgresql",
+            "oracle",
+            "redis",
+            "rediss",
+            "redis+cluster",
+            "memcache",
+            "memcached",
+            "file",
+        ] {
             assert!(seen.contains(&scheme), "{scheme} missing from {seen:?}");
         }
     }
@@ -245,11 +276,19 @@ mod tests {
             "host=db port=5432 password=s3cret user=app",
             "host=db password='s3 cret'",
             "oracle://app:s3cret@db:1521/FREEPDB1",
+            "redis://app:s3cret@cache:6379/0",
+            "redis://:s3cret@cache",
+            "redis+cluster://app:s3cret@a:7000,b:7001",
+            "redis+cluster://app:s3cret@a:7000,b:7001/0",
         ] {
             let shown = redact(url);
             assert!(!shown.contains("s3"), "{url} -> {shown}");
         }
         assert_eq!(redact("sqlite::memory:"), "sqlite::memory:");
+        assert_eq!(
+            redact("redis+cluster://app:s3cret@a:7000,b:7001"),
+            "redis+cluster://app:***@a:7000,b:7001"
+        );
         assert_eq!(redact("postgres://app@db/app"), "postgres://app@db/app");
     }
 }

@@ -16,6 +16,7 @@
 //! Without `--bench` (`cargo test --benches`) it measures nothing and
 //! touches no database.
 
+use session_test_support::bench::{fmt_latency, fmt_rate, median, next};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -240,14 +241,6 @@ struct Measured {
     p99: Duration,
 }
 
-/// A small xorshift: the same key sequence for both sides, no dependency.
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
 async fn measure(target: &Target, op: Op, tasks: usize, ops: usize, tag: &str) -> Measured {
     let value = Bytes::from(vec![0xab; VALUE_LEN]);
     let per_task = ops / tasks;
@@ -330,33 +323,6 @@ async fn vacuum(client: &Client, table: &str) {
         .batch_execute(&format!("VACUUM ANALYZE {table}"))
         .await
         .expect("vacuum");
-}
-
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-fn fmt_rate(x: f64) -> String {
-    let n = x.round() as u64;
-    if n >= 1000 {
-        format!("{},{:03}", n / 1000, n % 1000)
-    } else {
-        n.to_string()
-    }
-}
-
-fn fmt_latency(d: Duration) -> String {
-    if d >= Duration::from_millis(10) {
-        format!("{:.0} ms", d.as_secs_f64() * 1e3)
-    } else {
-        format!("{:.2} ms", d.as_secs_f64() * 1e3)
-    }
 }
 
 fn main() {

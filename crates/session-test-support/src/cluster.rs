@@ -1,6 +1,6 @@
 //! [`ThrowawayCluster`]: a PostgreSQL cluster of the test's own.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -100,7 +100,7 @@ impl ThrowawayCluster {
         // it: try a few.
         let mut last_error = String::new();
         for _ in 0..5 {
-            cluster.port = free_port()?;
+            cluster.port = crate::process::free_port()?;
             match cluster.restart() {
                 Ok(()) => return Ok(cluster),
                 Err(e) => last_error = e,
@@ -371,15 +371,6 @@ fn reserve(port: u16) -> std::io::Result<TcpSocket> {
     socket.set_reuseaddr(true)?;
     socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
     Ok(socket)
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("cannot find a free port: {e}"))
 }
 
 /// The pids whose parent is `parent`, read from `/proc`.

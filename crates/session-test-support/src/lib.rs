@@ -36,10 +36,15 @@
 //! # }
 //! ```
 
+pub mod bench;
 mod cluster;
 pub mod documents;
+pub mod memcached;
+mod process;
+pub mod redis;
 
 pub use cluster::ThrowawayCluster;
+pub use process::{required, skip_or_panic};
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,13 +108,13 @@ pub const REQUIRE_PYTHON_VAR: &str = "SESSION_TEST_REQUIRE_PYTHON";
 /// `SESSION_TEST_REQUIRE_PYTHON=1`, and on CI (`CI` set to anything but
 /// empty, `0` or `false`, as CI services set it).
 pub fn python_required() -> bool {
-    let set = |name: &str| {
-        std::env::var(name).is_ok_and(|v| {
-            let v = v.trim();
-            !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false")
-        })
-    };
-    set(REQUIRE_PYTHON_VAR) || set("CI")
+    required(REQUIRE_PYTHON_VAR)
+}
+
+/// A key prefix no other test (or process) uses: `test:<name>:<unique>:`,
+/// for the stores that keep keys under a prefix (Redis, memcached).
+pub fn unique_prefix(name: &str) -> String {
+    format!("test:{}:", unique_table_name(name))
 }
 
 /// Reports that the running test is skipped, and why:

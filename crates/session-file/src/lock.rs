@@ -1,0 +1,142 @@
+//! Per-key lock files: one process (and one thread) at a time changes a
+//! key.
+//!
+//! A key's lock is an exclusive `flock` (`std::fs::File::lock`) on its lock
+//! file, `<hash>.lock` beside the session file. The lock is on the lock
+//! file, never on the session file, because a write replaces the session
+//! file by a rename. The kernel drops a lock when its holder exits, so a
+//! crashed process never leaves a key locked.
+//!
+//! Lock files are removed when their key's session file is gone, so a store
+//! does not collect one file per session ever created. Removing a lock file
+//! that others may be waiting on is safe by the usual protocol: a holder
+//! removes it only while it holds the lock, and whoever acquires a lock
+//! then checks that the path still names the file it locked (same device
+//! and inode); if not, the file was removed (or replaced) meanwhile and it
+//! opens the path again.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::layout::KeyPaths;
+
+/// A held key lock; released when dropped.
+#[derive(Debug)]
+pub(crate) struct KeyLock {
+    file: File,
+    path: PathBuf,
+}
+
+/// How many times a lock is retried when its file keeps being removed or
+/// its directory keeps disappearing (by `delete_all`) before giving up.
+const ATTEMPTS: usize = 1_000;
+
+impl KeyLock {
+    /// Waits for and takes the lock of the key `paths` names, creating its
+    /// shard directories and lock file as needed (`sync_dirs`: fsync a
+    /// directory a new one was created in).
+    pub(crate) fn acquire(paths: &KeyPaths, sync_dirs: bool) -> io::Result<KeyLock> {
+        for _ in 0..ATTEMPTS {
+            let file = match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&paths.lock)
+            {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    ensure_dirs(paths, sync_dirs)?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            file.lock()?;
+            if still_named(&file, &paths.lock)? {
+                return Ok(KeyLock {
+                    file,
+                    path: paths.lock.clone(),
+                });
+            }
+        }
+        Err(io::Error::other(format!(
+            "the lock file {} kept being removed while waiting for it",
+            paths.lock.display()
+        )))
+    }
+
+    /// Takes the lock of an existing lock file without waiting: `None` if
+    /// there is no such file or another holds it.
+    pub(crate) fn try_existing(path: &Path) -> io::Result<Option<KeyLock>> {
+        let file = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        Ok(still_named(&file, path)?.then(|| KeyLock {
+            file,
+            path: path.to_owned(),
+        }))
+    }
+
+    /// Releases the lock, first removing the lock file when `remove` (the
+    /// key has no session file any more). Where an open file cannot be
+    /// removed (not on Unix), lock files stay.
+    pub(crate) fn release(self, remove: bool) -> io::Result<()> {
+        if remove && cfg!(unix) {
+            match std::fs::remove_file(&self.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        drop(self.file);
+        Ok(())
+    }
+}
+
+/// Creates the key's shard directories (each may be created, or removed by
+/// `delete_all`, by another process at the same time).
+fn ensure_dirs(paths: &KeyPaths, sync_dirs: bool) -> io::Result<()> {
+    for dir in [&paths.top, &paths.dir] {
+        match std::fs::create_dir(dir) {
+            Ok(()) => {
+                if sync_dirs && let Some(parent) = dir.parent() {
+                    sync_dir(parent)?;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Flushes a directory's entries (a rename or a new file in it) to disk.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// True if `path` still names the file `file` has open.
+#[cfg(unix)]
+fn still_named(file: &File, path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let held = file.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(named) => Ok(named.dev() == held.dev() && named.ino() == held.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Elsewhere an open file cannot be removed, so the path still names it.
+#[cfg(not(unix))]
+fn still_named(_file: &File, _path: &Path) -> io::Result<bool> {
+    Ok(true)
+}

@@ -1,0 +1,78 @@
+//! What the benchmarks share: medians, a key sequence both sides of a
+//! comparison draw alike, and the figures' formats in
+//! `docs/performance.md`.
+
+use std::time::Duration;
+
+/// The median of `values` (the mean of the middle two for an even count;
+/// NaN for none).
+///
+/// ```
+/// use session_test_support::bench::median;
+/// assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
+/// assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
+/// ```
+pub fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The 99th percentile of `latencies` (sorted here).
+///
+/// # Panics
+///
+/// When `latencies` is empty.
+pub fn p99(latencies: &mut [Duration]) -> Duration {
+    latencies.sort_unstable();
+    latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)]
+}
+
+/// A small xorshift generator: the same sequence of keys for both sides of
+/// a comparison, without a dependency.
+///
+/// ```
+/// use session_test_support::bench::next;
+/// let (mut a, mut b) = (7, 7);
+/// assert_eq!(next(&mut a), next(&mut b));
+/// ```
+pub fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// Operations per second with a thousands separator: `12,345`.
+///
+/// ```
+/// assert_eq!(session_test_support::bench::fmt_rate(12_345.4), "12,345");
+/// ```
+pub fn fmt_rate(x: f64) -> String {
+    let n = x.round() as u64;
+    if n >= 1000 {
+        format!("{},{:03}", n / 1000, n % 1000)
+    } else {
+        n.to_string()
+    }
+}
+
+/// A latency in milliseconds: two decimals below 10 ms, none above.
+///
+/// ```
+/// use std::time::Duration;
+/// use session_test_support::bench::fmt_latency;
+/// assert_eq!(fmt_latency(Duration::from_micros(1_250)), "1.25 ms");
+/// assert_eq!(fmt_latency(Duration::from_millis(42)), "42 ms");
+/// ```
+pub fn fmt_latency(d: Duration) -> String {
+    if d >= Duration::from_millis(10) {
+        format!("{:.0} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    }
+}
