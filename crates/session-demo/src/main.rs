@@ -85,14 +85,20 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Expired sessions are deleted in the background, every 10 minutes.
-    let cleaner = match spawn_cleanup(store.clone(), CleanupOptions::new(Duration::from_secs(600)))
-    {
-        Ok(cleaner) => cleaner,
-        Err(e) => {
-            eprintln!("session-demo: cannot start the session cleaner: {e}");
-            return ExitCode::FAILURE;
+    // Expired sessions are deleted in the background, every 10 minutes,
+    // unless the store's server expires them by itself (Redis, memcached).
+    let cleaner = match store.expires_by_itself() {
+        Some(why) => {
+            tracing::info!("no session cleaner: {why}");
+            None
         }
+        None => match spawn_cleanup(store.clone(), CleanupOptions::new(Duration::from_secs(600))) {
+            Ok(cleaner) => Some(cleaner),
+            Err(e) => {
+                eprintln!("session-demo: cannot start the session cleaner: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
     };
     let app = session_demo::app(store, session_demo::session_config());
     println!(
@@ -109,6 +115,8 @@ async fn main() -> ExitCode {
         eprintln!("session-demo: server error: {e}");
         return ExitCode::FAILURE;
     }
-    cleaner.stop().await;
+    if let Some(cleaner) = cleaner {
+        cleaner.stop().await;
+    }
     ExitCode::SUCCESS
 }

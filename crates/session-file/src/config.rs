@@ -30,7 +30,9 @@ use session_core::{ExtensionConfig, Result, StoreConfig};
 #[serde(default, deny_unknown_fields)]
 pub struct FileConfig {
     /// Flush every write to disk before it returns (default `false`): the
-    /// new file's data before it is renamed into place, then its directory.
+    /// new file's data before it is renamed into place, then its directory;
+    /// after a `delete` or `delete_live`, the directory (so a logout is not
+    /// undone by a power loss).
     /// Without it a write survives a crash of the application (the kernel
     /// has it) but the last writes before a power loss or kernel crash may
     /// be lost; a reader still never sees half a value. It costs one or two

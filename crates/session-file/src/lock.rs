@@ -47,7 +47,26 @@ impl KeyLock {
             {
                 Ok(file) => file,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    ensure_dirs(paths, sync_dirs)?;
+                    match ensure_dirs(paths, sync_dirs) {
+                        Ok(()) => {}
+                        // The session directory itself is gone: said so,
+                        // and not created again here (it may be an
+                        // unmounted volume; `migrate` creates it).
+                        Err(e) if e.kind() == io::ErrorKind::NotFound && !root_exists(paths) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::NotFound,
+                                format!(
+                                    "the session directory {} no longer exists \
+                                     (`sessions migrate upgrade` creates it again)",
+                                    paths.top.parent().unwrap_or(&paths.top).display()
+                                ),
+                            ));
+                        }
+                        // A shard directory pruned by `delete_all` between
+                        // creating the top one and the leaf: again.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -118,6 +137,12 @@ fn ensure_dirs(paths: &KeyPaths, sync_dirs: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// True if the session directory (the parent of the key's top shard
+/// directory) is still there.
+fn root_exists(paths: &KeyPaths) -> bool {
+    paths.top.parent().is_some_and(Path::is_dir)
+}
+
 /// Flushes a directory's entries (a rename or a new file in it) to disk.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -139,4 +164,66 @@ fn still_named(file: &File, path: &Path) -> io::Result<bool> {
 #[cfg(not(unix))]
 fn still_named(_file: &File, _path: &Path) -> io::Result<bool> {
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    fn fresh_root(name: &str) -> PathBuf {
+        let root =
+            std::env::temp_dir().join(format!("session-file-lock-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        root
+    }
+
+    /// `delete_all` prunes empty shard directories while other writers
+    /// create them again: a writer whose top directory vanishes between
+    /// creating it and creating the leaf below it tries again instead of
+    /// failing with "No such file or directory".
+    #[test]
+    fn shard_directories_pruned_meanwhile_are_created_again() {
+        let root = fresh_root("prune");
+        let paths = KeyPaths::of_key(&root, "k");
+        let stop = Arc::new(AtomicBool::new(false));
+        let pruner = {
+            let (stop, paths) = (Arc::clone(&stop), paths.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = std::fs::remove_dir(&paths.dir);
+                    let _ = std::fs::remove_dir(&paths.top);
+                }
+            })
+        };
+        let mut result = Ok(());
+        for _ in 0..3_000 {
+            result = KeyLock::acquire(&paths, false).and_then(|lock| lock.release(true));
+            if result.is_err() {
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        pruner.join().unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        result.unwrap();
+    }
+
+    /// A session directory removed while the store runs is named as such,
+    /// not as a missing lock file.
+    #[test]
+    fn a_removed_session_directory_is_named() {
+        let root = fresh_root("gone");
+        let paths = KeyPaths::of_key(&root, "k");
+        std::fs::remove_dir_all(&root).unwrap();
+        let err = KeyLock::acquire(&paths, false).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        let text = err.to_string();
+        assert!(text.contains("no longer exists"), "{text}");
+        assert!(text.contains(&root.display().to_string()), "{text}");
+        assert!(!root.exists(), "recreated a removed session directory");
+    }
 }

@@ -44,8 +44,13 @@ impl Head {
         HEADER_LEN + self.key.len()
     }
 
-    fn file_len(&self) -> u64 {
-        self.value_offset() as u64 + self.value_len
+    /// The length the file must have; `None` if the header's value length
+    /// is too large for any file (a corrupt or hostile header must not
+    /// overflow the sum).
+    fn file_len(&self) -> Option<u64> {
+        u64::try_from(self.value_offset())
+            .ok()?
+            .checked_add(self.value_len)
     }
 }
 
@@ -130,7 +135,7 @@ pub(crate) fn decode(bytes: Bytes) -> Parsed<Record> {
         return Parsed::Corrupt("shorter than its key");
     }
     head.key = bytes[HEADER_LEN..key_end].to_vec();
-    if head.file_len() != bytes.len() as u64 {
+    if head.file_len() != Some(bytes.len() as u64) {
         return Parsed::Corrupt("its length does not match its header (cut short?)");
     }
     let value = bytes.slice(head.value_offset()..);
@@ -157,7 +162,7 @@ pub(crate) fn read_head(path: &Path) -> io::Result<Option<Parsed<Head>>> {
         return Ok(Some(Parsed::Corrupt("shorter than its key")));
     }
     head.key = buf[HEADER_LEN..HEADER_LEN + key_len].to_vec();
-    if head.file_len() != len {
+    if head.file_len() != Some(len) {
         return Ok(Some(Parsed::Corrupt(
             "its length does not match its header (cut short?)",
         )));
@@ -216,6 +221,29 @@ mod tests {
         let mut magic = whole;
         magic[0] = b'X';
         assert!(matches!(decode(Bytes::from(magic)), Parsed::Corrupt(_)));
+    }
+
+    /// A header whose value length is near `u64::MAX` is corrupt, not an
+    /// arithmetic overflow (a panic in debug builds).
+    #[test]
+    fn a_huge_value_length_is_corrupt_not_an_overflow() {
+        let dir = std::env::temp_dir().join(format!("session-file-huge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        for value_len in [u64::MAX, u64::MAX - 45, u64::MAX / 2] {
+            let mut bytes = file("key", b"v", Some(5));
+            bytes[34..42].copy_from_slice(&value_len.to_le_bytes());
+            assert!(matches!(
+                decode(Bytes::copy_from_slice(&bytes)),
+                Parsed::Corrupt(_)
+            ));
+            std::fs::write(&path, &bytes).unwrap();
+            assert!(matches!(
+                read_head(&path).unwrap(),
+                Some(Parsed::Corrupt(_))
+            ));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -245,13 +245,28 @@ fn prepare_dir(root: &Path) -> Result<()> {
     // A probe file (not one of the store's names) proves the directory is
     // writable: permission bits alone do not tell (root, ACLs, read-only
     // mounts).
-    let probe = root.join(format!(".session-file-probe-{}", std::process::id()));
-    let written = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&probe)
-        .and_then(|mut f| f.write_all(b"probe"));
+    // Created exclusively (`O_EXCL`: never through a symlink planted at
+    // that name, which would truncate whatever it points at); a leftover
+    // of a crashed process with this pid is removed (the link, not its
+    // target) and the probe tried once more. The counter keeps concurrent
+    // opens in one process apart.
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = root.join(format!(".session-file-probe-{}-{n}", std::process::id()));
+    let create = || {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(&probe)
+    };
+    let written = match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(&probe).and_then(|()| create())
+        }
+        other => other,
+    }
+    .and_then(|mut f| f.write_all(b"probe"));
     let _ = fs::remove_file(&probe);
     written.map_err(|e| {
         Error::connection(
@@ -390,6 +405,18 @@ impl Inner {
         }
     }
 
+    /// Removes a live session on request (`delete`, `delete_live`): with
+    /// `fsync`, the removal is flushed too, so a logout is not undone by a
+    /// power loss. (Expired files need no flush: they read as missing.)
+    fn remove_session_durably(&self, paths: &KeyPaths) -> Result<bool> {
+        let removed = self.remove_session(paths)?;
+        if removed && self.fsync {
+            sync_dir(&paths.dir)
+                .map_err(|e| self.io_error("flush the directory", &paths.dir, e))?;
+        }
+        Ok(removed)
+    }
+
     /// Under the key's lock: removes its session file if it is (still)
     /// expired or corrupt. Returns whether an expired session was removed.
     /// `key`: check the file holds it (`None` in a directory walk, where
@@ -411,12 +438,12 @@ impl Inner {
                 (expired, expired)
             }
         };
-        if remove {
-            self.remove_session(paths)?;
-        }
+        // Counted only if this call removed it (exactly, even if something
+        // else removed the file in between).
+        let removed = remove && self.remove_session(paths)?;
         let gone = !paths.session.exists();
         self.release(lock, paths, gone)?;
-        Ok(expired)
+        Ok(expired && removed)
     }
 
     /// Deletes an expired file an operation came across, as Starlite's
@@ -591,7 +618,7 @@ impl Inner {
         // Removed if live, and if expired too (reported as not live).
         let was_live = match self.head(paths, key)? {
             Some(head) => {
-                self.remove_session(paths)?;
+                self.remove_session_durably(paths)?;
                 live(now, &head)
             }
             None => false,
@@ -609,7 +636,7 @@ impl Inner {
         let lock = self.lock(paths)?;
         // Checks the file holds this key before removing it.
         if self.head(paths, key)?.is_some() || paths.session.exists() {
-            self.remove_session(paths)?;
+            self.remove_session_durably(paths)?;
         }
         self.release(lock, paths, true)
     }

@@ -413,3 +413,80 @@ async fn unusable_directories_are_clear_errors_naming_the_path() {
     }
     fs::remove_dir_all(&base).unwrap();
 }
+
+/// Opening proves the directory writable with a probe file; a symlink
+/// planted at a probe's name (by anyone who can write in the directory) is
+/// never followed, so opening as root cannot truncate the file it names.
+#[tokio::test]
+async fn open_never_writes_through_a_symlink_at_the_probe_name() {
+    let dir = fresh_dir("probe-symlink");
+    fs::create_dir_all(&dir).unwrap();
+    let victim = dir.with_extension("victim");
+    fs::write(&victim, "precious").unwrap();
+    let pid = std::process::id();
+    let mut names = vec![format!(".session-file-probe-{pid}")];
+    names.extend((0..1000).map(|n| format!(".session-file-probe-{pid}-{n}")));
+    for name in &names {
+        std::os::unix::fs::symlink(&victim, dir.join(name)).unwrap();
+    }
+    let store = FileStore::open(&dir).unwrap();
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+    store.set("k", b("v"), HOUR).await.unwrap();
+    fs::remove_dir_all(&dir).unwrap();
+    fs::remove_file(&victim).unwrap();
+}
+
+/// A header whose value length is near `u64::MAX` (a corrupt or hostile
+/// file) reads as missing and is cleaned up: no arithmetic overflow (a
+/// panic in debug builds, turned into an error of every read and of every
+/// `delete_expired` run).
+#[tokio::test]
+async fn a_huge_value_length_in_a_header_is_corrupt() {
+    let dir = fresh_dir("huge-len");
+    let store = FileStore::open(&dir).unwrap();
+    store.set("k", b("v"), HOUR).await.unwrap();
+    store
+        .set("gone", b("v"), Some(Duration::from_millis(1)))
+        .await
+        .unwrap();
+    let path = store.session_path("k").unwrap();
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[34..42].copy_from_slice(&u64::MAX.to_le_bytes());
+    fs::write(&path, &bytes).unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(store.get("k", None).await.unwrap(), None);
+    assert!(!store.exists("k").await.unwrap());
+    assert_eq!(store.expires_in("k").await.unwrap(), None);
+    // Cleanup removes it (uncounted) and still counts the expired one.
+    assert_eq!(store.delete_expired().await.unwrap(), 1);
+    assert!(!path.exists());
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The session directory removed while the store runs: reads find
+/// nothing, a write is an error saying the directory no longer exists
+/// (not a missing lock file), nothing recreates it behind the operator's
+/// back, and `migrate` brings it back.
+#[tokio::test]
+async fn a_session_directory_removed_while_running_is_named() {
+    let dir = fresh_dir("removed");
+    let store = FileStore::open(&dir).unwrap();
+    store.set("k", b("v"), HOUR).await.unwrap();
+    fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(store.get("k", None).await.unwrap(), None);
+    assert_eq!(store.get("k", HOUR).await.unwrap(), None);
+    for err in [
+        store.set("k", b("v"), HOUR).await.unwrap_err(),
+        store.create("k", b("v"), HOUR).await.unwrap_err(),
+    ] {
+        let text = session_core::error_chain(&err);
+        assert!(matches!(err, Error::Backend { .. }), "{text}");
+        assert!(text.contains("no longer exists"), "{text}");
+        assert!(text.contains(&dir.display().to_string()), "{text}");
+    }
+    assert!(!dir.exists(), "a write recreated the removed directory");
+    assert!(store.migrate().await.unwrap().is_noop());
+    store.set("k", b("v"), HOUR).await.unwrap();
+    assert_eq!(store.get("k", None).await.unwrap(), Some(b("v")));
+    fs::remove_dir_all(&dir).unwrap();
+}

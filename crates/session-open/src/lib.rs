@@ -1,10 +1,12 @@
 //! Open any session store of this workspace from a URL.
 //!
 //! One scheme table maps a URL's scheme to the backend that opens it:
-//! `sqlite:`, `postgres:`/`postgresql:`, `oracle:`, `redis:`/`rediss:`/
-//! `redis+cluster:`, `memcache:`/`memcached:`, `file:`, and whatever later backends add. Each backend is a cargo feature of this crate, named after
-//! its crate and on by default; turn the defaults off to compile only the
-//! backend you use:
+//! `sqlite:`, `postgres:`/`postgresql:`, `oracle:`,
+//! `redis:`/`rediss:`/`redis+cluster:`, `memcache:`/`memcached:`, `file:`,
+//! and whatever later backends add. Each backend is a cargo feature of this
+//! crate, named after its crate and on by default (`session-redis` with its
+//! `tls` feature, for `rediss://`); turn the defaults off to compile only
+//! the backend you use:
 //!
 //! ```toml
 //! session-open = { path = "../session-store/crates/session-open", default-features = false, features = ["session-postgres"] }
