@@ -11,6 +11,12 @@ use session_core::{Error, ExtensionConfig, Result, StoreConfig};
 /// within memcached's 250-byte keys.
 pub const MAX_PREFIX_BYTES: usize = 128;
 
+/// memcached's default item size limit (`-I 1m`), in bytes.
+pub const DEFAULT_ITEM_SIZE_MAX: u64 = 1024 * 1024;
+
+/// The item size limits memcached accepts for `-I`: 1 KiB to 1 GiB.
+const ITEM_SIZE_RANGE: std::ops::RangeInclusive<u64> = 1024..=1024 * 1024 * 1024;
+
 /// Everything a [`MemcachedStore`](crate::MemcachedStore) is made with:
 /// the key prefix and the connections to the servers. Plain public fields
 /// with [`Default`]; checked by [`validate`](StoreConfig::validate) when a
@@ -32,6 +38,10 @@ pub const MAX_PREFIX_BYTES: usize = 128;
 /// assert_eq!(config.prefix, "app:sess:");
 /// assert_eq!(config.response_timeout, Duration::from_millis(500));
 /// assert_eq!(config.connect_timeout, Duration::from_secs(5)); // the default
+///
+/// // For servers started with `memcached -I 2m`:
+/// let config = MemcachedConfig::from_toml_str("item_size_max = 2097152\n")?;
+/// assert_eq!(config.item_size_max, 2 * 1024 * 1024);
 ///
 /// let err = MemcachedConfig::from_json_str(r#"{"prefix": "has space"}"#).unwrap_err();
 /// assert!(err.to_string().contains("prefix"), "{err}");
@@ -64,6 +74,15 @@ pub struct MemcachedConfig {
     /// [`Error::Connection`].
     #[serde(with = "session_core::duration")]
     pub response_timeout: Duration,
+    /// The servers' item size limit in bytes, memcached's `-I` (default
+    /// 1 MiB, memcached's default; `2097152` for `-I 2m`). The store
+    /// refuses a value that would not fit (value, encoded key and about 70
+    /// bytes of item header) itself, before sending it, because memcached,
+    /// when it refuses a value as too large, also deletes the item stored
+    /// under that key: a `compare_and_set` or `create` that must write
+    /// nothing would destroy the session. Set it no higher than the
+    /// smallest `-I` of your servers.
+    pub item_size_max: u64,
 }
 
 impl Default for MemcachedConfig {
@@ -74,6 +93,7 @@ impl Default for MemcachedConfig {
             wait_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(5),
+            item_size_max: DEFAULT_ITEM_SIZE_MAX,
         }
     }
 }
@@ -92,6 +112,15 @@ impl StoreConfig for MemcachedConfig {
             return Err(Error::invalid_config(
                 "pool_size",
                 "a pool of 0 connections; expected at least 1",
+            ));
+        }
+        if !ITEM_SIZE_RANGE.contains(&self.item_size_max) {
+            return Err(Error::invalid_config(
+                "item_size_max",
+                format!(
+                    "{} bytes; expected memcached's -I in bytes, 1024 (1k) to 1073741824 (1024m)",
+                    self.item_size_max
+                ),
             ));
         }
         for (field, value) in [
@@ -142,6 +171,7 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.prefix, "session:");
         assert_eq!(config.pool_size, 16);
+        assert_eq!(config.item_size_max, 1024 * 1024);
         assert_eq!(
             MemcachedConfig::from_value(serde_json::Value::Null).unwrap(),
             config
@@ -152,7 +182,8 @@ mod tests {
     fn own_fields_load_and_write_back() {
         let config = MemcachedConfig::from_json_str(
             r#"{"prefix": "p:", "pool_size": 2, "wait_timeout": 0.5,
-                "connect_timeout": "2s", "response_timeout": "250ms"}"#,
+                "connect_timeout": "2s", "response_timeout": "250ms",
+                "item_size_max": 2097152}"#,
         )
         .unwrap();
         let expected = MemcachedConfig {
@@ -161,6 +192,7 @@ mod tests {
             wait_timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_millis(250),
+            item_size_max: 2 * 1024 * 1024,
         };
         assert_eq!(config, expected);
         let written = serde_json::to_value(&expected).unwrap();
@@ -179,6 +211,8 @@ mod tests {
             (r#"{"connect_timeout": "0s"}"#, "connect_timeout"),
             (r#"{"response_timeout": 0}"#, "response_timeout"),
             (r#"{"pool_sise": 4}"#, "pool_sise"),
+            (r#"{"item_size_max": 1023}"#, "item_size_max"),
+            (r#"{"item_size_max": 1073741825}"#, "item_size_max"),
         ] {
             let err = MemcachedConfig::from_json_str(doc).unwrap_err();
             assert!(err.to_string().contains(field), "{doc}: {err}");

@@ -35,6 +35,18 @@ pub(crate) fn client_error(err: ClientError, op: &str, address: &str) -> Error {
             format!("{op}: no answer from {address} within the response timeout"),
             err,
         ),
+        ClientError::Ambiguous { source, .. }
+            if matches!(**source, ClientError::Timeout { .. }) =>
+        {
+            Error::connection(
+                BACKEND,
+                format!(
+                    "{op}: no answer from {address} within the response timeout \
+                     (the command was sent and may have been applied)"
+                ),
+                err,
+            )
+        }
         ClientError::Ambiguous { .. } => Error::connection(
             BACKEND,
             format!("{op}: lost the connection to {address} after sending the command"),

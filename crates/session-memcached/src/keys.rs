@@ -72,16 +72,36 @@ const ABSOLUTE_MARGIN: u64 = 3600;
 /// memcached reads a TTL over this many seconds as a unix timestamp.
 const MAX_RELATIVE: u64 = 30 * 24 * 3600;
 
+/// The latest unix time memcached can expire an item at: it parses the `T`
+/// flag as a signed 32-bit number, so a later absolute time (2038-01-19 on)
+/// is taken as negative, and the item, acknowledged as stored, is gone at
+/// once.
+const LAST_SERVER_EXPIRY: u64 = 0x7FFF_FFFF; // i32::MAX
+
+/// Seconds between the TTL being computed here and the client turning it
+/// into an absolute time when it sends the command.
+const SEND_SLACK: u64 = 60;
+
 /// The expiry of a write: the exact instant (unix milliseconds, rounded up)
-/// readers compare against, the TTL sent to memcached (seconds, later than
-/// the exact instant), and the instant's low 32 bits for the item's client
-/// flags.
+/// readers compare against, and what the item carries for it.
+///
+/// * Usually `ttl_secs` is `Some`: memcached's TTL (seconds, later than the
+///   exact instant) and `flags`, the instant's low 32 bits; the reported
+///   remaining TTL supplies the high bits ([`deadline_of`]).
+/// * For an instant memcached cannot express (its `T` ends at 2038-01-19),
+///   `ttl_secs` is `None`, so memcached keeps the item without expiry, and
+///   `flags` holds the instant in whole unix seconds, rounded up (at most
+///   2106-02-07: later instants are cut to it). A reader that sees no TTL
+///   and flags that are not 0 takes them as that instant ([`far_deadline`]);
+///   a write without expiry has flags 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Expiry {
     /// Unix milliseconds.
     pub(crate) deadline_ms: u64,
-    /// Seconds for memcached's `T` flag.
-    pub(crate) ttl_secs: u32,
+    /// Seconds for memcached's `T` flag; `None`: no `T`.
+    pub(crate) ttl_secs: Option<u32>,
+    /// The item's client flags.
+    pub(crate) flags: u32,
 }
 
 impl Expiry {
@@ -100,20 +120,31 @@ impl Expiry {
         if ttl > MAX_RELATIVE {
             ttl = ttl.saturating_add(ABSOLUTE_MARGIN);
         }
-        // memcached sends a TTL over 30 days as a 32-bit unix time: cut it
-        // at 2106 (a duration of more than 80 years).
-        let room = u64::from(u32::MAX).saturating_sub(now.as_secs() + 1);
-        let ttl_secs = u32::try_from(ttl.min(room)).unwrap_or(u32::MAX);
-        Expiry {
-            deadline_ms,
-            ttl_secs,
+        let server_expiry = now.as_secs().saturating_add(ttl).saturating_add(SEND_SLACK);
+        match u32::try_from(ttl) {
+            Ok(ttl_secs) if server_expiry <= LAST_SERVER_EXPIRY => Expiry {
+                deadline_ms,
+                ttl_secs: Some(ttl_secs),
+                flags: (deadline_ms & 0xFFFF_FFFF) as u32,
+            },
+            _ => {
+                let secs = deadline_ms.div_ceil(1000);
+                Expiry {
+                    // What a reader gets back from the flags.
+                    deadline_ms: secs.min(u64::from(u32::MAX)) * 1000,
+                    ttl_secs: None,
+                    flags: u32::try_from(secs).unwrap_or(u32::MAX),
+                }
+            }
         }
     }
+}
 
-    /// The low 32 bits of the deadline, kept as the item's client flags.
-    pub(crate) fn flags(&self) -> u32 {
-        (self.deadline_ms & 0xFFFF_FFFF) as u32
-    }
+/// The exact deadline of an item memcached keeps without expiry: `None`
+/// for flags 0 (written without expiry), else the unix seconds in the
+/// flags (an expiry past what memcached's `T` can hold, see [`Expiry`]).
+pub(crate) fn far_deadline(flags: u32) -> Option<Duration> {
+    (flags != 0).then(|| Duration::from_secs(u64::from(flags)))
 }
 
 /// The exact deadline of an item, from its client flags (the low 32 bits
@@ -222,13 +253,59 @@ mod tests {
         let now = Duration::new(1_700_000_000, 400_000_001);
         let e = Expiry::after_at(Duration::from_millis(500), now);
         assert_eq!(e.deadline_ms, 1_700_000_000_901);
-        assert_eq!(e.ttl_secs, 3);
+        assert_eq!(e.ttl_secs, Some(3));
         let e = Expiry::after_at(Duration::from_secs(1), now);
-        assert_eq!(e.ttl_secs, 3);
+        assert_eq!(e.ttl_secs, Some(3));
         let e = Expiry::after_at(Duration::from_secs(40 * 24 * 3600), now);
-        assert_eq!(u64::from(e.ttl_secs), 40 * 24 * 3600 + 2 + 3600);
+        assert_eq!(e.ttl_secs, Some(40 * 24 * 3600 + 2 + 3600));
+    }
+
+    /// memcached parses `T` as a signed 32-bit number: an absolute time
+    /// from 2038-01-19 on is negative to it, and the item, stored with
+    /// `HD`, is gone at once. Such expiries go into the flags instead.
+    #[test]
+    fn no_ttl_reaches_past_what_memcached_can_hold() {
+        let now = Duration::new(1_796_000_000, 1);
+        for secs in [
+            1u64,
+            30 * 24 * 3600,
+            49 * 24 * 3600 + 1,
+            3650 * 24 * 3600,
+            20 * 365 * 24 * 3600,
+            100 * 365 * 24 * 3600,
+            u64::MAX,
+        ] {
+            let duration = Duration::from_secs(secs);
+            let e = Expiry::after_at(duration, now);
+            match e.ttl_secs {
+                Some(ttl) => {
+                    assert!(
+                        now.as_secs() + u64::from(ttl) + SEND_SLACK <= 0x7FFF_FFFF,
+                        "{secs} s: T{ttl}"
+                    );
+                    assert_eq!(u64::from(e.flags), e.deadline_ms & 0xFFFF_FFFF);
+                }
+                None => {
+                    let back = far_deadline(e.flags).unwrap();
+                    assert_eq!(back.as_millis(), u128::from(e.deadline_ms), "{secs} s");
+                    // Never early (short of the cut at 2106).
+                    let exact = now.saturating_add(duration);
+                    assert!(
+                        back >= exact || e.flags == u32::MAX,
+                        "{secs} s: {back:?} < {exact:?}"
+                    );
+                    assert!(
+                        back < exact.saturating_add(Duration::from_secs(1)),
+                        "{secs} s"
+                    );
+                }
+            }
+        }
+        let e = Expiry::after_at(Duration::from_secs(20 * 365 * 24 * 3600), now);
+        assert_eq!(e.ttl_secs, None);
         let e = Expiry::after_at(Duration::MAX, now);
-        assert!(u64::from(e.ttl_secs) + now.as_secs() <= u64::from(u32::MAX));
+        assert_eq!((e.ttl_secs, e.flags), (None, u32::MAX));
+        assert_eq!(far_deadline(0), None);
     }
 
     #[test]
@@ -236,15 +313,47 @@ mod tests {
         let now = Duration::new(1_700_000_000, 123_456_789);
         for (secs, reported_late) in [(1u64, 0i64), (2, 3), (3600, 1), (90 * 24 * 3600, 2)] {
             let e = Expiry::after_at(Duration::from_secs(secs), now);
+            let ttl = i64::from(e.ttl_secs.unwrap());
             // memcached reports the TTL it holds, give or take its clock.
             for skew in [-1i64, 0, 1] {
-                let remaining = i64::from(e.ttl_secs) + skew - reported_late.min(2);
-                let back = deadline_of(e.flags(), remaining, now);
+                let remaining = ttl + skew - reported_late.min(2);
+                let back = deadline_of(e.flags, remaining, now);
                 assert_eq!(
                     back.as_millis(),
                     u128::from(e.deadline_ms),
                     "{secs} s, {skew}"
                 );
+            }
+        }
+    }
+
+    /// Deadlines whose low 32 bits wrap between the write and the read, or
+    /// between the estimate and the deadline, and durations longer than the
+    /// 49.7 days the 32 bits span.
+    #[test]
+    fn the_deadline_comes_back_across_the_32_bit_wrap() {
+        let wrap = 1u64 << 32;
+        let base = 400 * wrap; // about 2024
+        for offset_ms in [-5_000i64, -1_001, -1, 0, 1, 999, 1_000, 3_000] {
+            for secs in [1u64, 3, 3600, 50 * 24 * 3600, 200 * 24 * 3600] {
+                let deadline_ms = base.saturating_add_signed(offset_ms);
+                let now_ms = deadline_ms - secs * 1000;
+                let now = Duration::from_millis(now_ms);
+                let e = Expiry::after_at(Duration::from_secs(secs), now);
+                assert_eq!(e.deadline_ms, deadline_ms);
+                let ttl = i64::from(e.ttl_secs.unwrap());
+                for elapsed in [0u64, 999, secs * 1000 / 2] {
+                    let read_at = Duration::from_millis(now_ms + elapsed);
+                    for skew in [-1i64, 0, 1] {
+                        let remaining = ttl - i64::try_from(elapsed / 1000).unwrap() + skew;
+                        let back = deadline_of(e.flags, remaining, read_at);
+                        assert_eq!(
+                            back.as_millis(),
+                            u128::from(deadline_ms),
+                            "{offset_ms} ms, {secs} s, {elapsed} ms, {skew}"
+                        );
+                    }
+                }
             }
         }
     }

@@ -17,7 +17,9 @@
 //!   it gives memcached is 2 s longer, so memcached frees the item 0 to 3 s
 //!   after it expired, never before. Expiry is computed and compared on the
 //!   application server's clock: servers sharing a memcached need
-//!   synchronised clocks (NTP).
+//!   synchronised clocks (NTP). An expiry past what memcached's signed
+//!   32-bit time holds (2038-01-19) is written without a TTL, the flags
+//!   holding it in unix seconds (cut at 2106).
 //! * **Native conditional writes.** `create` is `ms` in add mode; `update`,
 //!   `compare_and_set`, `delete_live` and a renewing `get` read the item
 //!   with its CAS and write with `C<cas>`, so a concurrent write is never
@@ -32,11 +34,13 @@
 //!   returns 0: memcached drops expired items itself. It also *evicts*
 //!   items, live sessions included, when its memory is full: size it for
 //!   your sessions.
-//! * **Values** up to the server's item size limit minus about 300 bytes:
-//!   the default `-I 1m` does not hold a 1 MiB value; start memcached with
-//!   `-I 2m` for the contract's 1 MiB. A larger value is
-//!   [`Error::Backend`](session_core::Error::Backend) naming the limit, never
-//!   truncated.
+//! * **Values** up to the item size limit less the key and about 70 bytes
+//!   of item header: the default `-I 1m` does not hold a 1 MiB value;
+//!   start memcached with `-I 2m` for the contract's 1 MiB and set
+//!   [`item_size_max`](MemcachedConfig::item_size_max) to match. A larger
+//!   value is [`Error::Backend`](session_core::Error::Backend) naming the
+//!   limit, refused before it is sent (memcached, refusing a value, would
+//!   also delete the session stored under the key), never truncated.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -61,7 +65,7 @@ mod error;
 mod keys;
 mod store;
 
-pub use config::{MAX_PREFIX_BYTES, MemcachedConfig};
+pub use config::{DEFAULT_ITEM_SIZE_MAX, MAX_PREFIX_BYTES, MemcachedConfig};
 pub use connector::MemcachedConnector;
 pub use store::MemcachedStore;
 

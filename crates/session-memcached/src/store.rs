@@ -16,11 +16,16 @@ use tracing::{Instrument, Span};
 use crate::config::MemcachedConfig;
 use crate::connector::parse_url;
 use crate::error::{BACKEND, client_error};
-use crate::keys::{Expiry, deadline_of, generation_key, item_key, unix_now};
+use crate::keys::{Expiry, deadline_of, far_deadline, generation_key, item_key, unix_now};
 
 /// Why [`delete_expired`](Store::delete_expired) returns 0.
 const EXPIRES_BY_ITSELF: &str = "memcached drops expired sessions by itself \
     (and, when its memory is full, evicts the least recently used, live ones included)";
+
+/// What a memcached item takes besides its key and value: the item header
+/// (48 bytes on 64-bit builds), the CAS (8), the client flags (4), the
+/// key's NUL and the value's CRLF (3), with a few bytes to spare.
+const ITEM_OVERHEAD: u64 = 72;
 
 /// How often a conditional write is tried again after a concurrent write
 /// changed the item between its read and its write.
@@ -152,6 +157,33 @@ impl MemcachedStore {
         Ok((generation != 0).then(|| {
             String::from_utf8_lossy(&item_key(&self.config.prefix, generation, key)).into_owned()
         }))
+    }
+
+    /// Refuses a value memcached would refuse as larger than its item size
+    /// limit, before anything is sent: memcached, when it refuses a value
+    /// as too large (or for want of memory), also deletes the item stored
+    /// under the key, so a `create` or `compare_and_set` that must write
+    /// nothing would delete the session.
+    fn check_fits(&self, op: &'static str, key: &str, value: &[u8]) -> Result<()> {
+        // The longest memcached key of `key`, in any generation.
+        let key_len = item_key(&self.config.prefix, u64::MAX, key).len();
+        let overhead = u64::try_from(key_len)
+            .unwrap_or(u64::MAX)
+            .saturating_add(ITEM_OVERHEAD);
+        let size = u64::try_from(value.len()).unwrap_or(u64::MAX);
+        if size.saturating_add(overhead) <= self.config.item_size_max {
+            return Ok(());
+        }
+        Err(Error::backend(
+            BACKEND,
+            format!(
+                "{op}: a value of {size} bytes is larger than the item size limit of {} bytes \
+                 (item_size_max, memcached -I) less {overhead} bytes of key and item header; \
+                 nothing was sent",
+                self.config.item_size_max,
+            ),
+            "value too large for memcached's items",
+        ))
     }
 
     pub(crate) fn span(&self, op: &'static str) -> Span {
@@ -314,6 +346,7 @@ impl MemcachedStore {
         expires_in: Option<Duration>,
     ) -> Result<bool> {
         validate_key(key)?;
+        self.check_fits("create", key, &value)?;
         for _ in 0..ATTEMPTS {
             let (added, memcached_key) = self
                 .in_generation("create", key, |k| {
@@ -360,6 +393,7 @@ impl MemcachedStore {
         expires_in: Option<Duration>,
     ) -> Result<bool> {
         validate_key(key)?;
+        self.check_fits(op, key, value)?;
         for _ in 0..ATTEMPTS {
             let (read, memcached_key) = self
                 .in_generation(op, key, |k| read_op(k, expected.is_some()))
@@ -481,6 +515,7 @@ impl Store for MemcachedStore {
     async fn set(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<()> {
         async {
             validate_key(key)?;
+            self.check_fits("set", key, &value)?;
             let (written, _) = self
                 .in_generation("set", key, |k| write_op(k, &value, expires_in).into())
                 .await?;
@@ -588,14 +623,19 @@ fn read_op(memcached_key: Vec<u8>, value: bool) -> Op {
 }
 
 /// `ms <key> <len> [T<ttl> F<deadline low bits>]`: mode set; without an
-/// expiry no `T` (memcached's "never") and flags 0.
+/// expiry no `T` (memcached's "never") and flags 0; for an expiry past
+/// memcached's 2038 no `T` and `F<deadline in unix seconds>` ([`Expiry`]).
 fn write_op(memcached_key: Vec<u8>, value: &[u8], expires_in: Option<Duration>) -> Set {
     let set = Set::new(memcached_key, value);
     match non_zero(expires_in) {
         Some(duration) => {
             let expiry = Expiry::after(duration);
-            set.ttl(Ttl::secs(expiry.ttl_secs))
-                .client_flags(expiry.flags())
+            let set = set.client_flags(expiry.flags);
+            match expiry.ttl_secs {
+                Some(ttl) => set.ttl(Ttl::secs(ttl)),
+                // Past what memcached's `T` can hold: the flags carry it.
+                None => set,
+            }
         }
         None => set,
     }
@@ -610,11 +650,11 @@ fn lookup(result: OpResult, op: &'static str) -> Result<Lookup> {
         return Ok(Lookup::Missing);
     }
     let now = unix_now();
+    let flags = read.client_flags.unwrap_or(0);
     let deadline = match read.item.ttl {
-        Some(remaining) if remaining >= 0 => {
-            Some(deadline_of(read.client_flags.unwrap_or(0), remaining, now))
-        }
-        _ => None,
+        Some(remaining) if remaining >= 0 => Some(deadline_of(flags, remaining, now)),
+        // No TTL on the server: never, or an expiry past memcached's range.
+        _ => far_deadline(flags),
     };
     if deadline.is_some_and(|deadline| now >= deadline) {
         return Ok(Lookup::Expired { cas: read.item.cas });

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use session_core::{Error, Store, StoreAdmin};
-use session_memcached::memcache::exp::{AsyncMetaClient, Delete, Get, Meta};
+use session_memcached::memcache::exp::{AsyncMetaClient, Delete, Get, Meta, Set};
 use session_memcached::{MemcachedConfig, MemcachedStore};
 use session_test_support::memcached::{memcached_url_or_skip, throwaway_or_skip, unique_prefix};
 
@@ -417,4 +417,237 @@ async fn invalid_keys_reach_no_server() {
             Err(Error::InvalidKey { .. })
         ));
     }
+}
+
+/// memcached, when it refuses a value as too large, also deletes the item
+/// stored under that key, whatever the mode (`add`, `replace`, a CAS that
+/// does not match). The store refuses such values itself, so a
+/// `compare_and_set`, `update` or `create` that fails writes nothing and
+/// deletes nothing.
+#[tokio::test]
+async fn a_value_over_the_item_size_never_deletes_the_stored_session() {
+    let Some(server) = throwaway_or_skip(&[]) else {
+        return;
+    };
+    let store = MemcachedStore::connect(&server.url(), config("toolarge"))
+        .await
+        .unwrap();
+    let small = Bytes::from_static(b"{\"user\":1}");
+    let big = Bytes::from(vec![b'x'; 1024 * 1024]);
+    store.set("s", small.clone(), hour()).await.unwrap();
+    let attempts = [
+        store
+            .compare_and_set("s", small.clone(), big.clone(), hour())
+            .await,
+        store.update("s", big.clone(), hour()).await,
+        store.create("s", big.clone(), hour()).await,
+        store.set("s", big.clone(), hour()).await.map(|()| true),
+    ];
+    for attempt in attempts {
+        match attempt {
+            Err(Error::Backend { context, .. }) => {
+                assert!(context.contains("item size limit"), "{context}");
+                assert!(context.contains("nothing was sent"), "{context}");
+            }
+            other => panic!("a 1 MiB value under -I 1m: {other:?}"),
+        }
+        assert_eq!(store.get("s", None).await.unwrap(), Some(small.clone()));
+    }
+    // Just under the limit fits; the limit is configurable for -I 2m.
+    let limit = session_memcached::DEFAULT_ITEM_SIZE_MAX;
+    let fits = Bytes::from(vec![b'y'; usize::try_from(limit).unwrap() - 400]);
+    assert!(
+        store
+            .compare_and_set("s", small.clone(), fits.clone(), hour())
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get("s", None).await.unwrap(), Some(fits.clone()));
+
+    // Why the check: told a larger limit than the server's, the store
+    // sends the value, memcached refuses it (a clear error still) and
+    // drops the session it held.
+    let misconfigured = MemcachedStore::connect(
+        &server.url(),
+        MemcachedConfig {
+            item_size_max: 2 * 1024 * 1024,
+            ..config("toolarge_misconfigured")
+        },
+    )
+    .await
+    .unwrap();
+    misconfigured.set("s", small.clone(), hour()).await.unwrap();
+    let err = misconfigured
+        .compare_and_set("s", small.clone(), big.clone(), hour())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("refused the value as larger"),
+        "{err}"
+    );
+    assert_eq!(misconfigured.get("s", None).await.unwrap(), None);
+}
+
+/// memcached reads `T` as a signed 32-bit number: an absolute expiry from
+/// 2038-01-19 on was stored (`HD`) and gone at once. Such expiries are
+/// kept in the client flags, in unix seconds, on an item without a TTL.
+#[tokio::test]
+async fn expiries_past_2038_are_kept_and_honoured() {
+    let Some(url) = memcached_url_or_skip() else {
+        return;
+    };
+    let store = MemcachedStore::connect(&url, config("far")).await.unwrap();
+    let v = Bytes::from_static(b"v");
+    let twenty_years = Duration::from_secs(20 * 365 * 24 * 3600);
+    for duration in [twenty_years, Duration::from_secs(u64::MAX), Duration::MAX] {
+        store.set("k", v.clone(), Some(duration)).await.unwrap();
+        assert!(store.exists("k").await.unwrap(), "{duration:?}");
+        let left = store.expires_in("k").await.unwrap().unwrap();
+        assert!(left > twenty_years - Duration::from_secs(2), "{left:?}");
+        assert!(
+            !store.create("k", v.clone(), Some(duration)).await.unwrap(),
+            "{duration:?}"
+        );
+        assert!(
+            store
+                .compare_and_set("k", v.clone(), v.clone(), Some(duration))
+                .await
+                .unwrap(),
+            "{duration:?}"
+        );
+        assert!(store.update("k", v.clone(), Some(duration)).await.unwrap());
+        assert!(store.exists("k").await.unwrap());
+        assert!(store.delete_live("k").await.unwrap());
+        assert!(
+            store.create("k", v.clone(), Some(duration)).await.unwrap(),
+            "{duration:?}"
+        );
+        assert!(store.exists("k").await.unwrap());
+    }
+    // A renewing read moves a short expiry past 2038 too.
+    store
+        .set("r", v.clone(), Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("r", Some(twenty_years)).await.unwrap(),
+        Some(v.clone())
+    );
+    let left = store.expires_in("r").await.unwrap().unwrap();
+    assert!(left > twenty_years - Duration::from_secs(2), "{left:?}");
+
+    // Such an item is gone at its instant: written here with one a second
+    // away, as the store writes far ones (no TTL, unix seconds in the
+    // flags).
+    let wire = store.memcached_key("gone").unwrap().unwrap();
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let written = raw(&url)
+        .await
+        .run(Set::new(&wire, "old").client_flags(u32::try_from(soon).unwrap()))
+        .await
+        .unwrap();
+    assert!(written.applied());
+    assert!(store.exists("gone").await.unwrap());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(!store.exists("gone").await.unwrap());
+    assert_eq!(store.expires_in("gone").await.unwrap(), None);
+    assert!(
+        store
+            .create("gone", Bytes::from_static(b"new"), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get("gone", None).await.unwrap(),
+        Some(Bytes::from_static(b"new"))
+    );
+}
+
+/// A server that answers after the response timeout: the late answer must
+/// never be read as the answer to the next operation. The client drops a
+/// connection whose exchange failed; if it pooled it, the next `get` would
+/// read the late `first` instead of its own `second`.
+#[tokio::test]
+async fn a_late_answer_is_never_handed_to_the_next_operation() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let reads = reads.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let tokens: Vec<&str> = line.split_whitespace().collect();
+                    if tokens.first() == Some(&"ms") {
+                        // A write: never answered (its connection is dropped).
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        return;
+                    }
+                    if tokens.first() != Some(&"mg") || tokens.len() < 2 {
+                        return;
+                    }
+                    let opaque = tokens
+                        .iter()
+                        .find(|t| t.starts_with('O'))
+                        .map(|t| format!(" {t}"))
+                        .unwrap_or_default();
+                    let reply = if tokens[1].ends_with("gen") {
+                        format!("VA 1{opaque}\r\n7\r\n")
+                    } else {
+                        let n = reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let value = if n == 0 { "first" } else { "second" };
+                        if n == 0 {
+                            // Past the client's response timeout.
+                            tokio::time::sleep(Duration::from_millis(600)).await;
+                        }
+                        format!("VA {} f0 t-1 c1{opaque}\r\n{value}\r\n", value.len())
+                    };
+                    if write.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let store = MemcachedStore::connect(
+        &format!("memcache://127.0.0.1:{port}"),
+        MemcachedConfig {
+            pool_size: 1,
+            response_timeout: Duration::from_millis(200),
+            ..quick("late")
+        },
+    )
+    .await
+    .unwrap();
+    assert!(store.session_table_exists().await.unwrap());
+    let err = store.get("k", None).await.unwrap_err();
+    assert!(matches!(err, Error::Connection { .. }), "{err:?}");
+    assert!(err.to_string().contains("response timeout"), "{err}");
+    // Past the late answer's arrival: a reused connection would hold it.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    for _ in 0..3 {
+        assert_eq!(
+            store.get("k", None).await.unwrap(),
+            Some(Bytes::from_static(b"second"))
+        );
+    }
+    // A write sent and not answered says that it may have been applied.
+    let err = store
+        .set("k", Bytes::from_static(b"v"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Connection { .. }), "{err:?}");
+    assert!(err.to_string().contains("may have been applied"), "{err}");
+    assert_eq!(
+        store.get("k", None).await.unwrap(),
+        Some(Bytes::from_static(b"second"))
+    );
 }

@@ -18,6 +18,8 @@ impl StoreFactory for Factory {
         };
         let config = MemcachedConfig {
             prefix: unique_prefix("conformance"),
+            // The shared server runs with -I 2m, for the contract's 1 MiB.
+            item_size_max: 2 * 1024 * 1024,
             ..MemcachedConfig::default()
         };
         Ok(MemcachedStore::connect(&url, config)
