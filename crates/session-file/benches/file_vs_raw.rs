@@ -577,8 +577,14 @@ async fn run(dir: &Path) {
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     let synced = Target::Store(
-        FileStore::open_with(dir.join("store-fsync"), FileConfig { fsync: true })
-            .expect("open store"),
+        FileStore::open_with(
+            dir.join("store-fsync"),
+            FileConfig {
+                fsync: true,
+                ..FileConfig::default()
+            },
+        )
+        .expect("open store"),
     );
     synced.populate(&value);
     for tasks in [1, 16] {

@@ -1,7 +1,9 @@
 //! [`FileConfig`]: the settings of a [`FileStore`](crate::FileStore).
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
-use session_core::{ExtensionConfig, Result, StoreConfig};
+use session_core::{Error, ExtensionConfig, Result, StoreConfig};
 
 /// The configuration of a [`FileStore`](crate::FileStore): a plain struct
 /// with public fields, `Default` and serde.
@@ -21,12 +23,12 @@ use session_core::{ExtensionConfig, Result, StoreConfig};
 /// use session_file::FileConfig;
 ///
 /// let config = FileConfig::from_toml_str("fsync = true").unwrap();
-/// assert_eq!(config, FileConfig { fsync: true });
+/// assert_eq!(config, FileConfig { fsync: true, ..FileConfig::default() });
 /// assert_eq!(FileConfig::from_json_str("{}").unwrap(), FileConfig::default());
 /// let err = FileConfig::from_json_str(r#"{"fsynk": true}"#).unwrap_err();
 /// assert!(err.to_string().contains("fsynk"), "{err}");
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FileConfig {
     /// Flush every write to disk before it returns (default `false`): the
@@ -39,6 +41,22 @@ pub struct FileConfig {
     /// disk flushes per write, a renewing read included; see
     /// `docs/file.md` for the measured cost.
     pub fsync: bool,
+    /// How long a change of a session waits for its lock while another
+    /// request or process holds it, before it fails with
+    /// `Error::Backend` naming the lock file (default 5 s). A hung
+    /// process holding a lock then costs its session's requests this long,
+    /// never a thread of the blocking pool each, forever.
+    #[serde(with = "session_core::duration")]
+    pub lock_timeout: Duration,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        FileConfig {
+            fsync: false,
+            lock_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 impl StoreConfig for FileConfig {
@@ -51,19 +69,26 @@ impl StoreConfig for FileConfig {
     }
 
     fn validate(&self) -> Result<()> {
+        if self.lock_timeout.is_zero() {
+            return Err(Error::invalid_config(
+                "lock_timeout",
+                "zero; expected a positive duration",
+            ));
+        }
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use session_core::Error;
-
     use super::*;
 
     #[test]
     fn own_fields_load_from_json_and_toml() {
-        let expected = FileConfig { fsync: true };
+        let expected = FileConfig {
+            fsync: true,
+            ..FileConfig::default()
+        };
         assert_eq!(
             FileConfig::from_json_str(r#"{"fsync": true}"#).unwrap(),
             expected

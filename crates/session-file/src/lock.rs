@@ -18,6 +18,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::layout::KeyPaths;
 
@@ -33,10 +34,15 @@ pub(crate) struct KeyLock {
 const ATTEMPTS: usize = 1_000;
 
 impl KeyLock {
-    /// Waits for and takes the lock of the key `paths` names, creating its
-    /// shard directories and lock file as needed (`sync_dirs`: fsync a
-    /// directory a new one was created in).
-    pub(crate) fn acquire(paths: &KeyPaths, sync_dirs: bool) -> io::Result<KeyLock> {
+    /// Waits (at most `timeout`) for and takes the lock of the key `paths`
+    /// names, creating its shard directories and lock file as needed
+    /// (`sync_dirs`: fsync a directory a new one was created in).
+    pub(crate) fn acquire(
+        paths: &KeyPaths,
+        sync_dirs: bool,
+        timeout: Duration,
+    ) -> io::Result<KeyLock> {
+        let deadline = Instant::now() + timeout;
         for _ in 0..ATTEMPTS {
             let file = match OpenOptions::new()
                 .read(true)
@@ -71,7 +77,7 @@ impl KeyLock {
                 }
                 Err(e) => return Err(e),
             };
-            file.lock()?;
+            lock_within(&file, &paths.lock, deadline, timeout)?;
             if still_named(&file, &paths.lock)? {
                 return Ok(KeyLock {
                     file,
@@ -117,6 +123,32 @@ impl KeyLock {
         }
         drop(self.file);
         Ok(())
+    }
+}
+
+/// Takes the lock of `file` (at `path`), polling with a growing pause (up
+/// to 5 ms) until `deadline`: a blocking `flock` could wait forever on a
+/// hung holder, holding a thread of the blocking pool all along.
+fn lock_within(file: &File, path: &Path, deadline: Instant, timeout: Duration) -> io::Result<()> {
+    let mut pause = Duration::from_micros(50);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "another request or process held the lock {} for longer than {timeout:?}",
+                    path.display()
+                ),
+            ));
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(5));
     }
 }
 
@@ -193,15 +225,19 @@ mod tests {
         let pruner = {
             let (stop, paths) = (Arc::clone(&stop), paths.clone());
             std::thread::spawn(move || {
+                // As often as a busy `delete_all` could, not in a tight
+                // loop that could starve the writer of every attempt.
                 while !stop.load(Ordering::Relaxed) {
                     let _ = std::fs::remove_dir(&paths.dir);
                     let _ = std::fs::remove_dir(&paths.top);
+                    std::thread::sleep(Duration::from_micros(50));
                 }
             })
         };
         let mut result = Ok(());
         for _ in 0..3_000 {
-            result = KeyLock::acquire(&paths, false).and_then(|lock| lock.release(true));
+            result = KeyLock::acquire(&paths, false, Duration::from_secs(5))
+                .and_then(|lock| lock.release(true));
             if result.is_err() {
                 break;
             }
@@ -219,7 +255,7 @@ mod tests {
         let root = fresh_root("gone");
         let paths = KeyPaths::of_key(&root, "k");
         std::fs::remove_dir_all(&root).unwrap();
-        let err = KeyLock::acquire(&paths, false).unwrap_err();
+        let err = KeyLock::acquire(&paths, false, Duration::from_secs(5)).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         let text = err.to_string();
         assert!(text.contains("no longer exists"), "{text}");

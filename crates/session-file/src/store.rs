@@ -71,6 +71,7 @@ pub struct FileStore {
 struct Inner {
     root: PathBuf,
     fsync: bool,
+    lock_timeout: Duration,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -132,6 +133,7 @@ impl FileStore {
             inner: Arc::new(Inner {
                 root,
                 fsync: config.fsync,
+                lock_timeout: config.lock_timeout,
             }),
         })
     }
@@ -338,7 +340,7 @@ impl Inner {
     }
 
     fn lock(&self, paths: &KeyPaths) -> Result<KeyLock> {
-        KeyLock::acquire(paths, self.fsync)
+        KeyLock::acquire(paths, self.fsync, self.lock_timeout)
             .map_err(|e| self.io_error("lock the session file", &paths.lock, e))
     }
 

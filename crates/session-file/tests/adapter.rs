@@ -490,3 +490,52 @@ async fn a_session_directory_removed_while_running_is_named() {
     assert_eq!(store.get("k", None).await.unwrap(), Some(b("v")));
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A lock held too long (a hung process, here another open file of this
+/// one) fails the change with an error naming the lock file after
+/// `lock_timeout`, instead of waiting forever on a blocking thread; reads
+/// take no lock and go on; once released, changes work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_too_long_fails_the_change_naming_the_lock_file() {
+    use session_file::FileConfig;
+    let dir = fresh_dir("lock-timeout");
+    let config = FileConfig {
+        lock_timeout: Duration::from_millis(300),
+        ..FileConfig::default()
+    };
+    let store = FileStore::open_with(&dir, config).unwrap();
+    store.set("k", b("v"), HOUR).await.unwrap();
+    let lock_path = store.session_path("k").unwrap().with_extension("lock");
+    let holder = File::options()
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    holder.lock().unwrap();
+
+    let started = std::time::Instant::now();
+    let err = store.set("k", b("w"), HOUR).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "waited {waited:?}"
+    );
+    let chain = session_core::error_chain(&err);
+    assert!(chain.contains(&lock_path.display().to_string()), "{chain}");
+    assert!(chain.contains("longer than 300ms"), "{chain}");
+    assert!(!store.delete_live("k").await.is_ok_and(|gone| gone));
+    assert_eq!(store.get("k", None).await.unwrap(), Some(b("v")));
+
+    drop(holder);
+    store.set("k", b("w"), HOUR).await.unwrap();
+    assert_eq!(store.get("k", None).await.unwrap(), Some(b("w")));
+    let err = session_core::StoreConfig::from_json_str(r#"{"lock_timeout": 0}"#)
+        .map(|c: FileConfig| c)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidConfig { field, .. } if field == "lock_timeout"),
+        "{err}"
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}

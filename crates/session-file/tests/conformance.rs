@@ -13,7 +13,14 @@ fn fresh_dir() -> PathBuf {
 }
 
 fn store(fsync: bool) -> FileStore {
-    FileStore::open_with(fresh_dir(), FileConfig { fsync }).expect("open a fresh directory")
+    FileStore::open_with(
+        fresh_dir(),
+        FileConfig {
+            fsync,
+            ..FileConfig::default()
+        },
+    )
+    .expect("open a fresh directory")
 }
 
 session_conformance::store_conformance!(file, || async { store(false) });
