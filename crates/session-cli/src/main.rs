@@ -176,7 +176,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Some(sql) => print!("{sql}"),
             None => println!(
                 "-- {} has no schema: nothing to migrate",
-                connector.url_forms()
+                session_open::redact(&url)
             ),
         }
         return Ok(());

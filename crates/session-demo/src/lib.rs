@@ -61,7 +61,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://session-demo.sqlite";
 ///
 /// An unknown scheme or malformed URL (as an [`Error::InvalidConfig`] of
 /// `DATABASE_URL`, the URL shown without its password), a bad config, an
-/// unreachable database or a refused migration.
+/// unreachable database (a server without a schema, such as Redis, is
+/// asked whether it is there) or a refused migration.
 pub async fn open_store(database_url: &str, config: &Value) -> Result<Arc<dyn StoreAdmin>, Error> {
     let connector = session_open::connector_for(database_url).map_err(|e| match e {
         Error::InvalidConfig { reason, .. } => Error::invalid_config(
@@ -72,6 +73,9 @@ pub async fn open_store(database_url: &str, config: &Value) -> Result<Arc<dyn St
     })?;
     let store = connector.open(database_url, config).await?;
     store.migrate().await?;
+    // A backend without a schema migrates without a word to its server:
+    // prove it is there before serving.
+    store.session_table_exists().await?;
     Ok(store)
 }
 

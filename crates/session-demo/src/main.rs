@@ -101,6 +101,8 @@ async fn main() -> ExitCode {
         },
     };
     let app = session_demo::app(store, session_demo::session_config());
+    // The address bound (a port 0 becomes the one the system chose).
+    let addr = listener.local_addr().unwrap_or(addr);
     println!(
         "session-demo: serving on http://{addr}/ (sessions in {})",
         session_open::redact(&url)

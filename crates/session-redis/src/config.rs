@@ -10,6 +10,9 @@ use session_core::{Error, ExtensionConfig, Result, StoreConfig};
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "session:";
 
+/// The most keys one step of `delete_all` asks for.
+const MAX_DELETE_ALL_BATCH: u32 = 100_000;
+
 /// The longest key prefix accepted, in bytes.
 pub const MAX_PREFIX_BYTES: usize = 128;
 
@@ -55,10 +58,12 @@ pub struct RedisConfig {
     /// How long a command may wait for its answer (default 5 s).
     #[serde(with = "session_core::duration")]
     pub response_timeout: Duration,
-    /// Connection attempts of one reconnect after the connection was lost,
-    /// at least 1 (default 6); when they are used up the calls waiting on
-    /// them fail with `Error::Connection` and the next call starts a new
-    /// reconnect.
+    /// One server: connection attempts of one reconnect after the
+    /// connection was lost, at least 1 (default 6); when they are used up
+    /// the calls waiting on them fail with `Error::Connection` and the next
+    /// call starts a new reconnect. A cluster: how often the cluster client
+    /// retries a request (following redirections, reconnecting to a node).
+    /// Either way a call ends within [`call_deadline`](Self::call_deadline).
     pub reconnect_attempts: u32,
     /// The longest pause between two attempts of a reconnect (default
     /// 500 ms): a restarted server is found again at most this long after
@@ -66,7 +71,7 @@ pub struct RedisConfig {
     #[serde(with = "session_core::duration")]
     pub reconnect_max_delay: Duration,
     /// Keys one `SCAN` step of [`delete_all`](session_core::Store::delete_all)
-    /// asks for and one `UNLINK` removes, at least 1 (default 1,000).
+    /// asks for and one `UNLINK` removes, 1 to 100,000 (default 1,000).
     pub delete_all_batch_size: u32,
     /// For `rediss://`: a PEM file of the certificate authorities that
     /// sign the server's certificate, instead of the system's roots
@@ -130,10 +135,13 @@ impl StoreConfig for RedisConfig {
                 "TLS is not in this build of session-redis: enable its `tls` feature",
             ));
         }
-        if self.delete_all_batch_size == 0 {
+        if !(1..=MAX_DELETE_ALL_BATCH).contains(&self.delete_all_batch_size) {
             return Err(Error::invalid_config(
                 "delete_all_batch_size",
-                "0 keys per batch; expected at least 1",
+                format!(
+                    "{} keys per batch; expected 1 to {MAX_DELETE_ALL_BATCH} (one SCAN step blocks Redis while it runs)",
+                    self.delete_all_batch_size
+                ),
             ));
         }
         Ok(())
@@ -205,6 +213,11 @@ mod tests {
                 r#"{"delete_all_batch_size": 0}"#,
                 "delete_all_batch_size",
                 "0",
+            ),
+            (
+                r#"{"delete_all_batch_size": 4000000000}"#,
+                "delete_all_batch_size",
+                "expected 1 to 100000",
             ),
             (r#"{"prefixx": "a:"}"#, "prefixx", "unknown field"),
             (r#"{"connect_timeout": "soon"}"#, "connect_timeout", "soon"),

@@ -12,7 +12,7 @@ use crate::store::RedisStore;
 
 const SCHEMES: &[&str] = &["redis", "rediss", "redis+cluster", "rediss+cluster"];
 const URL_FORMS: &str = "redis://[USER:PASSWORD@]HOST:PORT[/DB], rediss://... (TLS), \
-                         redis+cluster://HOST:PORT[,HOST:PORT...]";
+                         redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...], rediss+cluster://...";
 
 /// Opens a [`RedisStore`] from a URL, with a [`RedisConfig`] document
 /// (`null` for the defaults, or its own fields):
@@ -85,6 +85,8 @@ pub(crate) enum Target {
 pub(crate) struct Parsed {
     pub(crate) target: Target,
     pub(crate) shown: String,
+    /// `rediss://` or `rediss+cluster://`.
+    pub(crate) tls: bool,
 }
 
 fn invalid(reason: impl Into<String>) -> Error {
@@ -125,6 +127,7 @@ pub(crate) fn parse_url(url: &str) -> Result<Parsed> {
         Ok(Parsed {
             target: Target::Single(Box::new(info)),
             shown,
+            tls,
         })
     }
 }
@@ -161,6 +164,7 @@ fn parse_cluster(base: &str, rest: &str) -> Result<Parsed> {
     Ok(Parsed {
         target: Target::Cluster(seeds),
         shown: shown.join(","),
+        tls: base == "rediss",
     })
 }
 

@@ -2,13 +2,15 @@
 //! the [`Store`] and [`StoreAdmin`] impls.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, RedisError, RedisFuture, Script, Value};
 use session_core::{
     Error, Result, Store, StoreAdmin, StoreConfig, async_trait, non_zero, validate_key,
@@ -33,7 +35,7 @@ const EXPIRES_BY_ITSELF: &str = "Redis expires keys itself (every key is written
 /// one, atomically. (`GETEX` would give a key without expiry one.)
 pub const RENEWING_GET_SCRIPT: &str = r"
 local value = redis.call('GET', KEYS[1])
-if value and redis.call('PTTL', KEYS[1]) > 0 then
+if value and redis.call('PTTL', KEYS[1]) ~= -1 then
     redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
 return value
@@ -88,7 +90,7 @@ return 1
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: Conn,
+    link: Link,
     config: RedisConfig,
     shown: String,
     renewing_get: Script,
@@ -104,8 +106,60 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-/// One server or a cluster: both are cheap to clone (a handle on shared
-/// connections).
+/// The store's way to its server: a connection manager (which reconnects
+/// by itself), or a cluster connection the store replaces when it stops
+/// answering.
+#[derive(Clone)]
+enum Link {
+    Single(ConnectionManager),
+    Cluster(Arc<ClusterLink>),
+}
+
+/// A cluster connection and the client to make a new one with.
+///
+/// The redis crate's cluster connection can stay stuck after a failover:
+/// a slot-map refresh started by a burst of requests never ends and every
+/// later request times out (seen with redis 1.8.1; a new connection
+/// works). So a request that times out starts, in the background, one
+/// new connection at a time, which replaces the stuck one.
+struct ClusterLink {
+    client: ClusterClient,
+    conn: RwLock<ClusterConnection>,
+    rebuilding: AtomicBool,
+}
+
+impl ClusterLink {
+    fn current(&self) -> ClusterConnection {
+        self.conn.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Starts making a new connection, unless one is being made.
+    fn rebuild(self: &Arc<Self>, deadline: Duration, shown: &str) {
+        if self.rebuilding.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let link = Arc::clone(self);
+        let shown = shown.to_owned();
+        tokio::spawn(async move {
+            match tokio::time::timeout(deadline, link.client.get_async_connection()).await {
+                Ok(Ok(fresh)) => {
+                    *link.conn.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                    tracing::info!(backend = BACKEND, target = %shown, "made a new connection to the cluster");
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(backend = BACKEND, target = %shown, error = %e, "could not make a new connection to the cluster");
+                }
+                Err(_) => {
+                    tracing::warn!(backend = BACKEND, target = %shown, ?deadline, "no new connection to the cluster in time");
+                }
+            }
+            link.rebuilding.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// A connection for one call: one server or a cluster, both cheap to
+/// clone (a handle on shared connections).
 #[derive(Clone)]
 enum Conn {
     Single(ConnectionManager),
@@ -155,14 +209,21 @@ impl RedisStore {
     pub async fn open(url: &str, config: RedisConfig) -> Result<Self> {
         config.validate()?;
         let parsed = parse_url(url)?;
-        let conn = match parsed.target {
+        if config.tls_ca_file.is_some() && !parsed.tls {
+            return Err(Error::invalid_config(
+                "tls_ca_file",
+                "given, but the URL is not rediss:// (TLS): the file would not be used",
+            ));
+        }
+        let link = match parsed.target {
             Target::Single(info) => {
                 let client = match tls_certificates(&config)? {
                     #[cfg(feature = "tls")]
-                    Some(certificates) => redis::Client::build_with_tls(*info, certificates),
-                    _ => redis::Client::open(*info),
-                }
-                .map_err(|e| Error::invalid_config("url", e.to_string()))?;
+                    Some(certificates) => redis::Client::build_with_tls(*info, certificates)
+                        .map_err(|e| Error::invalid_config("tls_ca_file", e.to_string()))?,
+                    _ => redis::Client::open(*info)
+                        .map_err(|e| Error::invalid_config("url", e.to_string()))?,
+                };
                 let manager_config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(config.connect_timeout))
                     .set_response_timeout(Some(config.response_timeout))
@@ -172,7 +233,7 @@ impl RedisStore {
                     .map_err(|e| {
                         Error::connection(BACKEND, format!("connect to {}", parsed.shown), e)
                     })?;
-                Conn::Single(manager)
+                Link::Single(manager)
             }
             Target::Cluster(seeds) => {
                 if config.tls_ca_file.is_some() {
@@ -198,12 +259,16 @@ impl RedisStore {
                         .await
                         .map_err(|e| Error::connection(BACKEND, context(), e))?
                         .map_err(|e| Error::connection(BACKEND, context(), e))?;
-                Conn::Cluster(connected)
+                Link::Cluster(Arc::new(ClusterLink {
+                    client,
+                    conn: RwLock::new(connected),
+                    rebuilding: AtomicBool::new(false),
+                }))
             }
         };
         tracing::debug!(backend = BACKEND, target = %parsed.shown, prefix = %config.prefix, "opened a redis store");
         Ok(RedisStore {
-            conn,
+            link,
             config,
             shown: parsed.shown,
             renewing_get: Script::new(RENEWING_GET_SCRIPT),
@@ -218,7 +283,7 @@ impl RedisStore {
 
     /// True if the store is on a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
-        matches!(self.conn, Conn::Cluster(_))
+        matches!(self.link, Link::Cluster(_))
     }
 
     /// The Redis key of a session key: the prefix, then the key.
@@ -227,6 +292,22 @@ impl RedisStore {
         full.push_str(&self.config.prefix);
         full.push_str(key);
         full
+    }
+
+    /// A connection for one call.
+    fn conn(&self) -> Conn {
+        match &self.link {
+            Link::Single(manager) => Conn::Single(manager.clone()),
+            Link::Cluster(link) => Conn::Cluster(link.current()),
+        }
+    }
+
+    /// After a call timed out or lost its connection: on a cluster, a new
+    /// connection (see [`ClusterLink`]).
+    fn connection_failed(&self) {
+        if let Link::Cluster(link) = &self.link {
+            link.rebuild(self.config.call_deadline(), &self.shown);
+        }
     }
 
     fn span(&self, op: &'static str) -> Span {
@@ -247,8 +328,17 @@ impl RedisStore {
         let deadline = self.config.call_deadline();
         match tokio::time::timeout(deadline, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(self.error(op, e)),
+            Ok(Err(e)) => {
+                if e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.kind() == redis::ErrorKind::ClusterConnectionNotFound
+                {
+                    self.connection_failed();
+                }
+                Err(self.error(op, e))
+            }
             Err(elapsed) => {
+                self.connection_failed();
                 tracing::warn!(op, target = %self.shown, ?deadline, "redis did not answer in time");
                 Err(Error::connection(
                     BACKEND,
@@ -261,7 +351,7 @@ impl RedisStore {
 
     /// Runs one command.
     async fn query<T: redis::FromRedisValue>(&self, op: &'static str, cmd: &Cmd) -> Result<T> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         self.call(op, cmd.query_async(&mut conn)).await
     }
 
@@ -278,6 +368,13 @@ impl RedisStore {
             || e.is_cluster_error()
             // The client's own failures: a TLS handshake, a certificate.
             || e.kind() == redis::ErrorKind::Client
+            || e.kind() == redis::ErrorKind::ClusterConnectionNotFound
+            // A server that cannot serve now: loading its data after a
+            // restart, a demoted or cut-off primary, a cluster failing over.
+            || matches!(
+                e.code(),
+                Some("LOADING" | "MASTERDOWN" | "READONLY" | "TRYAGAIN" | "CLUSTERDOWN")
+            )
         {
             tracing::warn!(op, target = %self.shown, error = %e, "redis connection failed");
             Error::connection(BACKEND, context, e)
@@ -308,30 +405,35 @@ impl RedisStore {
         Ok(!matches!(reply, Value::Nil))
     }
 
-    /// The addresses of the cluster's primaries, from `CLUSTER NODES`.
-    async fn primaries(&self, conn: &mut ClusterConnection) -> Result<Vec<(String, u16)>> {
+    /// One slot of each primary that owns slots, from `CLUSTER SLOTS`: a
+    /// command routed by that slot reaches the primary through the
+    /// client's own slot map (whatever endpoints the cluster announces).
+    async fn primaries(&self, conn: &mut ClusterConnection) -> Result<Vec<u16>> {
         let reply = self
             .call(
                 "delete_all",
                 conn.route_command(
-                    redis::cmd("CLUSTER").arg("NODES").clone(),
+                    redis::cmd("CLUSTER").arg("SLOTS").clone(),
                     RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
                 ),
             )
             .await?;
-        let text: String = redis::from_redis_value(reply).map_err(|e| {
-            Error::backend(BACKEND, "delete_all: read the reply of CLUSTER NODES", e)
-        })?;
-        Ok(parse_primaries(&text))
+        parse_slots(&reply).ok_or_else(|| {
+            Error::backend(
+                BACKEND,
+                "delete_all: read the reply of CLUSTER SLOTS",
+                format!("unexpected reply {reply:?}"),
+            )
+        })
     }
 
     /// One `SCAN` step on `node` (a cluster primary) or the one server.
     async fn scan_step(
         &self,
         conn: &mut Conn,
-        node: Option<&(String, u16)>,
+        node: Option<u16>,
         cursor: u64,
-    ) -> Result<(u64, Vec<String>)> {
+    ) -> Result<(u64, Vec<Vec<u8>>)> {
         let mut cmd = redis::cmd("SCAN");
         cmd.arg(cursor)
             .arg("MATCH")
@@ -339,11 +441,10 @@ impl RedisStore {
             .arg("COUNT")
             .arg(self.config.delete_all_batch_size);
         match (conn, node) {
-            (Conn::Cluster(cluster), Some((host, port))) => {
-                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                    host: host.clone(),
-                    port: *port,
-                });
+            (Conn::Cluster(cluster), Some(slot)) => {
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::new(slot, SlotAddr::Master),
+                ));
                 let reply = self
                     .call("delete_all", cluster.route_command(cmd, routing))
                     .await?;
@@ -356,8 +457,8 @@ impl RedisStore {
 
     /// Scans one server (or one cluster primary) and unlinks every key of
     /// this store's prefix; returns how many it unlinked.
-    async fn unlink_prefix(&self, node: Option<&(String, u16)>) -> Result<u64> {
-        let mut conn = self.conn.clone();
+    async fn unlink_prefix(&self, node: Option<u16>) -> Result<u64> {
+        let mut conn = self.conn();
         let mut cursor = 0;
         let mut removed = 0;
         loop {
@@ -379,29 +480,35 @@ impl RedisStore {
     }
 }
 
-/// The primaries' `host:port` in `CLUSTER NODES` output, failed ones left
-/// out.
-fn parse_primaries(nodes: &str) -> Vec<(String, u16)> {
-    nodes
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let address = fields.nth(1)?;
-            let flags = fields.next()?;
-            let flags: Vec<&str> = flags.split(',').collect();
-            if !flags.contains(&"master")
-                || flags
-                    .iter()
-                    .any(|f| matches!(*f, "fail" | "noaddr" | "handshake"))
-            {
-                return None;
-            }
-            // `ip:port@cport[,hostname]`
-            let address = address.split(['@', ',']).next()?;
-            let (host, port) = address.rsplit_once(':')?;
-            Some((host.to_owned(), port.parse().ok()?))
-        })
-        .collect()
+/// The first slot of each primary's ranges in a `CLUSTER SLOTS` reply
+/// (`[[start, end, [host, port, id, ...], replicas...], ...]`), one per
+/// primary (told apart by node id, or address); `None` for another shape.
+fn parse_slots(reply: &Value) -> Option<Vec<u16>> {
+    let Value::Array(ranges) = reply else {
+        return None;
+    };
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    let mut slots = Vec::new();
+    for range in ranges {
+        let Value::Array(fields) = range else {
+            return None;
+        };
+        let (Some(Value::Int(start)), Some(Value::Array(primary))) =
+            (fields.first(), fields.get(2))
+        else {
+            return None;
+        };
+        // The node id where given, else host and port.
+        let node: Vec<u8> = match primary.get(2) {
+            Some(Value::BulkString(id)) => id.clone(),
+            _ => format!("{:?}{:?}", primary.first(), primary.get(1)).into_bytes(),
+        };
+        if !seen.contains(&node) {
+            seen.push(node);
+            slots.push(u16::try_from(*start).ok()?);
+        }
+    }
+    Some(slots)
 }
 
 /// A duration as milliseconds for `PX`/`PEXPIRE`, rounded up; `None` for
@@ -450,7 +557,7 @@ impl Store for RedisStore {
                         .await
                 }
                 Some(ms) => {
-                    let mut conn = self.conn.clone();
+                    let mut conn = self.conn();
                     let mut invocation = self.renewing_get.key(self.redis_key(key));
                     invocation.arg(ms);
                     self.call("get", invocation.invoke_async(&mut conn)).await
@@ -479,13 +586,12 @@ impl Store for RedisStore {
 
     async fn delete_all(&self) -> Result<()> {
         async {
-            let removed = match &self.conn {
+            let removed = match self.conn() {
                 Conn::Single(_) => self.unlink_prefix(None).await?,
-                Conn::Cluster(cluster) => {
-                    let mut cluster = cluster.clone();
+                Conn::Cluster(mut cluster) => {
                     let mut removed = 0;
-                    for node in self.primaries(&mut cluster).await? {
-                        removed += self.unlink_prefix(Some(&node)).await?;
+                    for slot in self.primaries(&mut cluster).await? {
+                        removed += self.unlink_prefix(Some(slot)).await?;
                     }
                     removed
                 }
@@ -547,7 +653,7 @@ impl Store for RedisStore {
     ) -> Result<bool> {
         validate_key(key)?;
         async {
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn();
             let mut invocation = self.compare_and_set.key(self.redis_key(key));
             invocation
                 .arg(expected.as_ref())
@@ -594,7 +700,7 @@ impl StoreAdmin for RedisStore {
     /// cluster, every primary), so that the CLI proves its URL.
     async fn session_table_exists(&self) -> Result<bool> {
         async {
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn();
             match &mut conn {
                 Conn::Single(single) => {
                     self.call("ping", redis::cmd("PING").query_async::<()>(single))
@@ -636,21 +742,26 @@ mod tests {
     }
 
     #[test]
-    fn cluster_nodes_output_gives_the_live_primaries() {
-        let nodes = "\
-07c3 127.0.0.1:30004@40004 slave e7d1 0 1426238317239 4 connected
-67ed 127.0.0.1:30002@40002,host-b master - 0 1426238316232 2 connected 5461-10922
-292f 127.0.0.1:30003@40003 master - 0 1426238318243 3 connected 10923-16383
-6ec2 127.0.0.1:30005@40005 master,fail - 1426238316232 0 5 disconnected
-e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
-";
-        assert_eq!(
-            parse_primaries(nodes),
-            vec![
-                ("127.0.0.1".to_owned(), 30002),
-                ("127.0.0.1".to_owned(), 30003),
-                ("127.0.0.1".to_owned(), 30001),
-            ]
-        );
+    fn cluster_slots_give_one_slot_per_primary() {
+        let node = |host: &str, port: i64, id: &str| {
+            Value::Array(vec![
+                Value::BulkString(host.as_bytes().to_vec()),
+                Value::Int(port),
+                Value::BulkString(id.as_bytes().to_vec()),
+            ])
+        };
+        let range = |start: i64, end: i64, primary: Value| {
+            Value::Array(vec![Value::Int(start), Value::Int(end), primary])
+        };
+        let reply = Value::Array(vec![
+            range(0, 5460, node("localhost", 7001, "a")),
+            range(5461, 10922, node("localhost", 7002, "b")),
+            range(10923, 12000, node("localhost", 7003, "c")),
+            // A second range of the same primary: scanned once.
+            range(12001, 16383, node("localhost", 7003, "c")),
+        ]);
+        assert_eq!(parse_slots(&reply), Some(vec![0, 5461, 10923]));
+        assert_eq!(parse_slots(&Value::Nil), None);
+        assert_eq!(parse_slots(&Value::Array(vec![Value::Int(1)])), None);
     }
 }

@@ -216,3 +216,90 @@ async fn a_restart_under_load_fails_fast_and_recovers_within_a_second() {
         first_success.saturating_duration_since(up_at)
     );
 }
+
+/// A primary of a Redis Cluster fails over (its replica takes its slots)
+/// under 64 tasks of load: calls may fail for a moment, never hang, and
+/// from 5 s after the failover every call succeeds again. (The redis
+/// crate's cluster connection alone can stay stuck after a failover, every
+/// call timing out; the store then makes a new one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_failover_under_load_recovers() {
+    use session_test_support::redis::ThrowawayRedisCluster;
+    let cluster = match ThrowawayRedisCluster::start_with_replicas(3, 1) {
+        Ok(cluster) => cluster,
+        Err(why) if redis_required() => panic!("cannot start a throwaway cluster: {why}"),
+        Err(why) => {
+            session_test_support::report_skip(&format!("no throwaway cluster ({why})"));
+            return;
+        }
+    };
+    let config = quick();
+    let deadline = config.call_deadline();
+    let store = Arc::new(RedisStore::open(&cluster.url(), config).await.unwrap());
+    let stop_at = Instant::now() + Duration::from_secs(12);
+    let mut tasks = Vec::new();
+    for task in 0..64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut calls = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < stop_at {
+                n += 1;
+                // Keys spread over every slot range, so every primary serves.
+                let key = format!("task-{task}-{}", n % 8);
+                let value = Bytes::from(format!("{task}:{n}"));
+                let started = Instant::now();
+                let result = async {
+                    store
+                        .set(&key, value.clone(), Some(Duration::from_secs(60)))
+                        .await?;
+                    assert_eq!(store.get(&key, None).await?, Some(value));
+                    Ok::<_, Error>(())
+                }
+                .await;
+                calls.push((
+                    started,
+                    started.elapsed(),
+                    result.map_err(|e| e.to_string()),
+                ));
+                if calls.last().is_some_and(|c| c.2.is_err()) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            calls
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let replica = *cluster.replica_ports().first().expect("a replica");
+    let failover_at = Instant::now();
+    tokio::task::block_in_place(|| cluster.failover(replica)).unwrap();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let slowest = all.iter().map(|c| c.1).max().unwrap();
+    assert!(slowest <= 2 * deadline + SLACK, "a call took {slowest:?}");
+    let after: Vec<_> = all
+        .iter()
+        .filter(|c| c.0 > failover_at + Duration::from_secs(5))
+        .collect();
+    assert!(
+        after.len() > 64,
+        "calls after the failover: {}",
+        after.len()
+    );
+    let failed: Vec<&String> = after.iter().filter_map(|c| c.2.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} calls failed from 5 s after the failover: {:?}",
+        failed.len(),
+        after.len(),
+        failed.first()
+    );
+    let failed_at_all = all.iter().filter(|c| c.2.is_err()).count();
+    eprintln!(
+        "failover: {failed_at_all} of {} calls failed around it, slowest {slowest:?}; {} calls after 5 s all succeeded",
+        all.len(),
+        after.len()
+    );
+}

@@ -126,6 +126,31 @@ async fn an_unreadable_ca_file_is_named() {
     );
 }
 
+#[tokio::test]
+async fn a_ca_file_is_refused_for_a_plain_url_and_a_bad_one_is_named() {
+    let Some((server, certificates)) = server_or_skip() else {
+        return;
+    };
+    let plain = format!("redis://127.0.0.1:{}/0", server.port());
+    let err = RedisStore::open(&plain, config(Some(certificates)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidConfig { field, reason } if field == "tls_ca_file" && reason.contains("not rediss://")),
+        "{err:?}"
+    );
+    // A file that is not PEM: named as the CA file, not as the URL.
+    let mut config = config(None);
+    config.tls_ca_file = Some(certificates.server_key.with_file_name("san.ext"));
+    let err = RedisStore::open(&tls_url(server), config)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidConfig { field, .. } if field == "tls_ca_file"),
+        "{err:?}"
+    );
+}
+
 /// The whole conformance suite over TLS.
 struct TlsFactory;
 

@@ -261,8 +261,18 @@ impl ThrowawayRedisCluster {
     ///
     /// Why it could not (no `redis-server`/`redis-cli`, a failed create).
     pub fn start(primaries: usize) -> Result<Self, String> {
+        Self::start_with_replicas(primaries, 0)
+    }
+
+    /// As [`start`](Self::start), with `replicas` replicas of each primary
+    /// (`--cluster-replicas`), for failover tests.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_with_replicas(primaries: usize, replicas: usize) -> Result<Self, String> {
         let mut nodes = Vec::new();
-        for _ in 0..primaries {
+        for _ in 0..primaries * (1 + replicas) {
             nodes.push(ThrowawayRedis::start_with(
                 free_port(true)?,
                 &[
@@ -279,7 +289,7 @@ impl ThrowawayRedisCluster {
         let output = Command::new(&cli)
             .args(["--cluster", "create"])
             .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())))
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run {}: {e}", cli.display()))?;
@@ -317,6 +327,50 @@ impl ThrowawayRedisCluster {
     /// The servers.
     pub fn nodes(&self) -> &[ThrowawayRedis] {
         &self.nodes
+    }
+
+    /// The ports of the nodes that are replicas now (`CLUSTER NODES`).
+    pub fn replica_ports(&self) -> Vec<u16> {
+        let Some(first) = self.nodes.first() else {
+            return Vec::new();
+        };
+        command(first.port(), &["CLUSTER", "NODES"])
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| {
+                line.split_whitespace()
+                    .nth(2)
+                    .is_some_and(|f| f.contains("slave"))
+            })
+            .filter_map(|line| {
+                let address = line.split_whitespace().nth(1)?;
+                let address = address.split(['@', ',']).next()?;
+                address.rsplit_once(':')?.1.parse().ok()
+            })
+            .collect()
+    }
+
+    /// Makes the replica on `port` its primary's primary (`CLUSTER
+    /// FAILOVER`, the primary agreeing) and waits until it is.
+    ///
+    /// # Errors
+    ///
+    /// When the command is refused or the role does not change in 10 s.
+    pub fn failover(&self, port: u16) -> Result<(), String> {
+        let reply = command(port, &["CLUSTER", "FAILOVER"]).unwrap_or_default();
+        if !reply.starts_with("+OK") {
+            return Err(format!("CLUSTER FAILOVER on {port}: {reply}"));
+        }
+        let started = Instant::now();
+        while started.elapsed() < START_TIMEOUT {
+            if command(port, &["ROLE"]).is_some_and(|role| role.contains("master")) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!(
+            "the replica on {port} did not become a primary within 10 s"
+        ))
     }
 }
 
