@@ -22,9 +22,9 @@
 //! (store ops/s over raw ops/s). Prints a Markdown table, as in
 //! `docs/performance.md`.
 
-use session_test_support::bench::{fmt_latency, fmt_rate, median, next};
+use session_test_support::bench::{Measured, fmt_latency, fmt_rate, median, run_tasks};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use session_core::{Bytes, Store};
 use session_memcached::memcache::exp::{
@@ -259,45 +259,20 @@ async fn check_same_work(targets: &[Target; 2]) {
     println!("same work: the store and the raw side agree on {cases} cases");
 }
 
-#[derive(Clone, Copy)]
-struct Measured {
-    ops_per_sec: f64,
-    p99: Duration,
-}
-
 async fn measure(target: &Target, op: Op, tasks: usize, ops: usize, tag: &str) -> Measured {
     let value = Bytes::from(vec![0xab; VALUE_LEN]);
-    let per_task = ops / tasks;
-    let started = Instant::now();
-    let handles: Vec<_> = (0..tasks)
-        .map(|t| {
-            let (target, value, tag) = (target.clone(), value.clone(), tag.to_owned());
-            tokio::spawn(async move {
-                let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ (t as u64 + 1);
-                let mut latencies = Vec::with_capacity(per_task);
-                for i in 0..per_task {
-                    let key = match op {
-                        Op::Create | Op::Delete => format!("{tag}_{t}_{i}"),
-                        _ => format!("s{}", next(&mut seed) % SESSIONS as u64),
-                    };
-                    let t0 = Instant::now();
-                    target.run(op, &key, &value).await;
-                    latencies.push(t0.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut all = Vec::with_capacity(ops);
-    for h in handles {
-        all.extend(h.await.expect("bench task"));
-    }
-    let elapsed = started.elapsed();
-    all.sort_unstable();
-    Measured {
-        ops_per_sec: all.len() as f64 / elapsed.as_secs_f64(),
-        p99: all[(all.len() * 99 / 100).min(all.len() - 1)],
-    }
+    let (target, tag) = (target.clone(), tag.to_owned());
+    run_tasks(tasks, ops / tasks, move |t, i, random| {
+        let key = match op {
+            Op::Create | Op::Delete => format!("{tag}_{t}_{i}"),
+            _ => format!("s{}", random % SESSIONS as u64),
+        };
+        let (target, value) = (target.clone(), value.clone());
+        async move {
+            target.run(op, &key, &value).await;
+        }
+    })
+    .await
 }
 
 fn main() {

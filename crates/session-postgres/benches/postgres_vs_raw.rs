@@ -16,7 +16,7 @@
 //! Without `--bench` (`cargo test --benches`) it measures nothing and
 //! touches no database.
 
-use session_test_support::bench::{fmt_latency, fmt_rate, median, next};
+use session_test_support::bench::{Measured, fmt_latency, fmt_rate, median, run_tasks};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -236,49 +236,20 @@ impl Target {
     }
 }
 
-struct Measured {
-    ops_per_sec: f64,
-    p99: Duration,
-}
-
 async fn measure(target: &Target, op: Op, tasks: usize, ops: usize, tag: &str) -> Measured {
     let value = Bytes::from(vec![0xab; VALUE_LEN]);
-    let per_task = ops / tasks;
-    let started = Instant::now();
-    let handles: Vec<_> = (0..tasks)
-        .map(|t| {
-            let target = target.clone();
-            let value = value.clone();
-            let tag = tag.to_owned();
-            tokio::spawn(async move {
-                let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ (t as u64 + 1);
-                let mut latencies = Vec::with_capacity(per_task);
-                for i in 0..per_task {
-                    let key = match op {
-                        Op::Read | Op::RenewingRead | Op::Write | Op::CompareAndSet => {
-                            format!("s{}", next(&mut seed) % SESSIONS as u64)
-                        }
-                        Op::Create | Op::Delete => format!("{tag}_{t}_{i}"),
-                    };
-                    let t0 = Instant::now();
-                    target.run(op, &key, &value).await;
-                    latencies.push(t0.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut all = Vec::with_capacity(ops);
-    for h in handles {
-        all.extend(h.await.expect("bench task"));
-    }
-    let elapsed = started.elapsed();
-    all.sort_unstable();
-    let p99 = all[(all.len() * 99 / 100).min(all.len() - 1)];
-    Measured {
-        ops_per_sec: all.len() as f64 / elapsed.as_secs_f64(),
-        p99,
-    }
+    let (target, tag) = (target.clone(), tag.to_owned());
+    run_tasks(tasks, ops / tasks, move |t, i, random| {
+        let key = match op {
+            Op::Read | Op::RenewingRead | Op::Write | Op::CompareAndSet => {
+                format!("s{}", random % SESSIONS as u64)
+            }
+            Op::Create | Op::Delete => format!("{tag}_{t}_{i}"),
+        };
+        let (target, value) = (target.clone(), value.clone());
+        async move { target.run(op, &key, &value).await }
+    })
+    .await
 }
 
 async fn populate(client: &Client, table: &str, rows: usize, expired_every_other: bool) {

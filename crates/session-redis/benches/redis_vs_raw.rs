@@ -21,9 +21,9 @@
 //! 1 and 16 tasks; the table gives the medians, and the ratio is the
 //! median of the rounds' ratios (store ops/s over raw ops/s).
 
-use session_test_support::bench::{fmt_latency, fmt_rate, median, next};
+use session_test_support::bench::{Measured, fmt_latency, fmt_rate, median, run_tasks};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::{Script, Value};
@@ -330,56 +330,25 @@ async fn check_same_work(sides: &[Target; 2], conn: &ConnectionManager) {
     );
 }
 
-struct Measured {
-    ops_per_sec: f64,
-    p99: Duration,
-}
-
-fn key_of(op: Op, tag: &str, task: usize, i: usize, seed: &mut u64) -> String {
-    if op.fresh_keys() {
-        format!("{tag}_{task}_{i}")
-    } else {
-        format!("s{}", next(seed) % SESSIONS as u64)
-    }
-}
-
 async fn measure(target: &Target, op: Op, tasks: usize, tag: &str) -> Measured {
     let value = Bytes::from(vec![0xab; VALUE_LEN]);
-    let per_task = OPS / tasks;
-    let started = Instant::now();
-    let handles: Vec<_> = (0..tasks)
-        .map(|t| {
-            let target = target.clone();
-            let value = value.clone();
-            let tag = tag.to_owned();
-            tokio::spawn(async move {
-                let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ (t as u64 + 1);
-                let mut latencies = Vec::with_capacity(per_task);
-                for i in 0..per_task {
-                    let key = key_of(op, &tag, t, i, &mut seed);
-                    let t0 = Instant::now();
-                    // A compare-and-set from the value every session holds.
-                    let out = target.run(op, &key, &value, &value).await;
-                    latencies.push(t0.elapsed());
-                    if matches!(op, Op::Create | Op::CompareAndSet | Op::DeleteLive) {
-                        assert_eq!(out, Out::Wrote(true), "{} of {key}", op.name());
-                    }
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut all = Vec::with_capacity(OPS);
-    for h in handles {
-        all.extend(h.await.expect("bench task"));
-    }
-    let elapsed = started.elapsed();
-    all.sort_unstable();
-    let p99 = all[(all.len() * 99 / 100).min(all.len() - 1)];
-    Measured {
-        ops_per_sec: all.len() as f64 / elapsed.as_secs_f64(),
-        p99,
-    }
+    let (target, tag) = (target.clone(), tag.to_owned());
+    run_tasks(tasks, OPS / tasks, move |t, i, random| {
+        let key = if op.fresh_keys() {
+            format!("{tag}_{t}_{i}")
+        } else {
+            format!("s{}", random % SESSIONS as u64)
+        };
+        let (target, value) = (target.clone(), value.clone());
+        async move {
+            // A compare-and-set from the value every session holds.
+            let out = target.run(op, &key, &value, &value).await;
+            if matches!(op, Op::Create | Op::CompareAndSet | Op::DeleteLive) {
+                assert_eq!(out, Out::Wrote(true), "{} of {key}", op.name());
+            }
+        }
+    })
+    .await
 }
 
 fn main() {

@@ -76,3 +76,64 @@ pub fn fmt_latency(d: Duration) -> String {
         format!("{:.2} ms", d.as_secs_f64() * 1e3)
     }
 }
+
+/// What one run of [`run_tasks`] measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured {
+    /// Operations per second over the whole run (all tasks).
+    pub ops_per_sec: f64,
+    /// The 99th percentile of one operation's latency.
+    pub p99: Duration,
+}
+
+/// Runs `per_task` operations on each of `tasks` tokio tasks and measures
+/// them: `op(task, i, random)` makes the `i`-th operation of task `task`
+/// (`random` from [`next`], seeded per task, so both sides of a comparison
+/// draw the same keys); only awaiting the future it returns is timed.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use session_test_support::bench::run_tasks;
+/// let measured = run_tasks(4, 100, |_task, _i, _random| async {}).await;
+/// assert!(measured.ops_per_sec > 0.0);
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// When an operation panics (its task's panic is passed on).
+pub async fn run_tasks<F, Fut>(tasks: usize, per_task: usize, op: F) -> Measured
+where
+    F: Fn(usize, usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let started = std::time::Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|task| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ (task as u64 + 1);
+                let mut latencies = Vec::with_capacity(per_task);
+                for i in 0..per_task {
+                    let operation = op(task, i, next(&mut seed));
+                    let t0 = std::time::Instant::now();
+                    operation.await;
+                    latencies.push(t0.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(tasks * per_task);
+    for handle in handles {
+        match handle.await {
+            Ok(latencies) => all.extend(latencies),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    let elapsed = started.elapsed();
+    Measured {
+        ops_per_sec: all.len() as f64 / elapsed.as_secs_f64(),
+        p99: p99(&mut all),
+    }
+}
