@@ -236,14 +236,14 @@ async fn a_cluster_failover_under_load_recovers() {
     let config = quick();
     let deadline = config.call_deadline();
     let store = Arc::new(RedisStore::open(&cluster.url(), config).await.unwrap());
-    let stop_at = Instant::now() + Duration::from_secs(12);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Vec::new();
     for task in 0..64 {
-        let store = store.clone();
+        let (store, stop) = (store.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut calls = Vec::new();
             let mut n = 0u64;
-            while Instant::now() < stop_at {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 n += 1;
                 // Keys spread over every slot range, so every primary serves.
                 let key = format!("task-{task}-{}", n % 8);
@@ -271,8 +271,11 @@ async fn a_cluster_failover_under_load_recovers() {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let replica = *cluster.replica_ports().first().expect("a replica");
-    let failover_at = Instant::now();
     tokio::task::block_in_place(|| cluster.failover(replica)).unwrap();
+    // From the moment the replica is a primary.
+    let failover_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut all = Vec::new();
     for task in tasks {
         all.extend(task.await.unwrap());

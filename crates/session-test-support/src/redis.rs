@@ -302,12 +302,17 @@ impl ThrowawayRedisCluster {
         }
         let cluster = ThrowawayRedisCluster { nodes };
         let started = Instant::now();
+        // Every node agrees the cluster is up, and every replica has
+        // finished its first sync (`master_link_status:up`).
         while !cluster.nodes.iter().all(|n| {
             command(n.port(), &["CLUSTER", "INFO"])
                 .is_some_and(|info| info.contains("cluster_state:ok"))
+                && command(n.port(), &["INFO", "replication"]).is_some_and(|info| {
+                    !info.contains("role:slave") || info.contains("master_link_status:up")
+                })
         }) {
             if started.elapsed() > START_TIMEOUT {
-                return Err("the cluster did not reach cluster_state:ok within 10 s".to_owned());
+                return Err("the cluster did not reach cluster_state:ok (with its replicas in sync) within 10 s".to_owned());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -351,25 +356,34 @@ impl ThrowawayRedisCluster {
     }
 
     /// Makes the replica on `port` its primary's primary (`CLUSTER
-    /// FAILOVER`, the primary agreeing) and waits until it is.
+    /// FAILOVER`, the primary agreeing; `CLUSTER FAILOVER FORCE` if that has
+    /// not happened within 5 s) and waits until it is.
     ///
     /// # Errors
     ///
     /// When the command is refused or the role does not change in 10 s.
     pub fn failover(&self, port: u16) -> Result<(), String> {
-        let reply = command(port, &["CLUSTER", "FAILOVER"]).unwrap_or_default();
-        if !reply.starts_with("+OK") {
-            return Err(format!("CLUSTER FAILOVER on {port}: {reply}"));
-        }
-        let started = Instant::now();
-        while started.elapsed() < START_TIMEOUT {
-            if command(port, &["ROLE"]).is_some_and(|role| role.contains("master")) {
-                return Ok(());
+        // The agreed failover waits for the replica to catch up with its
+        // primary, which a loaded machine may not manage in time; then the
+        // replica takes over without the primary's agreement (`FORCE`).
+        for (args, wait) in [
+            (&["CLUSTER", "FAILOVER"][..], Duration::from_secs(5)),
+            (&["CLUSTER", "FAILOVER", "FORCE"], START_TIMEOUT),
+        ] {
+            let reply = command(port, args).unwrap_or_default();
+            if !reply.starts_with("+OK") {
+                return Err(format!("{} on {port}: {reply}", args.join(" ")));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            let started = Instant::now();
+            while started.elapsed() < wait {
+                if command(port, &["ROLE"]).is_some_and(|role| role.contains("master")) {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         Err(format!(
-            "the replica on {port} did not become a primary within 10 s"
+            "the replica on {port} did not become a primary within 15 s"
         ))
     }
 }
