@@ -21,6 +21,7 @@ pages! {
     Memcached => "memcached.md",
     File => "file.md",
     Performance => "performance.md",
+    Scaling => "scaling.md",
     Middleware => "middleware.md",
     Operations => "operations.md",
     Reliability => "reliability.md",
