@@ -141,7 +141,9 @@ impl Error {
 }
 
 /// `err` followed by each of its sources, joined with ": ": the whole cause
-/// of an error on one line, for log events and command-line messages.
+/// of an error on one line, for log events and command-line messages. A
+/// cause whose text its error already ends with (a driver error that prints
+/// its own source) is not repeated.
 ///
 /// ```
 /// let err = session_core::Error::backend("sqlite", "get session", std::io::Error::other("disk full"));
@@ -151,8 +153,11 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
@@ -177,6 +182,33 @@ mod tests {
         let err = Error::backend("sqlite", "get session", io);
         assert_eq!(err.to_string(), "sqlite: get session");
         assert_eq!(err.source().unwrap().to_string(), "disk on fire");
+    }
+
+    /// A driver error that prints its own source (as the redis crate's
+    /// does): the cause is said once.
+    #[test]
+    fn a_cause_already_printed_is_not_repeated() {
+        #[derive(Debug)]
+        struct Driver(std::io::Error);
+        impl std::fmt::Display for Driver {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+        impl std::error::Error for Driver {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let err = Error::connection("redis", "ping on h:1", Driver(refused));
+        assert_eq!(
+            error_chain(&err),
+            "redis: connection failed: ping on h:1: refused"
+        );
+        // A cause that differs is still shown.
+        let err = Error::backend("sqlite", "get session", std::io::Error::other("disk full"));
+        assert_eq!(error_chain(&err), "sqlite: get session: disk full");
     }
 
     #[test]
