@@ -40,7 +40,9 @@ pub use admin::{Connector, StoreAdmin};
 pub use error::{BoxError, Error, Result, error_chain};
 pub use extension::{DEFAULT_SESSION_TABLE, EXTENSION, ExtensionConfig, SESSION_TABLE_KEY};
 pub use identifier::{MAX_IDENTIFIER_LEN, TableName, validate_identifier};
-pub use key::{MAX_KEY_BYTES, validate_key};
+pub use key::{
+    DEFAULT_KEY_PREFIX, MAX_KEY_BYTES, MAX_KEY_PREFIX_BYTES, validate_key, validate_key_prefix,
+};
 pub use memory::MemoryStore;
 pub use session_id::{generate_session_id, is_well_formed_session_id};
 pub use store::{Store, non_zero};

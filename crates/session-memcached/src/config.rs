@@ -9,7 +9,7 @@ use session_core::{Error, ExtensionConfig, Result, StoreConfig};
 /// The longest key prefix, in bytes: with the generation (at most 20
 /// digits and a `:`) and the longest encoded key (65 bytes) it leaves room
 /// within memcached's 250-byte keys.
-pub const MAX_PREFIX_BYTES: usize = 128;
+pub const MAX_PREFIX_BYTES: usize = session_core::MAX_KEY_PREFIX_BYTES;
 
 /// memcached's default item size limit (`-I 1m`), in bytes.
 pub const DEFAULT_ITEM_SIZE_MAX: u64 = 1024 * 1024;
@@ -88,7 +88,7 @@ pub struct MemcachedConfig {
 impl Default for MemcachedConfig {
     fn default() -> Self {
         MemcachedConfig {
-            prefix: "session:".to_owned(),
+            prefix: session_core::DEFAULT_KEY_PREFIX.to_owned(),
             pool_size: 16,
             wait_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
@@ -107,7 +107,7 @@ impl StoreConfig for MemcachedConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        validate_prefix(&self.prefix)?;
+        session_core::validate_key_prefix(&self.prefix, "")?;
         if self.pool_size == 0 {
             return Err(Error::invalid_config(
                 "pool_size",
@@ -137,28 +137,6 @@ impl StoreConfig for MemcachedConfig {
         }
         Ok(())
     }
-}
-
-/// 1 to [`MAX_PREFIX_BYTES`] bytes of printable ASCII, no space.
-fn validate_prefix(prefix: &str) -> Result<()> {
-    if prefix.is_empty() || prefix.len() > MAX_PREFIX_BYTES {
-        return Err(Error::invalid_config(
-            "prefix",
-            format!(
-                "{} bytes long; expected 1 to {MAX_PREFIX_BYTES}",
-                prefix.len()
-            ),
-        ));
-    }
-    if let Some(bad) = prefix.chars().find(|c| !c.is_ascii_graphic()) {
-        return Err(Error::invalid_config(
-            "prefix",
-            format!(
-                "holds {bad:?}; memcached keys take printable ASCII without space or control characters"
-            ),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -7,14 +7,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use session_core::{Error, ExtensionConfig, Result, StoreConfig};
 
-/// The default key prefix.
-pub const DEFAULT_PREFIX: &str = "session:";
+/// The default key prefix (`session:`).
+pub const DEFAULT_PREFIX: &str = session_core::DEFAULT_KEY_PREFIX;
 
 /// The most keys one step of `delete_all` asks for.
 const MAX_DELETE_ALL_BATCH: u32 = 100_000;
 
 /// The longest key prefix accepted, in bytes.
-pub const MAX_PREFIX_BYTES: usize = 128;
+pub const MAX_PREFIX_BYTES: usize = session_core::MAX_KEY_PREFIX_BYTES;
 
 /// Everything a [`RedisStore`](crate::RedisStore) is made with besides its
 /// URL. Plain public fields with [`Default`]; checked by
@@ -111,7 +111,8 @@ impl StoreConfig for RedisConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        validate_prefix(&self.prefix)?;
+        // Glob characters would change what delete_all's SCAN MATCH finds.
+        session_core::validate_key_prefix(&self.prefix, "*?[]\\")?;
         for (field, value) in [
             ("connect_timeout", self.connect_timeout),
             ("response_timeout", self.response_timeout),
@@ -146,32 +147,6 @@ impl StoreConfig for RedisConfig {
         }
         Ok(())
     }
-}
-
-/// Checks a key prefix: see [`RedisConfig::prefix`].
-fn validate_prefix(prefix: &str) -> Result<()> {
-    let invalid = |reason: String| Error::invalid_config("prefix", reason);
-    if prefix.is_empty() {
-        return Err(invalid(
-            "empty; a prefix keeps this store's keys apart from every other key on the server"
-                .to_owned(),
-        ));
-    }
-    if prefix.len() > MAX_PREFIX_BYTES {
-        return Err(invalid(format!(
-            "{} bytes long; at most {MAX_PREFIX_BYTES} allowed",
-            prefix.len()
-        )));
-    }
-    if let Some(bad) = prefix
-        .chars()
-        .find(|c| !c.is_ascii_graphic() || "*?[]\\".contains(*c))
-    {
-        return Err(invalid(format!(
-            "{prefix:?} contains {bad:?}; expected printable ASCII without space and without `*?[]\\`"
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
