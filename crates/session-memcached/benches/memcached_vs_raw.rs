@@ -22,7 +22,7 @@
 //! (store ops/s over raw ops/s). Prints a Markdown table, as in
 //! `docs/performance.md`.
 
-use session_test_support::bench::{Measured, fmt_latency, fmt_rate, median, run_tasks};
+use session_test_support::bench::{Measured, comparison_row, run_tasks};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -319,7 +319,6 @@ async fn bench(targets: &[Target; 2]) {
     for op in Op::ALL {
         for tasks in [1, POOL] {
             let mut rounds: [Vec<Measured>; 2] = [Vec::new(), Vec::new()];
-            let mut ratios = Vec::with_capacity(ROUNDS);
             for round in 0..ROUNDS {
                 let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
                 for side in order {
@@ -331,20 +330,10 @@ async fn bench(targets: &[Target; 2]) {
                     }
                     rounds[side].push(measure(&targets[side], op, tasks, OPS, &tag).await);
                 }
-                ratios.push(rounds[1][round].ops_per_sec / rounds[0][round].ops_per_sec);
             }
-            let rate = |side: usize| median(rounds[side].iter().map(|m| m.ops_per_sec));
-            let p99 = |side: usize| {
-                Duration::from_secs_f64(median(rounds[side].iter().map(|m| m.p99.as_secs_f64())))
-            };
             println!(
-                "| {} | {tasks} | {} | {} | {} | {} | {:.2} |",
-                op.name(),
-                fmt_rate(rate(1)),
-                fmt_latency(p99(1)),
-                fmt_rate(rate(0)),
-                fmt_latency(p99(0)),
-                median(ratios.into_iter())
+                "{}",
+                comparison_row(op.name(), tasks, &rounds[1], &rounds[0])
             );
         }
     }

@@ -16,7 +16,7 @@
 //! Without `--bench` (`cargo test --benches`) it measures nothing and
 //! touches no database.
 
-use session_test_support::bench::{Measured, fmt_latency, fmt_rate, median, run_tasks};
+use session_test_support::bench::{Measured, comparison_row, fmt_latency, median, run_tasks};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -369,7 +369,6 @@ async fn bench(url: &str) {
         for tasks in [1, POOL] {
             // rounds[side] holds (ops/s, p99) of each round.
             let mut rounds: [Vec<Measured>; 2] = [Vec::new(), Vec::new()];
-            let mut ratios = Vec::with_capacity(ROUNDS);
             for round in 0..ROUNDS {
                 // Back to back, alternating which side goes first.
                 let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -382,21 +381,10 @@ async fn bench(url: &str) {
                     }
                     rounds[side].push(measure(target, op, tasks, OPS, &tag).await);
                 }
-                let (raw, ours) = (&rounds[0][round], &rounds[1][round]);
-                ratios.push(ours.ops_per_sec / raw.ops_per_sec);
             }
-            let median_rate = |side: usize| median(rounds[side].iter().map(|m| m.ops_per_sec));
-            let median_p99 = |side: usize| {
-                Duration::from_secs_f64(median(rounds[side].iter().map(|m| m.p99.as_secs_f64())))
-            };
             println!(
-                "| {} | {tasks} | {} | {} | {} | {} | {:.2} |",
-                op.name(),
-                fmt_rate(median_rate(1)),
-                fmt_latency(median_p99(1)),
-                fmt_rate(median_rate(0)),
-                fmt_latency(median_p99(0)),
-                median(ratios.into_iter())
+                "{}",
+                comparison_row(op.name(), tasks, &rounds[1], &rounds[0])
             );
         }
     }

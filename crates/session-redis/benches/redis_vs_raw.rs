@@ -21,7 +21,7 @@
 //! 1 and 16 tasks; the table gives the medians, and the ratio is the
 //! median of the rounds' ratios (store ops/s over raw ops/s).
 
-use session_test_support::bench::{Measured, fmt_latency, fmt_rate, median, run_tasks};
+use session_test_support::bench::{Measured, comparison_row, run_tasks};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -435,7 +435,6 @@ async fn measure_all(sides: &[Target; 2], conn: &ConnectionManager) {
         for tasks in [1, 16] {
             // rounds[0]: store, rounds[1]: raw.
             let mut rounds: [Vec<Measured>; 2] = [Vec::new(), Vec::new()];
-            let mut ratios = Vec::with_capacity(ROUNDS);
             for round in 0..ROUNDS {
                 let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
                 for side in order {
@@ -455,20 +454,10 @@ async fn measure_all(sides: &[Target; 2], conn: &ConnectionManager) {
                     }
                     rounds[side].push(measure(&sides[side], op, tasks, &tag).await);
                 }
-                ratios.push(rounds[0][round].ops_per_sec / rounds[1][round].ops_per_sec);
             }
-            let rate = |side: usize| median(rounds[side].iter().map(|m| m.ops_per_sec));
-            let p99 = |side: usize| {
-                Duration::from_secs_f64(median(rounds[side].iter().map(|m| m.p99.as_secs_f64())))
-            };
             println!(
-                "| {} | {tasks} | {} | {} | {} | {} | {:.2} |",
-                op.name(),
-                fmt_rate(rate(0)),
-                fmt_latency(p99(0)),
-                fmt_rate(rate(1)),
-                fmt_latency(p99(1)),
-                median(ratios.into_iter())
+                "{}",
+                comparison_row(op.name(), tasks, &rounds[0], &rounds[1])
             );
         }
     }

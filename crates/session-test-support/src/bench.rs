@@ -137,3 +137,35 @@ where
         p99: p99(&mut all),
     }
 }
+
+/// One Markdown row `| case | tasks | store ops/s | store p99 | raw ops/s |
+/// raw p99 | store/raw |` of a comparison: the medians of each side's
+/// rounds, and the median of the rounds' ratios (round `i` of both sides
+/// ran back to back, so each ratio compares like with like).
+///
+/// ```
+/// use std::time::Duration;
+/// use session_test_support::bench::{Measured, comparison_row};
+/// let m = |ops_per_sec| Measured { ops_per_sec, p99: Duration::from_micros(150) };
+/// let row = comparison_row("read", 16, &[m(900.0), m(1_100.0)], &[m(1_000.0), m(1_000.0)]);
+/// assert_eq!(row, "| read | 16 | 1,000 | 0.15 ms | 1,000 | 0.15 ms | 1.00 |");
+/// ```
+pub fn comparison_row(case: &str, tasks: usize, store: &[Measured], raw: &[Measured]) -> String {
+    let rate = |side: &[Measured]| median(side.iter().map(|m| m.ops_per_sec));
+    let p99 = |side: &[Measured]| {
+        Duration::from_secs_f64(median(side.iter().map(|m| m.p99.as_secs_f64())))
+    };
+    let ratio = median(
+        store
+            .iter()
+            .zip(raw)
+            .map(|(s, r)| s.ops_per_sec / r.ops_per_sec),
+    );
+    format!(
+        "| {case} | {tasks} | {} | {} | {} | {} | {ratio:.2} |",
+        fmt_rate(rate(store)),
+        fmt_latency(p99(store)),
+        fmt_rate(rate(raw)),
+        fmt_latency(p99(raw)),
+    )
+}
