@@ -12,7 +12,9 @@ use session_core::{Store, StoreAdmin};
 use session_postgres::{PostgresConfig, PostgresStore};
 use session_redis::{RedisConfig, RedisStore};
 use session_sqlite::{SqliteConfig, SqliteStore, rusqlite};
-use session_test_support::bench::{fmt_latency, fmt_rate, median, next};
+use session_test_support::bench::{
+    Measured, fmt_latency, fmt_rate, median, next, percentile, run_tasks,
+};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
@@ -162,58 +164,6 @@ fn is_expired(i: u64) -> bool {
 fn live_index(random: u64, n: u64) -> u64 {
     let i = random % n;
     if is_expired(i) { i - 1 } else { i }
-}
-
-/// What one run measured: ops/s, p50, p99.
-#[derive(Clone, Copy)]
-struct Measured {
-    ops_per_sec: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-fn percentile(sorted: &[Duration], pct: usize) -> Duration {
-    sorted[(sorted.len() * pct / 100).min(sorted.len() - 1)]
-}
-
-/// `session_test_support::bench::run_tasks` with p50 as well: `per_task`
-/// operations on each of `tasks` tokio tasks, only the awaited future timed.
-async fn run_tasks<F, Fut>(tasks: usize, per_task: usize, op: F) -> Measured
-where
-    F: Fn(usize, usize, u64) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let started = Instant::now();
-    let handles: Vec<_> = (0..tasks)
-        .map(|task| {
-            let op = op.clone();
-            tokio::spawn(async move {
-                let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ mix(task as u64 + 1);
-                let mut latencies = Vec::with_capacity(per_task);
-                for i in 0..per_task {
-                    let operation = op(task, i, next(&mut seed));
-                    let t0 = Instant::now();
-                    operation.await;
-                    latencies.push(t0.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut all = Vec::with_capacity(tasks * per_task);
-    for handle in handles {
-        match handle.await {
-            Ok(latencies) => all.extend(latencies),
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
-    }
-    let elapsed = started.elapsed();
-    all.sort_unstable();
-    Measured {
-        ops_per_sec: all.len() as f64 / elapsed.as_secs_f64(),
-        p50: percentile(&all, 50),
-        p99: percentile(&all, 99),
-    }
 }
 
 fn value() -> Bytes {

@@ -22,14 +22,13 @@ pub fn median(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
-/// The 99th percentile of `latencies` (sorted here).
+/// The `pct`th percentile of `sorted` (sorted ascending).
 ///
 /// # Panics
 ///
-/// When `latencies` is empty.
-pub fn p99(latencies: &mut [Duration]) -> Duration {
-    latencies.sort_unstable();
-    latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)]
+/// When `sorted` is empty.
+pub fn percentile(sorted: &[Duration], pct: usize) -> Duration {
+    sorted[(sorted.len() * pct / 100).min(sorted.len() - 1)]
 }
 
 /// A small xorshift generator: the same sequence of keys for both sides of
@@ -82,6 +81,8 @@ pub fn fmt_latency(d: Duration) -> String {
 pub struct Measured {
     /// Operations per second over the whole run (all tasks).
     pub ops_per_sec: f64,
+    /// The median latency of one operation.
+    pub p50: Duration,
     /// The 99th percentile of one operation's latency.
     pub p99: Duration,
 }
@@ -132,9 +133,11 @@ where
         }
     }
     let elapsed = started.elapsed();
+    all.sort_unstable();
     Measured {
         ops_per_sec: all.len() as f64 / elapsed.as_secs_f64(),
-        p99: p99(&mut all),
+        p50: percentile(&all, 50),
+        p99: percentile(&all, 99),
     }
 }
 
@@ -146,7 +149,8 @@ where
 /// ```
 /// use std::time::Duration;
 /// use session_test_support::bench::{Measured, comparison_row};
-/// let m = |ops_per_sec| Measured { ops_per_sec, p99: Duration::from_micros(150) };
+/// let p = Duration::from_micros(150);
+/// let m = |ops_per_sec| Measured { ops_per_sec, p50: p, p99: p };
 /// let row = comparison_row("read", 16, &[m(900.0), m(1_100.0)], &[m(1_000.0), m(1_000.0)]);
 /// assert_eq!(row, "| read | 16 | 1,000 | 0.15 ms | 1,000 | 0.15 ms | 1.00 |");
 /// ```
