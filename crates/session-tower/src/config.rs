@@ -174,6 +174,7 @@ pub struct SessionConfig {
     store_label: String,
     hash_session_ids: bool,
     max_session_bytes: usize,
+    litestar_compatible: bool,
 }
 
 impl SessionConfig {
@@ -276,6 +277,12 @@ impl SessionConfig {
     pub fn max_session_bytes(&self) -> usize {
         self.max_session_bytes
     }
+    /// Whether sessions are exactly what Litestar's
+    /// `ServerSideSessionBackend` reads and writes (default false): see
+    /// [`SessionConfigBuilder::litestar_compatible`].
+    pub fn litestar_compatible(&self) -> bool {
+        self.litestar_compatible
+    }
     /// A fresh session id of [`session_id_bytes`](Self::session_id_bytes).
     pub fn generate_session_id(&self) -> Result<String, Error> {
         generate_session_id(self.session_id_bytes)
@@ -299,8 +306,9 @@ impl SessionConfig {
             exclude: self.exclude.clone(),
             scopes: self.scopes.clone(),
             store_label: self.store_label.clone(),
-            hash_session_ids: self.hash_session_ids,
+            hash_session_ids: (!self.litestar_compatible).then_some(self.hash_session_ids),
             max_session_bytes: self.max_session_bytes,
+            litestar_compatible: self.litestar_compatible,
             litestar_exclude_opt_key: None,
         }
     }
@@ -334,6 +342,7 @@ impl PartialEq for SessionConfig {
             store_label,
             hash_session_ids,
             max_session_bytes,
+            litestar_compatible,
         } = self;
         *cookie_name == other.cookie_name
             && *max_age == other.max_age
@@ -349,6 +358,7 @@ impl PartialEq for SessionConfig {
             && *store_label == other.store_label
             && *hash_session_ids == other.hash_session_ids
             && *max_session_bytes == other.max_session_bytes
+            && *litestar_compatible == other.litestar_compatible
     }
 }
 
@@ -390,8 +400,10 @@ pub struct SessionConfigBuilder {
     scopes: Vec<Scope>,
     #[serde(alias = "store")]
     store_label: String,
-    hash_session_ids: bool,
+    /// `None`: hashed, unless `litestar_compatible`.
+    hash_session_ids: Option<bool>,
     max_session_bytes: usize,
+    litestar_compatible: bool,
     /// Litestar's route-option name: read from files so they load, never
     /// used (see [`SessionConfig`]).
     #[serde(rename = "exclude_opt_key")]
@@ -413,8 +425,9 @@ impl Default for SessionConfigBuilder {
             exclude: Vec::new(),
             scopes: vec![Scope::Http, Scope::Websocket],
             store_label: defaults::STORE_LABEL.into(),
-            hash_session_ids: true,
+            hash_session_ids: None,
             max_session_bytes: defaults::MAX_SESSION_BYTES,
+            litestar_compatible: false,
             litestar_exclude_opt_key: None,
         }
     }
@@ -453,10 +466,53 @@ impl SessionConfigBuilder {
         renew_on_access: bool,
         /// A name for the store in logs (Litestar's `store`): not empty.
         store_label: String,
-        /// Store the SHA-256 of the session id instead of the id itself.
-        hash_session_ids: bool,
         /// The largest serialised session, in bytes: 2 to 1 MiB.
         max_session_bytes: usize,
+    }
+
+    /// Store the SHA-256 of the session id instead of the id itself
+    /// (default true; false under
+    /// [`litestar_compatible`](Self::litestar_compatible), and `true` is
+    /// then refused).
+    pub fn hash_session_ids(mut self, hashed: bool) -> Self {
+        self.hash_session_ids = Some(hashed);
+        self
+    }
+
+    /// Makes sessions exactly what Litestar's `ServerSideSessionBackend`
+    /// reads and writes, for a session table shared with a Litestar
+    /// application (see `docs/litestar.md`):
+    ///
+    /// * the store key is the raw session id (no hashing): whoever can read
+    ///   the table can use the sessions in it, as with Litestar itself;
+    ///   setting `hash_session_ids(true)` as well is refused;
+    /// * a stored session that is not a JSON object (a Litestar app with a
+    ///   custom serializer) fails the request with
+    ///   [`SessionError::Unreadable`](crate::SessionError::Unreadable)
+    ///   instead of being passed over for a new session, so nothing the
+    ///   other application wrote is lost or shadowed.
+    ///
+    /// Every other setting keeps Litestar's defaults (cookie `session`,
+    /// 32-byte hex ids, `max_age` 14 days, `Path=/`, `HttpOnly`,
+    /// `SameSite=Lax`); set the same values on both sides. In files the
+    /// field is `litestar_compatible = true`.
+    ///
+    /// ```
+    /// use session_tower::SessionConfig;
+    ///
+    /// let config = SessionConfig::builder().litestar_compatible(true).build().unwrap();
+    /// assert!(!config.hash_session_ids());
+    ///
+    /// let err = SessionConfig::builder()
+    ///     .litestar_compatible(true)
+    ///     .hash_session_ids(true)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("`hash_session_ids`"));
+    /// ```
+    pub fn litestar_compatible(mut self, on: bool) -> Self {
+        self.litestar_compatible = on;
+        self
     }
 
     /// The cookie `Domain`; `None` for a host-only cookie.
@@ -567,6 +623,16 @@ impl SessionConfigBuilder {
                 ),
             ));
         }
+        let hash_session_ids = match (b.hash_session_ids, b.litestar_compatible) {
+            (Some(true), true) => {
+                return Err(Error::invalid_config(
+                    "hash_session_ids",
+                    "must be false with `litestar_compatible`: Litestar stores the raw session id",
+                ));
+            }
+            (_, true) => false,
+            (hashed, false) => hashed.unwrap_or(true),
+        };
         // Whole seconds: the cookie's Max-Age cannot say more.
         let max_age =
             Duration::from_secs(b.max_age.as_secs() + u64::from(b.max_age.subsec_nanos() > 0));
@@ -584,8 +650,9 @@ impl SessionConfigBuilder {
             exclude_set,
             scopes: b.scopes,
             store_label: b.store_label,
-            hash_session_ids: b.hash_session_ids,
+            hash_session_ids,
             max_session_bytes: b.max_session_bytes,
+            litestar_compatible: b.litestar_compatible,
         })
     }
 }
@@ -836,6 +903,32 @@ mod tests {
         assert!(c.is_excluded("/favicon.ico"));
         assert!(!c.is_excluded("/favicon.ico/x"));
         assert!(!c.is_excluded("/"));
+    }
+
+    #[test]
+    fn litestar_compatible_stores_raw_ids_and_refuses_hashing() {
+        let c = SessionConfig::from_json_str(r#"{"litestar_compatible": true}"#).unwrap();
+        assert!(c.litestar_compatible());
+        assert!(!c.hash_session_ids());
+        // Everything else stays at Litestar's defaults; turned off again,
+        // it is the default config, hashing included.
+        assert_eq!(
+            c.to_builder().litestar_compatible(false).build().unwrap(),
+            SessionConfig::default()
+        );
+        assert_eq!(c.to_builder().build().unwrap(), c);
+        let err =
+            SessionConfig::from_toml_str("litestar_compatible = true\nhash_session_ids = true")
+                .unwrap_err();
+        assert_eq!(field(err), "hash_session_ids");
+        let c = SessionConfig::builder()
+            .litestar_compatible(true)
+            .hash_session_ids(false)
+            .build()
+            .unwrap();
+        assert!(!c.hash_session_ids());
+        let err = SessionConfig::from_json_str(r#"{"litestar_compatible": "yes"}"#).unwrap_err();
+        assert_eq!(field(err), "litestar_compatible");
     }
 
     #[test]

@@ -42,6 +42,15 @@ pub enum SessionError {
         max: usize,
     },
 
+    /// The stored session is not a JSON object, and the config is
+    /// `litestar_compatible`: another application (a Litestar app with a
+    /// custom serializer) wrote data this middleware cannot represent. The
+    /// row is left as it is; the request fails rather than replace it.
+    #[error(
+        "the stored session is not a JSON object (was it written with a serializer other than JSON?); it is left untouched"
+    )]
+    Unreadable,
+
     /// The request carries no session: the `SessionLayer` is not installed
     /// on this route, or the route skips sessions.
     #[error("no session on this request: the SessionLayer is missing or the route skips sessions")]

@@ -115,13 +115,22 @@ impl Session {
             let config = &self.inner.config;
             let renew_for = config.renew_on_access().then(|| config.max_age());
             let stored = self.inner.store.get(&self.key_of(id), renew_for).await?;
-            existing = stored.and_then(|bytes| match parse(&bytes) {
-                Some(map) => Some((map, bytes)),
-                None => {
-                    tracing::warn!("stored session is not a JSON object; starting a new session");
-                    None
-                }
-            });
+            existing = match stored {
+                None => None,
+                Some(bytes) => match parse(&bytes) {
+                    Some(map) => Some((map, bytes)),
+                    None if config.litestar_compatible() => {
+                        // Another application's data: never shadow it.
+                        return Err(SessionError::Unreadable);
+                    }
+                    None => {
+                        tracing::warn!(
+                            "stored session is not a JSON object; starting a new session"
+                        );
+                        None
+                    }
+                },
+            };
         }
         let mut state = self.state();
         match existing {

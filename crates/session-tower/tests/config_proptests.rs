@@ -36,6 +36,7 @@ const SESSION_FIELDS: &[&str] = &[
     "store",
     "hash_session_ids",
     "max_session_bytes",
+    "litestar_compatible",
     "unknown_field",
 ];
 
@@ -63,6 +64,7 @@ const RUST_FIELDS: &[&str] = &[
     "store_label",
     "hash_session_ids",
     "max_session_bytes",
+    "litestar_compatible",
 ];
 
 /// The document with every renamed field in Litestar's spelling.

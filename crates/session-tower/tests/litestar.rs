@@ -1,0 +1,97 @@
+//! `litestar_compatible`: raw ids as store keys, and a stored session that
+//! is not a JSON object refused rather than replaced, over real HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use session_core::{MemoryStore, Store};
+use session_tower::{Session, SessionConfig, SessionError, SessionLayer};
+
+async fn whoami(session: Session) -> Result<String, SessionError> {
+    Ok(match session.get::<String>("user").await? {
+        Some(user) => user,
+        None => "anonymous".into(),
+    })
+}
+
+async fn serve(store: Arc<MemoryStore>, config: SessionConfig) -> String {
+    let app = Router::new()
+        .route("/whoami", get(whoami))
+        .layer(SessionLayer::new(store, config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+async fn get_with_cookie(base: &str, cookie: &str) -> (u16, String) {
+    let res = reqwest::Client::new()
+        .get(format!("{base}/whoami"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_litestar_row_is_read_under_the_raw_id() {
+    let store = Arc::new(MemoryStore::new());
+    let id = "ab".repeat(32);
+    let ttl = Some(Duration::from_secs(60));
+    store
+        .set(&id, br#"{"user":"alice"}"#.to_vec().into(), ttl)
+        .await
+        .unwrap();
+    let config = SessionConfig::builder()
+        .litestar_compatible(true)
+        .build()
+        .unwrap();
+    let base = serve(store.clone(), config).await;
+    let (status, body) = get_with_cookie(&base, &format!("session={id}")).await;
+    assert_eq!((status, body.as_str()), (200, "alice"));
+}
+
+#[tokio::test]
+async fn data_that_is_not_a_json_object_is_refused_and_left_alone() {
+    let store = Arc::new(MemoryStore::new());
+    let id = "cd".repeat(32);
+    // What a Litestar app with a pickle serializer would store.
+    let pickled: &[u8] = b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x04user\x94.";
+    store
+        .set(&id, pickled.to_vec().into(), Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let config = SessionConfig::builder()
+        .litestar_compatible(true)
+        .build()
+        .unwrap();
+    let base = serve(store.clone(), config.clone()).await;
+    let (status, body) = get_with_cookie(&base, &format!("session={id}")).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        !body.contains("user"),
+        "the data must not reach the client: {body}"
+    );
+    let kept = store.get(&id, None).await.unwrap().unwrap();
+    assert_eq!(&kept[..], pickled, "the row must be left as it was");
+    assert_eq!(store.len(), 1, "no second session was created");
+
+    // Without the setting, the same row is passed over for a new session
+    // (and still left alone).
+    let base = serve(
+        store.clone(),
+        config
+            .to_builder()
+            .litestar_compatible(false)
+            .hash_session_ids(false)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let (status, body) = get_with_cookie(&base, &format!("session={id}")).await;
+    assert_eq!((status, body.as_str()), (200, "anonymous"));
+    assert_eq!(&store.get(&id, None).await.unwrap().unwrap()[..], pickled);
+}
