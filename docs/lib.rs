@@ -23,6 +23,7 @@ pages! {
     Performance => "performance.md",
     Scaling => "scaling.md",
     Middleware => "middleware.md",
+    ClientSide => "client-side.md",
     Operations => "operations.md",
     Reliability => "reliability.md",
 }

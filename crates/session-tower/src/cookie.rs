@@ -5,6 +5,10 @@ use cookie::Cookie;
 use cookie::time::{Duration, OffsetDateTime};
 use http::header::{COOKIE, HeaderMap, HeaderValue};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::keys::CookieKeys;
 use crate::{SameSite, SessionConfig};
 
 /// The value of the first cookie called `name` in the request's `Cookie`
@@ -32,6 +36,45 @@ pub(crate) fn offered_id(headers: &HeaderMap, config: &SessionConfig) -> Option<
     find(headers, config.cookie_name()).filter(|id| config.is_well_formed_session_id(id))
 }
 
+/// The session id a request offers under signed id cookies: the value of
+/// the configured cookie must be `<id>.<signature>`, a well-formed id and
+/// its HMAC under one of `keys`. Anything else (an unsigned id, a forged
+/// or altered one) is ignored, without a store call, with a debug event
+/// that carries no cookie content.
+pub(crate) fn offered_signed_id(
+    headers: &HeaderMap,
+    config: &SessionConfig,
+    keys: &CookieKeys,
+) -> Option<String> {
+    let value = find(headers, config.cookie_name())?;
+    let verified = value.rsplit_once('.').and_then(|(id, signature)| {
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        (config.is_well_formed_session_id(id) && keys.verify(&id_message(config, id), &signature))
+            .then(|| id.to_owned())
+    });
+    if verified.is_none() {
+        tracing::debug!("session id cookie has no valid signature; ignored");
+    }
+    verified
+}
+
+/// The value of a signed id cookie: `<id>.<HMAC-SHA256 in URL-safe base64>`,
+/// signed with the first key.
+pub(crate) fn signed_id(config: &SessionConfig, keys: &CookieKeys, id: &str) -> String {
+    let signature = keys.sign(&id_message(config, id));
+    format!("{id}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// What a signed id's HMAC covers: a label, the cookie name and the id.
+fn id_message<'a>(config: &'a SessionConfig, id: &'a str) -> [&'a [u8]; 4] {
+    [
+        b"session-tower signed id v1\0",
+        config.cookie_name().as_bytes(),
+        b"\0",
+        id.as_bytes(),
+    ]
+}
+
 /// A `Set-Cookie` value carrying `value` with every attribute of the config
 /// and `Max-Age=max_age_secs` (and, for `0`, an `Expires` in the past).
 pub(crate) fn set_cookie(
@@ -39,8 +82,19 @@ pub(crate) fn set_cookie(
     value: &str,
     max_age_secs: u64,
 ) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    set_named_cookie(config, config.cookie_name(), value, max_age_secs)
+}
+
+/// [`set_cookie`] for the cookie `name` (a chunk of a client-side session)
+/// with the attributes of the config.
+pub(crate) fn set_named_cookie(
+    config: &SessionConfig,
+    name: &str,
+    value: &str,
+    max_age_secs: u64,
+) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
     let max_age = Duration::seconds(i64::try_from(max_age_secs).unwrap_or(i64::MAX));
-    let mut cookie = Cookie::build((config.cookie_name(), value))
+    let mut cookie = Cookie::build((name, value))
         .path(config.path())
         .max_age(max_age)
         .secure(config.secure())
@@ -101,6 +155,14 @@ pub(crate) fn expired(
     set_cookie(config, "null", 0)
 }
 
+/// [`expired`] for the cookie `name` (a chunk of a client-side session).
+pub(crate) fn expired_named(
+    config: &SessionConfig,
+    name: &str,
+) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    set_named_cookie(config, name, "null", 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +197,42 @@ mod tests {
         let h =
             headers(&[&[b"x=\xc3\xa9; junk=\xff; session=".as_slice(), id.as_bytes()].concat()]);
         assert_eq!(find(&h, "session"), Some(id));
+    }
+
+    #[test]
+    fn signed_ids_verify_and_forgeries_do_not() {
+        let config = SessionConfig::default();
+        let keys = CookieKeys::new([5u8; 32]).unwrap();
+        let id = "ab".repeat(32);
+        let value = signed_id(&config, &keys, &id);
+        assert_eq!(value.len(), 64 + 1 + 43);
+        let offered = |v: &str| {
+            offered_signed_id(
+                &headers(&[format!("session={v}").as_bytes()]),
+                &config,
+                &keys,
+            )
+        };
+        assert_eq!(offered(&value), Some(id.clone()));
+        // Unsigned, altered id, altered or cut signature, another key,
+        // another cookie name: all refused.
+        assert_eq!(offered(&id), None);
+        let other_id = format!("ac{}", &value[2..]);
+        assert_eq!(offered(&other_id), None);
+        let mut bad_sig = value.clone().into_bytes();
+        let last = bad_sig.len() - 2;
+        bad_sig[last] = if bad_sig[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(offered(&String::from_utf8(bad_sig).unwrap()), None);
+        assert_eq!(offered(&value[..value.len() - 1]), None);
+        assert_eq!(offered(&format!("{value}.")), None);
+        let other_keys = CookieKeys::new([6u8; 32]).unwrap();
+        assert_eq!(offered(&signed_id(&config, &other_keys, &id)), None);
+        let sid = SessionConfig::builder().cookie_name("sid").build().unwrap();
+        assert_eq!(offered(&signed_id(&sid, &keys, &id)), None);
+        // A rotated key ring still verifies the old signature.
+        let rotated = CookieKeys::from_secrets([[6u8; 32], [5u8; 32]]).unwrap();
+        let h = headers(&[format!("session={value}").as_bytes()]);
+        assert_eq!(offered_signed_id(&h, &config, &rotated), Some(id));
     }
 
     #[test]

@@ -12,8 +12,11 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
 
-use crate::session::Outcome;
-use crate::{Scope, Session, SessionConfig, SkipSession, cookie};
+use crate::client_side::ClientSide;
+use crate::session::{Backend, Outcome};
+use crate::{
+    ClientSideConfig, CookieKeys, Scope, Session, SessionConfig, SessionError, SkipSession,
+};
 
 /// Adds server-side sessions to every request of the wrapped service.
 ///
@@ -31,10 +34,16 @@ use crate::{Scope, Session, SessionConfig, SkipSession, cookie};
 /// * the store key is the SHA-256 of the id unless `hash_session_ids` is off.
 ///
 /// A store failure while saving becomes a `500` response and a `tracing`
-/// error event carrying the cause.
+/// error event carrying the cause; a session too large to save, a `413`.
+///
+/// The backend is chosen when the layer is built: a store
+/// ([`new`](Self::new), [`with_shared`](Self::with_shared), optionally with
+/// [signed id cookies](Self::with_signed_ids)), or the browser
+/// ([`client_side`](Self::client_side): the session sealed in its cookies,
+/// no store at all). Handlers use the same [`Session`] either way.
 #[derive(Clone)]
 pub struct SessionLayer {
-    store: Arc<dyn Store>,
+    backend: Backend,
     config: Arc<SessionConfig>,
 }
 
@@ -47,9 +56,117 @@ impl SessionLayer {
     /// A layer over a store already shared as `Arc<dyn Store>`.
     pub fn with_shared(store: Arc<dyn Store>, config: SessionConfig) -> Self {
         SessionLayer {
-            store,
+            backend: Backend::Store {
+                store,
+                signer: None,
+            },
             config: Arc::new(config),
         }
+    }
+
+    /// Client-side sessions: no store; the whole session, serialized to
+    /// JSON, is sealed with AES-256-GCM under the first of `client`'s keys
+    /// and sent as the cookie `config.cookie_name()` (split over
+    /// `<name>-0`, `<name>-1`, ... when larger than one cookie holds). The
+    /// session's expiry (`max_age`) is sealed inside: an older cookie is
+    /// no session even if the browser sends it. A cookie that does not open
+    /// (tampered, truncated, chunks missing or mixed, from a removed key,
+    /// expired) is no session, never an error.
+    ///
+    /// What the browser holds cannot be revoked: after a logout, a copy of
+    /// the cookie taken earlier still opens until it expires. Keep
+    /// `max_age` short where that matters, or use a store.
+    ///
+    /// # Errors
+    ///
+    /// [`session_core::Error::InvalidConfig`] naming the field: the cookie's
+    /// attributes (`path`, `domain`, `cookie_name`) leave less than 1 KiB
+    /// of a 4 KiB cookie for the value, `max_cookie_bytes` cannot hold even
+    /// an empty session, or `litestar_compatible` is set (Litestar's own
+    /// cookie backend uses another format).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use session_tower::{ClientSideConfig, Session, SessionConfig, SessionError, SessionLayer};
+    ///
+    /// async fn visits(session: Session) -> Result<String, SessionError> {
+    ///     let n: u64 = session.get("visits").await?.unwrap_or(0) + 1;
+    ///     session.insert("visits", n).await?;
+    ///     Ok(format!("visit number {n}"))
+    /// }
+    ///
+    /// let client = ClientSideConfig::builder()
+    ///     .secret_keys(["read this from a secret store, 32 bytes or more"])
+    ///     .build()?;
+    /// let config = SessionConfig::builder()
+    ///     .secure(true)
+    ///     .max_age(std::time::Duration::from_secs(3600))
+    ///     .build()?;
+    /// let app: Router = Router::new()
+    ///     .route("/", get(visits))
+    ///     .layer(SessionLayer::client_side(client, config)?);
+    /// # let _ = app;
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    pub fn client_side(
+        client: ClientSideConfig,
+        config: SessionConfig,
+    ) -> Result<Self, session_core::Error> {
+        if config.litestar_compatible() {
+            return Err(session_core::Error::invalid_config(
+                "litestar_compatible",
+                "applies to sessions in a store shared with Litestar; client-side sessions \
+                 use their own cookie format",
+            ));
+        }
+        let side = ClientSide::new(client, &config)?;
+        Ok(SessionLayer {
+            backend: Backend::Cookie(Arc::new(side)),
+            config: Arc::new(config),
+        })
+    }
+
+    /// Signed id cookies for a store-backed layer: the cookie carries the
+    /// session id and its HMAC-SHA256 (`<id>.<signature>`, the signature
+    /// under the first of `keys`, verified under any of them). A cookie
+    /// whose signature does not verify (an unsigned id, a forged or
+    /// altered one) is ignored before any store call.
+    ///
+    /// Ids are already random and unguessable; signing adds a check that
+    /// costs no store round trip, so a flood of made-up ids never reaches
+    /// the database. Turning it on logs everyone out once (their unsigned
+    /// cookies no longer verify).
+    ///
+    /// A client-side layer ignores this: its cookie is sealed already.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_core::MemoryStore;
+    /// use session_tower::{CookieKeys, SessionConfig, SessionLayer};
+    ///
+    /// let keys = CookieKeys::new("read this from a secret store, 32 bytes or more")?;
+    /// let layer = SessionLayer::new(MemoryStore::new(), SessionConfig::default())
+    ///     .with_signed_ids(keys);
+    /// # let _ = layer;
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    pub fn with_signed_ids(mut self, keys: CookieKeys) -> Self {
+        match &mut self.backend {
+            Backend::Store { signer, .. } => *signer = Some(Arc::new(keys)),
+            Backend::Cookie(_) => {
+                tracing::debug!("signed ids ignored: a client-side session's cookie is sealed");
+            }
+        }
+        self
+    }
+
+    /// True if the layer keeps sessions in the browser
+    /// ([`client_side`](Self::client_side)).
+    pub fn is_client_side(&self) -> bool {
+        matches!(self.backend, Backend::Cookie(_))
     }
 
     /// The configuration in use.
@@ -60,7 +177,15 @@ impl SessionLayer {
 
 impl std::fmt::Debug for SessionLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = match &self.backend {
+            Backend::Store { signer: None, .. } => "store",
+            Backend::Store {
+                signer: Some(_), ..
+            } => "store, signed ids",
+            Backend::Cookie(_) => "client-side cookie",
+        };
         f.debug_struct("SessionLayer")
+            .field("backend", &backend)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -72,7 +197,7 @@ impl<S> Layer<S> for SessionLayer {
     fn layer(&self, inner: S) -> Self::Service {
         SessionService {
             inner,
-            store: self.store.clone(),
+            backend: self.backend.clone(),
             config: self.config.clone(),
         }
     }
@@ -82,7 +207,7 @@ impl<S> Layer<S> for SessionLayer {
 #[derive(Clone)]
 pub struct SessionService<S> {
     inner: S,
-    store: Arc<dyn Store>,
+    backend: Backend,
     config: Arc<SessionConfig>,
 }
 
@@ -135,8 +260,7 @@ where
         if !self.handles(&req) {
             return Box::pin(inner.call(req));
         }
-        let cookie_id = cookie::offered_id(req.headers(), &self.config);
-        let session = Session::new(self.store.clone(), self.config.clone(), cookie_id);
+        let session = Session::from_request(&self.backend, self.config.clone(), req.headers());
         req.extensions_mut().insert(session.clone());
         let span = tracing::debug_span!("session", store = self.config.store_label());
         Box::pin(
@@ -146,6 +270,17 @@ where
                     Ok(Outcome::Untouched) => {}
                     Ok(Outcome::SetCookie(cookie)) => {
                         response.headers_mut().append(SET_COOKIE, cookie);
+                    }
+                    Ok(Outcome::SetCookies(cookies)) => {
+                        for cookie in cookies {
+                            response.headers_mut().append(SET_COOKIE, cookie);
+                        }
+                    }
+                    Err(SessionError::TooLarge { size, max }) => {
+                        tracing::info!(size, max, "session too large to save; answering 413");
+                        let mut failed = Response::new(ResBody::default());
+                        *failed.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+                        return Ok(failed);
                     }
                     Err(err) => {
                         tracing::error!(error = %session_core::error_chain(&err), "saving the session failed");

@@ -39,19 +39,63 @@
 //!     .layer(SessionLayer::new(MemoryStore::new(), config));
 //! # let _ = app;
 //! ```
+//!
+//! # Client-side sessions
+//!
+//! [`SessionLayer::client_side`] keeps the session in the browser instead:
+//! no store at all. The whole session is sealed with AES-256-GCM
+//! ([`CookieKeys`]: the first key seals, every key opens, for rotation),
+//! its expiry inside, and split over `<name>-0`, `<name>-1`, ... when it
+//! outgrows one cookie ([`ClientSideConfig::max_cookie_bytes`] caps the
+//! total; beyond it, a `413`). Handlers use the same [`Session`].
+//!
+//! What it cannot do: a logout expires the browser's cookie, but a copy of
+//! it taken earlier still opens until its sealed expiry, so keep `max_age`
+//! short where that matters; and the session is as small as cookies are.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use session_tower::{ClientSideConfig, Session, SessionConfig, SessionError, SessionLayer};
+//!
+//! async fn whoami(session: Session) -> Result<String, SessionError> {
+//!     Ok(session.get::<String>("user").await?.unwrap_or_else(|| "anonymous".into()))
+//! }
+//!
+//! let client = ClientSideConfig::builder()
+//!     .secret_keys(["a secret of 32 bytes or more, from a secret store"])
+//!     .build()?;
+//! let config = SessionConfig::builder()
+//!     .secure(true)
+//!     .max_age(std::time::Duration::from_secs(3600))
+//!     .build()?;
+//! let app: Router = Router::new()
+//!     .route("/whoami", get(whoami))
+//!     .layer(SessionLayer::client_side(client, config)?);
+//! # let _ = app;
+//! # Ok::<(), session_core::Error>(())
+//! ```
+//!
+//! With a store, [`SessionLayer::with_signed_ids`] signs the id cookie with
+//! HMAC-SHA256: a forged or altered id reaches no store.
 
+mod chunks;
+mod client_side;
 mod config;
 mod cookie;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
+mod keys;
 mod layer;
+mod sealed;
 mod session;
 mod skip;
 mod store_key;
 
+pub use client_side::{ClientSideConfig, ClientSideConfigBuilder, client_limits};
 pub use config::{SameSite, Scope, SessionConfig, SessionConfigBuilder, limits};
 pub use error::SessionError;
+pub use keys::{CookieKeys, MIN_SECRET_BYTES};
 pub use layer::{SessionLayer, SessionService};
 pub use session::Session;
 pub use skip::{SkipSession, SkipSessionLayer, SkipSessionService};

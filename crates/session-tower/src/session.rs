@@ -4,17 +4,23 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use session_core::Store;
 
+use crate::chunks::Offered;
+use crate::client_side::ClientSide;
+use crate::keys::CookieKeys;
+use crate::sealed::unix_now;
 use crate::{SessionConfig, SessionError, cookie, store_key};
 
 /// The session of the current request: a JSON object, loaded from the store
 /// on first use and written back by the middleware after the handler, only
-/// if it changed.
+/// if it changed. With [client-side sessions](crate#client-side-sessions)
+/// it is opened from the request's cookies instead, and sealed into the
+/// response's; the methods are the same.
 ///
 /// Cloning is cheap; every clone is the same session. Methods are async
 /// because the first one to run loads the session; a request that never
@@ -34,13 +40,39 @@ impl std::fmt::Debug for Session {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
+    kind: Kind,
     config: Arc<SessionConfig>,
     /// A well-formed id from the cookie, not yet known to the store.
     cookie_id: Option<String>,
     /// Serialises the first load.
     load: tokio::sync::Mutex<()>,
     state: Mutex<State>,
+}
+
+/// Where the session lives, as the layer was built.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    /// Server-side: the data in the store, the id in the cookie (signed
+    /// with `signer` if set).
+    Store {
+        store: Arc<dyn Store>,
+        signer: Option<Arc<CookieKeys>>,
+    },
+    /// Client-side: the data sealed in the cookie.
+    Cookie(Arc<ClientSide>),
+}
+
+/// A request's [`Backend`], with what its cookies hold.
+enum Kind {
+    Store {
+        store: Arc<dyn Store>,
+        signer: Option<Arc<CookieKeys>>,
+    },
+    Cookie {
+        side: Arc<ClientSide>,
+        /// The request's session cookies, opened on first use.
+        offered: Offered,
+    },
 }
 
 #[derive(Default)]
@@ -65,6 +97,9 @@ struct State {
     renewed: bool,
     /// The route opted out: the middleware does nothing.
     skipped: bool,
+    /// Client-side: the expiry sealed in the cookie it was opened from
+    /// (Unix seconds).
+    expires_at: Option<u64>,
 }
 
 /// What the middleware must do to the response once the handler is done.
@@ -73,17 +108,52 @@ pub(crate) enum Outcome {
     Untouched,
     /// Append this `Set-Cookie`.
     SetCookie(HeaderValue),
+    /// Append these `Set-Cookie`s (a client-side session's cookies).
+    SetCookies(Vec<HeaderValue>),
 }
 
 impl Session {
-    pub(crate) fn new(
-        store: Arc<dyn Store>,
+    /// The session of a request with `headers`: for a store, the id its
+    /// cookie offers (verified if ids are signed); for client-side
+    /// sessions, its session cookies, opened on first use.
+    pub(crate) fn from_request(
+        backend: &Backend,
         config: Arc<SessionConfig>,
-        cookie_id: Option<String>,
+        headers: &HeaderMap,
     ) -> Self {
+        match backend {
+            Backend::Store { store, signer } => {
+                let cookie_id = match signer {
+                    Some(keys) => cookie::offered_signed_id(headers, &config, keys),
+                    None => cookie::offered_id(headers, &config),
+                };
+                Session::new(
+                    Kind::Store {
+                        store: store.clone(),
+                        signer: signer.clone(),
+                    },
+                    config,
+                    cookie_id,
+                )
+            }
+            Backend::Cookie(side) => {
+                let offered = side.read(headers, &config);
+                Session::new(
+                    Kind::Cookie {
+                        side: side.clone(),
+                        offered,
+                    },
+                    config,
+                    None,
+                )
+            }
+        }
+    }
+
+    fn new(kind: Kind, config: Arc<SessionConfig>, cookie_id: Option<String>) -> Self {
         Session {
             inner: Arc::new(Inner {
-                store,
+                kind,
                 config,
                 cookie_id,
                 load: tokio::sync::Mutex::new(()),
@@ -106,6 +176,13 @@ impl Session {
         if self.state().loaded {
             return Ok(());
         }
+        let store = match &self.inner.kind {
+            Kind::Store { store, .. } => store,
+            Kind::Cookie { side, offered } => {
+                self.open_cookie(side, offered);
+                return Ok(());
+            }
+        };
         let _guard = self.inner.load.lock().await;
         if self.state().loaded {
             return Ok(());
@@ -114,7 +191,7 @@ impl Session {
         if let Some(id) = &self.inner.cookie_id {
             let config = &self.inner.config;
             let renew_for = config.renew_on_access().then(|| config.max_age());
-            let stored = self.inner.store.get(&self.key_of(id), renew_for).await?;
+            let stored = store.get(&self.key_of(id), renew_for).await?;
             existing = match stored {
                 None => None,
                 Some(bytes) => match parse(&bytes) {
@@ -178,7 +255,7 @@ impl Session {
             source,
         })?;
         self.ensure_loaded().await?;
-        let max = self.inner.config.max_session_bytes();
+        let max = self.max_session_bytes();
         let mut state = self.state();
         if state.data.get(key) == Some(&value) {
             return Ok(());
@@ -238,7 +315,23 @@ impl Session {
     /// Ends the session (logout): deletes its row from the store now and
     /// sends the client an expiring cookie. Data inserted afterwards starts
     /// a new session under a fresh id.
+    ///
+    /// A client-side session has nothing to delete: its cookies are
+    /// expired, but a copy of them taken earlier still opens until its
+    /// sealed expiry (see [client-side sessions](crate#client-side-sessions)).
     pub async fn clear(&self) -> Result<(), SessionError> {
+        let store = match &self.inner.kind {
+            Kind::Store { store, .. } => store,
+            Kind::Cookie { offered, .. } => {
+                let mut state = self.state();
+                *state = State {
+                    loaded: true,
+                    ended: offered.value.is_some() || !offered.present.is_empty(),
+                    ..State::default()
+                };
+                return Ok(());
+            }
+        };
         let known = {
             let state = self.state();
             state.existing_id.clone().or_else(|| {
@@ -248,7 +341,7 @@ impl Session {
             })
         };
         if let Some(id) = &known {
-            self.inner.store.delete(&self.key_of(id)).await?;
+            store.delete(&self.key_of(id)).await?;
         }
         let mut state = self.state();
         let had_cookie = self.inner.cookie_id.is_some();
@@ -263,6 +356,9 @@ impl Session {
     /// Gives the session a new id, keeping its data; the row under the old
     /// id is deleted when the response is saved. Call it on login, so an id
     /// planted before authentication is worthless after it.
+    ///
+    /// A client-side session has no id: it is sealed again (a fresh nonce
+    /// and expiry) when the response is sent.
     pub async fn cycle_id(&self) -> Result<(), SessionError> {
         self.ensure_loaded().await?;
         let mut state = self.state();
@@ -276,15 +372,32 @@ impl Session {
     /// `max_age` from its save.
     pub async fn expires_in(&self) -> Result<Option<Duration>, SessionError> {
         self.ensure_loaded().await?;
-        let (existing, modified, empty) = {
+        let (existing, modified, empty, renewed, expires_at) = {
             let s = self.state();
-            (s.existing_id.clone(), s.modified, s.data.is_empty())
+            (
+                s.existing_id.clone(),
+                s.modified,
+                s.data.is_empty(),
+                s.renewed,
+                s.expires_at,
+            )
         };
         if empty {
             return Ok(None);
         }
+        let store = match &self.inner.kind {
+            Kind::Store { store, .. } => store,
+            Kind::Cookie { .. } => {
+                return Ok(Some(match expires_at {
+                    Some(at) if !modified && !renewed => {
+                        Duration::from_secs(at.saturating_sub(unix_now()))
+                    }
+                    _ => self.inner.config.max_age(),
+                }));
+            }
+        };
         match existing {
-            Some(id) if !modified => Ok(self.inner.store.expires_in(&self.key_of(&id)).await?),
+            Some(id) if !modified => Ok(store.expires_in(&self.key_of(&id)).await?),
             _ => Ok(Some(self.inner.config.max_age())),
         }
     }
@@ -297,6 +410,10 @@ impl Session {
 
     /// Saves the session if it changed and says which cookie to send.
     pub(crate) async fn finish(&self) -> Result<Outcome, SessionError> {
+        let store = match &self.inner.kind {
+            Kind::Store { store, .. } => store,
+            Kind::Cookie { side, offered } => return self.finish_cookie(side, offered),
+        };
         let (existing, data, cycle, ended, loaded_bytes) = {
             let state = self.state();
             if state.skipped || !state.loaded {
@@ -317,7 +434,6 @@ impl Session {
                 state.loaded_bytes.clone(),
             )
         };
-        let store = &self.inner.store;
         let config = &self.inner.config;
         let max_age = Some(config.max_age());
 
@@ -342,7 +458,7 @@ impl Session {
                 // Carry concurrent requests' changes over, then take the
                 // old row: only if it was still live (a logout ends it for
                 // good, whichever request came first).
-                match self.reload(&key).await? {
+                match self.reload(store, &key).await? {
                     Some((merged, _)) => value = self.serialize(&merged)?,
                     None => return self.ended_meanwhile(),
                 }
@@ -372,7 +488,7 @@ impl Session {
                         return Ok(Outcome::SetCookie(self.cookie(id)?));
                     }
                     // Another request saved meanwhile, or the session ended.
-                    match self.reload(&key).await? {
+                    match self.reload(store, &key).await? {
                         Some((merged, bytes)) => {
                             tracing::debug!(
                                 attempt,
@@ -419,8 +535,12 @@ impl Session {
     /// The stored session under `key` now, with this request's own changes
     /// applied on top, and the stored bytes; `None` if it is gone (a
     /// logout, or expiry) or no longer a JSON object.
-    async fn reload(&self, key: &str) -> Result<Option<(Map<String, Value>, Bytes)>, SessionError> {
-        let Some(bytes) = self.inner.store.get(key, None).await? else {
+    async fn reload(
+        &self,
+        store: &Arc<dyn Store>,
+        key: &str,
+    ) -> Result<Option<(Map<String, Value>, Bytes)>, SessionError> {
+        let Some(bytes) = store.get(key, None).await? else {
             return Ok(None);
         };
         let Some(mut data) = parse(&bytes) else {
@@ -464,7 +584,103 @@ impl Session {
 
     fn cookie(&self, id: &str) -> Result<HeaderValue, SessionError> {
         let config = &self.inner.config;
-        cookie::set_cookie(config, id, config.max_age().as_secs()).map_err(bad_cookie)
+        let max_age = config.max_age().as_secs();
+        match &self.inner.kind {
+            Kind::Store {
+                signer: Some(keys), ..
+            } => cookie::set_cookie(config, &cookie::signed_id(config, keys, id), max_age),
+            _ => cookie::set_cookie(config, id, max_age),
+        }
+        .map_err(bad_cookie)
+    }
+
+    /// The largest serialized session this session may hold.
+    fn max_session_bytes(&self) -> usize {
+        match &self.inner.kind {
+            Kind::Store { .. } => self.inner.config.max_session_bytes(),
+            Kind::Cookie { side, .. } => side.max_json_bytes(),
+        }
+    }
+
+    /// Client-side: opens the request's session cookies, once. Anything
+    /// that does not open is no session, with a debug event naming why
+    /// (never the cookie's content).
+    fn open_cookie(&self, side: &ClientSide, offered: &Offered) {
+        let mut state = self.state();
+        if state.loaded {
+            return;
+        }
+        state.loaded = true;
+        let config = &self.inner.config;
+        let opened = match &offered.value {
+            None => return,
+            Some(Ok((value, count))) => side.open(config, value, *count, unix_now()),
+            Some(Err(refused)) => Err(*refused),
+        };
+        match opened {
+            Ok(opened) => {
+                state.data = opened.data;
+                state.expires_at = Some(opened.expires_at);
+                state.renewed = config.renew_on_access();
+                if !opened.current_key {
+                    tracing::debug!(
+                        "session cookie opened with an older key; it is sealed with the first key on its next write"
+                    );
+                }
+            }
+            Err(refused) => {
+                tracing::debug!(
+                    reason = refused.as_str(),
+                    "session cookie refused; the request has no session"
+                );
+            }
+        }
+    }
+
+    /// Client-side: the cookies to send. A changed (or, under
+    /// `renew_on_access`, a read) session is sealed again with the first
+    /// key and a new expiry; an emptied or cleared one expires its cookies.
+    /// Either way, every cookie of the session's family that the request
+    /// sent and the new layout does not use is expired in the same
+    /// response.
+    fn finish_cookie(&self, side: &ClientSide, offered: &Offered) -> Result<Outcome, SessionError> {
+        let data = {
+            let state = self.state();
+            if state.skipped || !state.loaded {
+                return Ok(Outcome::Untouched);
+            }
+            let reseal = state.modified || (state.renewed && !state.ended);
+            if !reseal && !state.ended {
+                return Ok(Outcome::Untouched);
+            }
+            if reseal {
+                state.data.clone()
+            } else {
+                Map::new()
+            }
+        };
+        let config = &self.inner.config;
+        let mut cookies = Vec::new();
+        let mut set = Vec::new();
+        if !data.is_empty() {
+            let (pairs, _) = side.seal(config, &data, unix_now())?;
+            for (name, value) in &pairs {
+                cookies.push(
+                    cookie::set_named_cookie(config, name, value, config.max_age().as_secs())
+                        .map_err(bad_cookie)?,
+                );
+            }
+            set = pairs.into_iter().map(|(name, _)| name).collect();
+        }
+        for name in &offered.present {
+            if !set.contains(name) {
+                cookies.push(cookie::expired_named(config, name).map_err(bad_cookie)?);
+            }
+        }
+        if cookies.is_empty() {
+            return Ok(Outcome::Untouched);
+        }
+        Ok(Outcome::SetCookies(cookies))
     }
 
     fn expired_cookie(&self) -> Result<HeaderValue, SessionError> {
