@@ -24,6 +24,7 @@ pages! {
     Scaling => "scaling.md",
     Middleware => "middleware.md",
     ClientSide => "client-side.md",
+    Litestar => "litestar.md",
     Operations => "operations.md",
     Reliability => "reliability.md",
 }

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use session_core::{Error, Store, StoreAdmin};
-use session_tower::{Session, SessionConfig, SessionError, SessionLayer};
+use session_tower::{Session, SessionConfig, SessionConfigBuilder, SessionError, SessionLayer};
 
 /// A demo account: `alice` / `wonderland` among them.
 #[derive(Debug, Clone, Copy)]
@@ -82,10 +82,77 @@ pub async fn open_store(database_url: &str, config: &Value) -> Result<Arc<dyn St
 /// The demo's session settings: one day, `Secure` off so it works over plain
 /// HTTP on localhost (turn it on behind HTTPS).
 pub fn session_config() -> SessionConfig {
-    SessionConfig::builder()
-        .max_age(std::time::Duration::from_secs(24 * 3600))
+    demo_builder()
         .build()
         .expect("the demo's session config is valid")
+}
+
+/// What both of the demo's configs share: one day.
+fn demo_builder() -> SessionConfigBuilder {
+    SessionConfig::builder()
+        .max_age(std::time::Duration::from_secs(24 * 3600))
+        // The demo serves plain http on 127.0.0.1, where a browser would
+        // not send back a `Secure` cookie: a development setting, never for
+        // a service reached over the network.
+        .secure(false)
+}
+
+/// The session table SQLSpec's Litestar stores use by default (and this
+/// workspace's SQL stores too): the table `--litestar-compatible` shares.
+pub const LITESTAR_SESSION_TABLE: &str = "litestar_session";
+
+/// The demo's settings under `--litestar-compatible`: [`session_config`]
+/// with [`litestar_compatible`](session_tower::SessionConfigBuilder::litestar_compatible)
+/// (the raw session id as the store key, a stored session that is not a
+/// JSON object refused with a 500 and left alone) and `renew_on_access`
+/// on: a Litestar application rewrites a session, with a fresh expiry, on
+/// every response that carries one, so renewing on each read is what keeps
+/// the two sides' expiries alike. Give the Litestar side the same values:
+///
+/// ```python
+/// ServerSideSessionConfig(max_age=86400, renew_on_access=True)
+/// ```
+///
+/// (cookie `session`, 32-byte ids, `Path=/`, `HttpOnly`, `SameSite=Lax`
+/// and `Secure` off are both sides' defaults).
+///
+/// # Examples
+///
+/// ```
+/// let config = session_demo::litestar_session_config();
+/// assert!(config.litestar_compatible() && config.renew_on_access());
+/// assert!(!config.hash_session_ids());
+/// assert_eq!(config.max_age(), session_demo::session_config().max_age());
+/// ```
+pub fn litestar_session_config() -> SessionConfig {
+    demo_builder()
+        .litestar_compatible(true)
+        .renew_on_access(true)
+        .build()
+        .expect("the demo's Litestar-compatible session config is valid")
+}
+
+/// The store configuration document for [`open_store`]: `Value::Null` (the
+/// backend's defaults) without a `table`, else SQLSpec's extension shape
+/// `{"litestar": {"session_table": table}}`, which the SQL backends read
+/// (a backend without tables refuses `session_table` by name).
+///
+/// # Examples
+///
+/// ```
+/// use serde_json::json;
+///
+/// assert_eq!(session_demo::store_config(None), serde_json::Value::Null);
+/// assert_eq!(
+///     session_demo::store_config(Some("litestar_session")),
+///     json!({"litestar": {"session_table": "litestar_session"}})
+/// );
+/// ```
+pub fn store_config(table: Option<&str>) -> Value {
+    match table {
+        None => Value::Null,
+        Some(table) => json!({ "litestar": { "session_table": table } }),
+    }
 }
 
 /// The demo service over `store`.
