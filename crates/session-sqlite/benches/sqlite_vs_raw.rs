@@ -1,50 +1,69 @@
 //! `SqliteStore` against raw rusqlite prepared statements doing the same
-//! work for the same operation, on WAL file databases.
+//! work for the same operation, on WAL file databases: the workloads of
+//! issue 17.
 //!
-//! Run: `cargo bench -p session-sqlite` (about two minutes). Without
+//! Run: `cargo bench -p session-sqlite` (about four minutes). Without
 //! `--bench` (`cargo test --benches`) only the same-work check runs.
+//! `BENCH_ROUNDS=n` changes the number of rounds (default 5);
+//! `BENCH_ONLY=diagnosis`, `operations` or `cleanup` runs one section.
 //!
 //! Same work: the raw side runs the store's own SQL (copied below: a write
 //! keeps the row's `created_at` and sets `updated_at`, a renewing read
 //! keeps a key without expiry and sets `updated_at`, create replaces an
 //! expired row, a compare-and-set writes only over a live row holding the
-//! expected bytes), with the same clock arithmetic, so the ratio is the cost
-//! of the store's Rust side (key validation, the pool and task plumbing,
-//! error mapping). Before measuring, [`check_same_work`] runs every
-//! operation on both sides from the same rows (live, without expiry,
+//! expected bytes), with the same clock arithmetic, one statement per
+//! operation on a pool of 8, each in its own transaction: the floor of one
+//! statement per operation. Before measuring, [`check_same_work`] runs
+//! every operation on both sides from the same rows (live, without expiry,
 //! expired, missing; a compare-and-set from the row's value and from a
-//! stale one) and fails unless the results and the rows after are
-//! the same. The one difference on purpose is cleanup: the store deletes
-//! in batches of `cleanup_batch_size`, each its own transaction, the raw
-//! side in one `DELETE`.
+//! stale one) and fails unless the results and the rows after are the
+//! same. The store's single writer (which may commit several queued
+//! writes in one transaction) is what the comparison measures. Cleanup
+//! differs on purpose: the store deletes in batches, each its own
+//! transaction, the raw side in one unbatched `DELETE`.
 //!
 //! Fairness: both sides use the same connection settings (WAL,
 //! `synchronous=NORMAL`, 5 s busy timeout, the same open flags), the same
-//! r2d2 pool size (8), the same threading model (each operation on tokio's
-//! blocking pool through `spawn_blocking`, from a multi-thread runtime) and
-//! cached prepared statements; each side has a database file of its own.
-//! Every case runs several rounds, each a store run and a raw run back to
-//! back (alternating which goes first); the medians of the rounds are
-//! reported, and the ratio is the median of the rounds' ratios, so a burst
-//! of load from elsewhere on the machine skews one round, not the result.
+//! r2d2 pool size (8), the same threading model for statements on the pool
+//! (tokio's blocking pool through `spawn_blocking`, from a multi-thread
+//! runtime) and cached prepared statements; each side has a database file
+//! of its own. Every case runs several rounds, each a store run and a raw
+//! run back to back (alternating which goes first); the medians of the
+//! rounds are reported, and the ratio is the median of the rounds' ratios,
+//! so a burst of load from elsewhere on the machine skews one round, not
+//! the result.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{OpenFlags, OptionalExtension, params};
-use session_core::Store;
+use session_core::{Store, StoreAdmin};
 use session_sqlite::{SqliteConfig, SqliteStore};
+use session_test_support::bench::{Measured, fmt_latency, fmt_rate, median, percentile, run_tasks};
 
 const SESSIONS: usize = 10_000;
-const OPS: usize = 5_000;
+/// Operations per run at 1 task and at 16 tasks (issue 17's counts).
+const OPS_ONE: usize = 5_000;
+const OPS_MANY: usize = 20_000;
 const VALUE_BYTES: usize = 1024;
 const POOL_SIZE: u32 = 8;
-const ROUNDS: usize = 5;
 const TTL: Duration = Duration::from_secs(3600);
 const CLEANUP_ROWS: usize = 100_000;
+/// Tasks reading while a cleanup runs.
+const CLEANUP_READERS: usize = 4;
+
+fn rounds() -> usize {
+    std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(5)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Op {
@@ -57,11 +76,20 @@ enum Op {
 }
 
 impl Op {
+    const ALL: [Op; 6] = [
+        Op::Read,
+        Op::RenewingRead,
+        Op::Write,
+        Op::CompareAndSet,
+        Op::Create,
+        Op::Delete,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Op::Read => "read",
             Op::RenewingRead => "renewing read",
-            Op::Write => "write",
+            Op::Write => "write (`set`)",
             Op::CompareAndSet => "compare-and-set",
             Op::Create => "create",
             Op::Delete => "delete",
@@ -81,8 +109,7 @@ const RAW_READ: &str =
     "SELECT data FROM t WHERE session_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)";
 const RAW_RENEW: &str = "UPDATE t SET expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE ?3 END, \
      updated_at = ?4 WHERE session_id = ?1 AND (expires_at IS NULL OR expires_at > ?2) RETURNING data";
-const RAW_WRITE: &str = "REPLACE INTO t (session_id, data, expires_at, created_at, updated_at) \
-     VALUES (?1, ?2, ?3, COALESCE((SELECT created_at FROM t WHERE session_id = ?1), ?4), ?4)";
+const RAW_WRITE: &str = SET_UPSERT;
 const RAW_COMPARE_AND_SET: &str = "UPDATE t SET data = ?2, expires_at = ?3, updated_at = ?4 \
      WHERE session_id = ?1 AND (expires_at IS NULL OR expires_at > ?4) AND CAST(data AS BLOB) = ?5";
 const RAW_CREATE: &str = "INSERT INTO t (session_id, data, expires_at, created_at, updated_at) \
@@ -93,6 +120,15 @@ const RAW_CREATE: &str = "INSERT INTO t (session_id, data, expires_at, created_a
      WHERE t.expires_at IS NOT NULL AND t.expires_at <= ?4";
 const RAW_DELETE: &str = "DELETE FROM t WHERE session_id = ?1";
 const RAW_CLEANUP: &str = "DELETE FROM t WHERE expires_at IS NOT NULL AND expires_at <= ?1";
+
+/// The two ways of writing `set` the diagnosis compares: `REPLACE INTO`
+/// with a sub-select carrying `created_at` over, and an upsert that
+/// updates the row in place.
+const SET_REPLACE: &str = "REPLACE INTO t (session_id, data, expires_at, created_at, updated_at) \
+     VALUES (?1, ?2, ?3, COALESCE((SELECT created_at FROM t WHERE session_id = ?1), ?4), ?4)";
+const SET_UPSERT: &str = "INSERT INTO t (session_id, data, expires_at, created_at, updated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(session_id) DO UPDATE SET data = excluded.data, \
+     expires_at = excluded.expires_at, updated_at = excluded.updated_at";
 
 fn now() -> i64 {
     clock().0
@@ -119,9 +155,26 @@ enum Out {
     Done,
 }
 
+fn raw_manager(path: &Path) -> SqliteConnectionManager {
+    let busy = SqliteConfig::default().busy_timeout;
+    SqliteConnectionManager::file(path)
+        .with_flags(
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_init(move |c| {
+            c.busy_timeout(busy)?;
+            c.pragma_update(None, "synchronous", "NORMAL")
+        })
+}
+
 impl Raw {
     fn open(path: &Path) -> Raw {
-        let busy = SqliteConfig::default().busy_timeout;
+        Self::with_manager(path, raw_manager(path))
+    }
+
+    fn with_manager(path: &Path, manager: SqliteConnectionManager) -> Raw {
         let setup = rusqlite::Connection::open(path).expect("open raw database");
         setup
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
@@ -129,16 +182,6 @@ impl Raw {
         for ddl in SqliteStore::ddl(&session_core::TableName::new("t", 63).expect("name")) {
             setup.execute_batch(&ddl).expect("create raw table");
         }
-        let manager = SqliteConnectionManager::file(path)
-            .with_flags(
-                OpenFlags::SQLITE_OPEN_READ_WRITE
-                    | OpenFlags::SQLITE_OPEN_CREATE
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .with_init(move |c| {
-                c.busy_timeout(busy)?;
-                c.pragma_update(None, "synchronous", "NORMAL")
-            });
         let pool = Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
@@ -254,8 +297,10 @@ impl Target {
         }
     }
 
-    /// (Re)writes the 10,000 sessions `s0..s9999` in one transaction.
-    fn populate(&self, value: &[u8]) {
+    /// Writes the rows `{prefix}{i}` for `i` in `0..count`, expiring an
+    /// hour from now (or, where `expired(i)`, a minute ago), in one
+    /// transaction.
+    fn insert(&self, prefix: &str, count: usize, value: &[u8], expired: impl Fn(usize) -> bool) {
         let mut conn = self.pool().get().expect("setup connection");
         let tx = conn.transaction().expect("setup transaction");
         {
@@ -266,12 +311,29 @@ impl Target {
                 ))
                 .expect("setup statement");
             let now = now();
-            for i in 0..SESSIONS {
-                st.execute(params![format!("s{i}"), value, now + 3600, now])
+            for i in 0..count {
+                let expires = if expired(i) { now - 60 } else { now + 3600 };
+                st.execute(params![format!("{prefix}{i}"), value, expires, now])
                     .expect("setup row");
             }
         }
         tx.commit().expect("setup commit");
+    }
+
+    /// Removes the rows whose key starts with `prefix` (one letter).
+    fn remove(&self, prefix: char) {
+        let next = char::from(prefix as u8 + 1);
+        self.pool()
+            .get()
+            .expect("setup connection")
+            .execute(
+                &format!(
+                    "DELETE FROM {} WHERE session_id >= ?1 AND session_id < ?2",
+                    self.table()
+                ),
+                params![prefix.to_string(), next.to_string()],
+            )
+            .expect("remove rows");
     }
 
     /// Replaces every row with the same-work check's starting rows, times
@@ -341,7 +403,7 @@ impl Target {
 /// ([`Target::seed`]), and fails unless each returned the same and left the
 /// same row behind: the raw baseline does the store's work, no less.
 async fn check_same_work(dir: &Path) {
-    let store = open_store(&dir.join("check-store.db"));
+    let store = open_store(&dir.join("check-store.db"), None);
     store.create_table().await.expect("create table");
     let sides = [
         Target::Store(store),
@@ -350,14 +412,7 @@ async fn check_same_work(dir: &Path) {
     let mut logs = Vec::new();
     for side in &sides {
         let mut log = Vec::new();
-        for op in [
-            Op::Read,
-            Op::RenewingRead,
-            Op::Write,
-            Op::CompareAndSet,
-            Op::Create,
-            Op::Delete,
-        ] {
+        for op in Op::ALL {
             for key in ["live", "forever", "expired", "missing"] {
                 // A compare-and-set from the value the row holds
                 // ([`Target::seed`]) and from a stale one.
@@ -404,70 +459,45 @@ async fn check_same_work(dir: &Path) {
     );
 }
 
-struct Measure {
-    ops_per_sec: f64,
-    p99: Duration,
-}
-
-/// Runs `OPS` operations `op` over `tasks` tasks. A compare-and-set swaps
-/// each session's `value` for the same `value` (every call writes: the
-/// cost of a successful conditional save), so, like delete, it starts
-/// from freshly populated sessions.
-async fn measure(target: &Target, op: Op, tasks: usize, round: usize, value: &Bytes) -> Measure {
-    if matches!(op, Op::Delete | Op::CompareAndSet) {
-        target.populate(value);
+/// One run of `op` over `tasks` tasks (5,000 operations at 1 task, 20,000
+/// at 16). Reads and writes draw keys at random from the 10,000 sessions
+/// (the same keys on both sides); a compare-and-set swaps a session's
+/// value for the same value (every call writes: the cost of a successful
+/// conditional save), so it starts from freshly written sessions; create
+/// makes new keys (removed after the run) and delete removes keys made
+/// for it before the run, so every delete finds its row.
+async fn measure(target: &Target, op: Op, tasks: usize, round: usize, value: &Bytes) -> Measured {
+    let ops = if tasks == 1 { OPS_ONE } else { OPS_MANY };
+    let per_task = ops / tasks;
+    match op {
+        Op::CompareAndSet => target.insert("s", SESSIONS, value, |_| false),
+        Op::Delete => target.insert("d", ops, value, |_| false),
+        _ => {}
     }
-    let per_task = OPS / tasks;
-    let started = Instant::now();
-    let handles: Vec<_> = (0..tasks)
-        .map(|t| {
-            let target = target.clone();
-            let value = value.clone();
-            tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(per_task);
-                for i in 0..per_task {
-                    let n = t * per_task + i;
-                    let key = match op {
-                        Op::Create => format!("c{tasks}-{round}-{n}"),
-                        // Spread over the sessions, each key once per run.
-                        _ => format!("s{}", (n * 7919) % SESSIONS),
-                    };
-                    let begun = Instant::now();
-                    let out = target.run(op, key, value.clone(), value.clone()).await;
-                    latencies.push(begun.elapsed());
-                    if op == Op::CompareAndSet {
-                        assert_eq!(out, Out::Wrote(true), "a compare-and-set missed");
-                    }
-                    std::hint::black_box(out);
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut latencies = Vec::with_capacity(OPS);
-    for handle in handles {
-        latencies.extend(handle.await.expect("bench task"));
+    let target_ = target.clone();
+    let value_ = value.clone();
+    let measured = run_tasks(tasks, per_task, move |task, i, random| {
+        let target = target_.clone();
+        let value = value_.clone();
+        async move {
+            let n = task * per_task + i;
+            let key = match op {
+                Op::Create => format!("c{tasks}-{round}-{n}"),
+                Op::Delete => format!("d{n}"),
+                _ => format!("s{}", random % SESSIONS as u64),
+            };
+            let out = target.run(op, key, value.clone(), value).await;
+            if op == Op::CompareAndSet {
+                assert_eq!(out, Out::Wrote(true), "a compare-and-set missed");
+            }
+            std::hint::black_box(out);
+        }
+    })
+    .await;
+    if op == Op::Create {
+        target.remove('c');
     }
-    let elapsed = started.elapsed();
-    latencies.sort_unstable();
-    let p99 = latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)];
-    Measure {
-        ops_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p99,
-    }
-}
-
-fn median<T: Copy>(mut values: Vec<T>, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> T {
-    values.sort_by(cmp);
-    values[values.len() / 2]
-}
-
-fn fmt_p99(d: Duration) -> String {
-    if d >= Duration::from_millis(1) {
-        format!("{:.2} ms", d.as_secs_f64() * 1e3)
-    } else {
-        format!("{} µs", d.as_micros())
-    }
+    measured
 }
 
 fn fresh_dir() -> PathBuf {
@@ -477,56 +507,17 @@ fn fresh_dir() -> PathBuf {
     dir
 }
 
-fn open_store(path: &Path) -> SqliteStore {
+fn open_store(path: &Path, cleanup_batch_size: Option<u32>) -> SqliteStore {
+    let default = SqliteConfig::default();
     SqliteStore::open_with(
         path.to_str().expect("UTF-8 path"),
         SqliteConfig {
             pool_size: POOL_SIZE,
-            ..SqliteConfig::default()
+            cleanup_batch_size: cleanup_batch_size.unwrap_or(default.cleanup_batch_size),
+            ..default
         },
     )
     .expect("open store")
-}
-
-/// Fills `target` with `CLEANUP_ROWS` rows, half expired, and times the
-/// removal of the expired half.
-async fn cleanup(target: &Target, value: &[u8]) -> (Duration, u64) {
-    {
-        let mut conn = target.pool().get().expect("setup connection");
-        let tx = conn.transaction().expect("setup transaction");
-        {
-            let mut st = tx
-                .prepare(&format!(
-                    "INSERT INTO {} (session_id, data, expires_at, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-                    target.table()
-                ))
-                .expect("setup statement");
-            let now = now();
-            for i in 0..CLEANUP_ROWS {
-                // Interleaved: every other row expired a minute ago.
-                let expires = if i % 2 == 0 { now - 60 } else { now + 3600 };
-                st.execute(params![format!("x{i}"), value, expires, now])
-                    .expect("setup row");
-            }
-        }
-        tx.commit().expect("setup commit");
-    }
-    let started = Instant::now();
-    let removed = match target {
-        Target::Store(s) => s.delete_expired().await.expect("delete_expired"),
-        Target::Raw(r) => {
-            let pool = r.pool.clone();
-            tokio::task::spawn_blocking(move || {
-                let conn = pool.get().expect("raw connection");
-                conn.prepare_cached(RAW_CLEANUP)
-                    .and_then(|mut st| st.execute(params![now()]))
-                    .expect("raw cleanup") as u64
-            })
-            .await
-            .expect("raw task")
-        }
-    };
-    (started.elapsed(), removed)
 }
 
 fn main() {
@@ -544,129 +535,415 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
-    runtime.block_on(run(&dir));
-}
-
-async fn run(dir: &Path) {
     let value = Bytes::from(
         (0..VALUE_BYTES)
             .map(|i| (i * 31 % 251) as u8)
             .collect::<Vec<u8>>(),
     );
-    let store = open_store(&dir.join("store.db"));
+    // `BENCH_ONLY=diagnosis|operations|cleanup` runs one section.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let run = |section: &str| only.is_empty() || only == section;
+    if run("diagnosis") {
+        runtime.block_on(diagnose(&dir, &value));
+    }
+    if run("operations") {
+        runtime.block_on(operations(&dir, &value));
+    }
+    if run("cleanup") {
+        runtime.block_on(cleanup(&dir, &value));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The operations table: every case at 1 and 16 tasks, store and raw
+/// alternating, `rounds()` rounds.
+async fn operations(dir: &Path, value: &Bytes) {
+    let rounds = rounds();
+    let store = open_store(&dir.join("store.db"), None);
     store.create_table().await.expect("create table");
     let store = Target::Store(store);
     let raw = Target::Raw(Raw::open(&dir.join("raw.db")));
-    store.populate(&value);
-    raw.populate(&value);
-    // Warm every connection's statement cache on both sides.
     for target in [&store, &raw] {
-        for op in [
-            Op::Read,
-            Op::RenewingRead,
-            Op::Write,
-            Op::CompareAndSet,
-            Op::Delete,
-        ] {
-            measure(target, op, 16, 0, &value).await;
+        target.insert("s", SESSIONS, value, |_| false);
+        // Warm every connection's statement cache.
+        for op in Op::ALL {
+            measure(target, op, 16, 0, value).await;
         }
-        // The warm-up deleted sessions: every case starts from all 10,000.
-        target.populate(&value);
     }
-
     println!(
-        "SqliteStore vs raw rusqlite: {SESSIONS} sessions, {VALUE_BYTES}-byte values, \
-         {OPS} operations per run, pool of {POOL_SIZE}, median of {ROUNDS} rounds\n"
+        "\n## Operations\n\nSqliteStore vs raw rusqlite (one statement per operation, pool of {POOL_SIZE}): \
+         {SESSIONS} sessions, {VALUE_BYTES}-byte values, {OPS_ONE} operations per run at 1 task, \
+         {OPS_MANY} at 16; medians of {rounds} rounds, store/raw the median of the rounds' ratios\n"
     );
-    println!("| case | tasks | store ops/s | store p99 | raw ops/s | raw p99 | store/raw |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for op in [
-        Op::Read,
-        Op::RenewingRead,
-        Op::Write,
-        Op::CompareAndSet,
-        Op::Create,
-        Op::Delete,
-    ] {
+    println!(
+        "| case | tasks | store ops/s | store p50 | store p99 | raw ops/s | raw p50 | raw p99 | store/raw |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for op in Op::ALL {
         for tasks in [1, 16] {
             let mut store_runs = Vec::new();
             let mut raw_runs = Vec::new();
-            for round in 1..=ROUNDS {
+            for round in 1..=rounds {
                 // Alternate which side goes first.
                 if round % 2 == 1 {
-                    store_runs.push(measure(&store, op, tasks, round, &value).await);
-                    raw_runs.push(measure(&raw, op, tasks, round, &value).await);
+                    store_runs.push(measure(&store, op, tasks, round, value).await);
+                    raw_runs.push(measure(&raw, op, tasks, round, value).await);
                 } else {
-                    raw_runs.push(measure(&raw, op, tasks, round, &value).await);
-                    store_runs.push(measure(&store, op, tasks, round, &value).await);
+                    raw_runs.push(measure(&raw, op, tasks, round, value).await);
+                    store_runs.push(measure(&store, op, tasks, round, value).await);
                 }
             }
-            let ratio = median(
-                store_runs
-                    .iter()
-                    .zip(&raw_runs)
-                    .map(|(s, r)| s.ops_per_sec / r.ops_per_sec)
-                    .collect(),
-                f64::total_cmp,
-            );
-            let ops = |runs: &[Measure]| {
-                median(runs.iter().map(|m| m.ops_per_sec).collect(), f64::total_cmp)
-            };
-            let p99 = |runs: &[Measure]| median(runs.iter().map(|m| m.p99).collect(), Ord::cmp);
-            println!(
-                "| {} | {tasks} | {:.0} | {} | {:.0} | {} | {ratio:.2} |",
-                op.name(),
-                ops(&store_runs),
-                fmt_p99(p99(&store_runs)),
-                ops(&raw_runs),
-                fmt_p99(p99(&raw_runs)),
-            );
+            println!("{}", row(op.name(), tasks, &store_runs, &raw_runs));
         }
     }
+}
 
-    // Cleanup: fresh databases each round, so no earlier rows count.
-    let batch: u32 = std::env::var("CLEANUP_BATCH")
+/// One table row: each side's median ops/s, p50 and p99, and the median of
+/// the rounds' ratios.
+fn row(case: &str, tasks: usize, store: &[Measured], raw: &[Measured]) -> String {
+    let rate = |side: &[Measured]| median(side.iter().map(|m| m.ops_per_sec));
+    let lat = |side: &[Measured], f: fn(&Measured) -> Duration| {
+        fmt_latency(Duration::from_secs_f64(median(
+            side.iter().map(|m| f(m).as_secs_f64()),
+        )))
+    };
+    let ratio = median(
+        store
+            .iter()
+            .zip(raw)
+            .map(|(s, r)| s.ops_per_sec / r.ops_per_sec),
+    );
+    format!(
+        "| {case} | {tasks} | {} | {} | {} | {} | {} | {} | {ratio:.2} |",
+        fmt_rate(rate(store)),
+        lat(store, |m| m.p50),
+        lat(store, |m| m.p99),
+        fmt_rate(rate(raw)),
+        lat(raw, |m| m.p50),
+        lat(raw, |m| m.p99),
+    )
+}
+
+/// Reads of live keys (`x1`, `x3`, ...) on `CLEANUP_READERS` tasks until
+/// `stop`; the sorted latencies.
+async fn readers(target: &Target, stop: Arc<AtomicBool>) -> Vec<Duration> {
+    let handles: Vec<_> = (0..CLEANUP_READERS)
+        .map(|task| {
+            let target = target.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ (task as u64 + 1);
+                let mut latencies = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let n = session_test_support::bench::next(&mut seed) as usize;
+                    let key = format!("x{}", (n % (CLEANUP_ROWS / 2)) * 2 + 1);
+                    let began = Instant::now();
+                    let out = target.run(Op::Read, key, Bytes::new(), Bytes::new()).await;
+                    latencies.push(began.elapsed());
+                    assert!(matches!(out, Out::Data(Some(_))), "a live row was not read");
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.expect("reader task"));
+    }
+    all.sort_unstable();
+    all
+}
+
+/// Deletes the expired rows: the store's `cleanup` (batched), or the raw
+/// side's one `DELETE`.
+async fn run_cleanup(target: &Target) -> u64 {
+    match target {
+        Target::Store(s) => s.cleanup().await.expect("cleanup").expect("never skipped"),
+        Target::Raw(r) => {
+            let pool = r.pool.clone();
+            tokio::task::spawn_blocking(move || {
+                let conn = pool.get().expect("raw connection");
+                conn.prepare_cached(RAW_CLEANUP)
+                    .and_then(|mut st| st.execute(params![now()]))
+                    .expect("raw cleanup") as u64
+            })
+            .await
+            .expect("raw task")
+        }
+    }
+}
+
+/// What one cleanup round measured on one side.
+struct CleanupRun {
+    /// The cleanup alone.
+    time: Duration,
+    /// The cleanup and then a `FULL` checkpoint: all its WAL frames copied
+    /// into the database file (the raw `DELETE`'s automatic checkpoint
+    /// runs inside its statement; the store's run on its checkpoint thread).
+    with_checkpoint: Duration,
+    /// Reads for as long as a cleanup takes, without and during one.
+    read_p99_before: Duration,
+    read_p99_during: Duration,
+}
+
+/// Fills a fresh table with `CLEANUP_ROWS` rows, every other one expired
+/// (spread evenly, as a real table ages), and times the removal of the
+/// expired half; then refills it and reads on `CLEANUP_READERS` tasks, as
+/// long as the cleanup took, without a cleanup and during one.
+async fn cleanup_round(target: &Target, value: &[u8]) -> CleanupRun {
+    target.insert("x", CLEANUP_ROWS, value, |i| i % 2 == 0);
+    let started = Instant::now();
+    assert_eq!(run_cleanup(target).await, (CLEANUP_ROWS / 2) as u64);
+    let time = started.elapsed();
+    let pool = target.pool().clone();
+    tokio::task::spawn_blocking(move || {
+        pool.get()
+            .expect("connection")
+            .query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()))
+            .expect("checkpoint")
+    })
+    .await
+    .expect("checkpoint task");
+    let with_checkpoint = started.elapsed();
+
+    target.insert("x", CLEANUP_ROWS, value, |i| i % 2 == 0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let reading = tokio::spawn({
+        let (target, stop) = (target.clone(), stop.clone());
+        async move { readers(&target, stop).await }
+    });
+    tokio::time::sleep(time.max(Duration::from_millis(200))).await;
+    stop.store(true, Ordering::Relaxed);
+    let before = reading.await.expect("readers");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let reading = tokio::spawn({
+        let (target, stop) = (target.clone(), stop.clone());
+        async move { readers(&target, stop).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(run_cleanup(target).await, (CLEANUP_ROWS / 2) as u64);
+    stop.store(true, Ordering::Relaxed);
+    let during = reading.await.expect("readers");
+    CleanupRun {
+        time,
+        with_checkpoint,
+        read_p99_before: percentile(&before, 99),
+        read_p99_during: percentile(&during, 99),
+    }
+}
+
+async fn cleanup(dir: &Path, value: &[u8]) {
+    let rounds = rounds();
+    let batch = std::env::var("CLEANUP_BATCH")
         .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(SqliteConfig::default().cleanup_batch_size);
-    let (mut store_times, mut raw_times, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS.min(3) {
-        let path = dir.join(format!("store-cleanup-{round}.db"));
-        let store = SqliteStore::open_with(
-            path.to_str().expect("UTF-8 path"),
-            SqliteConfig {
-                pool_size: POOL_SIZE,
-                cleanup_batch_size: batch,
-                ..SqliteConfig::default()
-            },
-        )
-        .expect("open store");
+        .and_then(|v| v.parse().ok());
+    let mut store_runs = Vec::new();
+    let mut raw_runs = Vec::new();
+    for round in 0..rounds {
+        // Fresh databases each round, so no earlier rows count.
+        let store = open_store(&dir.join(format!("store-cleanup-{round}.db")), batch);
         store.create_table().await.expect("create table");
         let store = Target::Store(store);
         let raw = Target::Raw(Raw::open(&dir.join(format!("raw-cleanup-{round}.db"))));
-        let ((s, s_removed), (r, r_removed)) = if round % 2 == 0 {
-            let s = cleanup(&store, &value).await;
-            (s, cleanup(&raw, &value).await)
+        if round % 2 == 0 {
+            store_runs.push(cleanup_round(&store, value).await);
+            raw_runs.push(cleanup_round(&raw, value).await);
         } else {
-            let r = cleanup(&raw, &value).await;
-            (cleanup(&store, &value).await, r)
-        };
-        assert_eq!((s_removed, r_removed), (50_000, 50_000));
-        store_times.push(s);
-        raw_times.push(r);
-        ratios.push(r.as_secs_f64() / s.as_secs_f64());
+            raw_runs.push(cleanup_round(&raw, value).await);
+            store_runs.push(cleanup_round(&store, value).await);
+        }
+    }
+    let ms = |d: Duration| fmt_latency(d);
+    let med = |runs: &[CleanupRun], f: fn(&CleanupRun) -> Duration| {
+        Duration::from_secs_f64(median(runs.iter().map(|r| f(r).as_secs_f64())))
+    };
+    let ratio = |f: fn(&CleanupRun) -> f64| {
+        median(store_runs.iter().zip(&raw_runs).map(|(s, r)| f(s) / f(r)))
+    };
+    let batch = batch.map_or("the default batches".to_owned(), |b| {
+        format!("batches of {b}")
+    });
+    println!(
+        "\n## Cleanup\n\n{} expired rows spread evenly through {CLEANUP_ROWS} (every other row); \
+         the store's `cleanup()` ({batch}) against one raw `DELETE`; reads on {CLEANUP_READERS} tasks \
+         for as long, without and during a cleanup; medians of {rounds} rounds\n",
+        CLEANUP_ROWS / 2
+    );
+    println!(
+        "| side | cleanup time | with its checkpoint | read p99 without | read p99 during | during/without |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (name, runs) in [("store", &store_runs), ("raw", &raw_runs)] {
+        println!(
+            "| {name} | {} | {} | {} | {} | {:.2} |",
+            ms(med(runs, |r| r.time)),
+            ms(med(runs, |r| r.with_checkpoint)),
+            ms(med(runs, |r| r.read_p99_before)),
+            ms(med(runs, |r| r.read_p99_during)),
+            median(
+                runs.iter()
+                    .map(|r| r.read_p99_during.as_secs_f64() / r.read_p99_before.as_secs_f64())
+            ),
+        );
     }
     println!(
-        "\n| cleanup: 50,000 expired of 100,000 rows | store (batches of {batch}) | raw (one DELETE) | store/raw |"
+        "\ncleanup time store/raw (medians of the rounds' ratios): {:.2} alone, {:.2} with the checkpoint",
+        ratio(|r| r.time.as_secs_f64()),
+        ratio(|r| r.with_checkpoint.as_secs_f64())
     );
-    println!("| --- | ---: | ---: | ---: |");
-    let ms = |times: Vec<Duration>| median(times, Ord::cmp).as_secs_f64() * 1e3;
+}
+
+// ---------------------------------------------------------------------
+// Diagnosis: where a write's time goes.
+
+/// SQLite's own busy handler sleeps (ms) for its 1st, 2nd, ... call
+/// (`sqliteDefaultBusyCallback`); after the last, 100 ms each.
+const BUSY_DELAYS_MS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
+
+static BUSY_CALLS: AtomicU64 = AtomicU64::new(0);
+static BUSY_FIRST_CALLS: AtomicU64 = AtomicU64::new(0);
+static BUSY_SLEPT_US: AtomicU64 = AtomicU64::new(0);
+
+/// SQLite's default busy handler, counted: the same sleeps, the same 5 s
+/// limit.
+fn counting_busy_handler(count: i32) -> bool {
+    let count = count as usize;
+    let delay = BUSY_DELAYS_MS[count.min(BUSY_DELAYS_MS.len() - 1)];
+    let before: u64 = BUSY_DELAYS_MS.iter().take(count).sum::<u64>()
+        + 100 * count.saturating_sub(BUSY_DELAYS_MS.len()) as u64;
+    if before + delay > 5_000 {
+        return false;
+    }
+    BUSY_CALLS.fetch_add(1, Ordering::Relaxed);
+    if count == 0 {
+        BUSY_FIRST_CALLS.fetch_add(1, Ordering::Relaxed);
+    }
+    std::thread::sleep(Duration::from_millis(delay));
+    BUSY_SLEPT_US.fetch_add(delay * 1000, Ordering::Relaxed);
+    true
+}
+
+/// Prints what shows the cost of a write: the query plans of the two ways
+/// of writing `set`, what each statement costs and writes to the WAL on one
+/// connection, and how much of a write at 16 tasks on a pool is spent
+/// sleeping in the busy handler waiting for SQLite's write lock.
+async fn diagnose(dir: &Path, value: &Bytes) {
+    println!("\n## Diagnosis: where a write's time goes\n");
+    let path = dir.join("diagnose.db");
+    let raw = Target::Raw(Raw::open(&path));
+    raw.insert("s", SESSIONS, value, |_| false);
+    {
+        let conn = raw.pool().get().expect("connection");
+        for (name, sql) in [
+            ("set as REPLACE", SET_REPLACE),
+            ("set as upsert", SET_UPSERT),
+        ] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("explain")
+                .query_map(params!["s1", &value[..], 1, 1], |r| r.get(3))
+                .expect("plan")
+                .collect::<Result<_, _>>()
+                .expect("plan rows");
+            let ops: i64 = conn
+                .prepare(&format!("EXPLAIN {sql}"))
+                .expect("explain")
+                .query_map(params!["s1", &value[..], 1, 1], |_| Ok(()))
+                .expect("program")
+                .count() as i64;
+            println!("- {name}: plan {plan:?}, {ops} VDBE instructions");
+        }
+    }
+    // Each statement alone: 5,000 runs over existing keys (new keys for
+    // create) on one connection, autocheckpoint off so the WAL frames each
+    // writes can be counted.
     println!(
-        "| time (median of {}) | {:.0} ms | {:.0} ms | {:.2} |",
-        ratios.len(),
-        ms(store_times),
-        ms(raw_times),
-        median(ratios, f64::total_cmp)
+        "\n| statement (one connection, {OPS_ONE} runs) | µs per statement | WAL pages per statement |"
     );
-    let _ = std::fs::remove_dir_all(dir);
+    println!("| --- | ---: | ---: |");
+    let conn = raw.pool().get().expect("connection");
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
+        .expect("autocheckpoint off");
+    for (name, sql, new_keys) in [
+        ("set as REPLACE", SET_REPLACE, false),
+        ("set as upsert", SET_UPSERT, false),
+        ("create (new keys)", RAW_CREATE, true),
+        ("renewing read", RAW_RENEW, false),
+        ("delete", RAW_DELETE, false),
+    ] {
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .expect("checkpoint");
+        let mut st = conn.prepare_cached(sql).expect("prepare");
+        let mut seed = 7u64;
+        let started = Instant::now();
+        for i in 0..OPS_ONE {
+            let key = if new_keys {
+                format!("n{i}")
+            } else {
+                format!(
+                    "s{}",
+                    session_test_support::bench::next(&mut seed) % SESSIONS as u64
+                )
+            };
+            let (now, exp) = clock();
+            match sql {
+                RAW_DELETE => st.execute(params![key]),
+                RAW_RENEW => st
+                    .query_row(params![key, now, exp, now], |_| Ok(()))
+                    .optional()
+                    .map(|_| 1),
+                _ => st.execute(params![key, &value[..], exp, now]),
+            }
+            .expect("statement");
+        }
+        let took = started.elapsed();
+        let frames: i64 = conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+            .expect("wal frames");
+        println!(
+            "| {name} | {:.1} | {:.2} |",
+            took.as_secs_f64() * 1e6 / OPS_ONE as f64,
+            frames as f64 / OPS_ONE as f64
+        );
+        if sql == RAW_DELETE || new_keys {
+            raw.insert("s", SESSIONS, value, |_| false);
+            raw.remove('n');
+        }
+    }
+    conn.pragma_update(None, "wal_autocheckpoint", 1000)
+        .expect("autocheckpoint on");
+    drop(conn);
+    drop(raw);
+
+    // Lock waits: the raw pool with SQLite's busy handler, counted.
+    let path = dir.join("diagnose-busy.db");
+    let manager = raw_manager(&path).with_init(|c| {
+        c.busy_handler(Some(counting_busy_handler))?;
+        c.pragma_update(None, "synchronous", "NORMAL")
+    });
+    let raw = Target::Raw(Raw::with_manager(&path, manager));
+    raw.insert("s", SESSIONS, value, |_| false);
+    measure(&raw, Op::Write, 16, 0, value).await;
+    println!(
+        "\n| writes on a pool of {POOL_SIZE}, 16 tasks, {OPS_MANY} ops | ops/s | p50 | p99 | ops that slept for the lock | busy-handler sleeps | time asleep per op |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for op in [Op::Write, Op::Create, Op::Delete] {
+        BUSY_CALLS.store(0, Ordering::Relaxed);
+        BUSY_FIRST_CALLS.store(0, Ordering::Relaxed);
+        BUSY_SLEPT_US.store(0, Ordering::Relaxed);
+        let m = measure(&raw, op, 16, 0, value).await;
+        let first = BUSY_FIRST_CALLS.load(Ordering::Relaxed);
+        println!(
+            "| {} | {} | {} | {} | {:.1}% | {} | {:.0} µs |",
+            op.name(),
+            fmt_rate(m.ops_per_sec),
+            fmt_latency(m.p50),
+            fmt_latency(m.p99),
+            first as f64 * 100.0 / OPS_MANY as f64,
+            BUSY_CALLS.load(Ordering::Relaxed),
+            BUSY_SLEPT_US.load(Ordering::Relaxed) as f64 / OPS_MANY as f64,
+        );
+    }
 }

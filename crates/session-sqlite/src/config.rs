@@ -54,9 +54,10 @@ pub struct SqliteConfig {
     /// table names fit.
     #[serde(alias = "session_table")]
     pub table: String,
-    /// Connections in the pool of a file database (at least 1; default 8).
-    /// WAL lets readers run in parallel with the one writer; writers take
-    /// turns. An in-memory database always has exactly one connection.
+    /// Connections in the pool of a file database (at least 1; default 8),
+    /// for reads: WAL lets them run in parallel with the writes, which go
+    /// through the store's single writer connection (not counted here).
+    /// An in-memory database always has exactly one connection.
     pub pool_size: u32,
     /// How long an operation waits for a free pooled connection before it
     /// fails with [`Error::PoolTimeout`] (more than zero; default 30 s).
@@ -69,7 +70,8 @@ pub struct SqliteConfig {
     #[serde(with = "session_core::duration")]
     pub busy_timeout: Duration,
     /// Rows `delete_expired` removes per transaction (at least 1; default
-    /// 1,000). Smaller batches hold the write lock for less time each.
+    /// 1,000). Smaller batches hold the writer for less time each: writes
+    /// queued behind a batch wait for it.
     pub cleanup_batch_size: u32,
 }
 

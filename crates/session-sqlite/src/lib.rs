@@ -19,8 +19,10 @@
 //!   and gone at most one second late, and the partial index on
 //!   `expires_at` serves cleanup.
 //! * **Connections**: WAL journal, `synchronous=NORMAL`, a busy timeout,
-//!   cached prepared statements; all blocking work runs on tokio's blocking
-//!   pool.
+//!   cached prepared statements; reads run on tokio's blocking pool, writes
+//!   of a file database on the store's single writer thread, which commits
+//!   queued writes together and leaves checkpoints to a thread of their
+//!   own.
 //!
 //! ```
 //! use std::time::Duration;
@@ -45,6 +47,7 @@ mod connector;
 mod migrations;
 mod schema;
 mod store;
+mod writer;
 
 pub use config::SqliteConfig;
 pub use connector::SqliteConnector;

@@ -96,9 +96,17 @@ impl Statements {
                 "UPDATE {t} SET expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE ?3 END, \
                  updated_at = ?4 WHERE session_id = ?1 AND {LIVE} RETURNING data"
             ),
+            // An upsert, not `REPLACE INTO`: an existing row (live or
+            // expired) is updated in place and keeps its `created_at`,
+            // where REPLACE deleted it and inserted a new row at the end
+            // of the table, rewriting both indexes, after a sub-select
+            // for `created_at` (6.8 WAL pages and 48 µs a statement
+            // against 1.0 and 13 µs: see docs/sqlite.md).
             set: format!(
-                "REPLACE INTO {t} (session_id, data, expires_at, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, COALESCE((SELECT created_at FROM {t} WHERE session_id = ?1), ?4), ?4)"
+                "INSERT INTO {t} (session_id, data, expires_at, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?4) \
+                 ON CONFLICT(session_id) DO UPDATE SET data = excluded.data, \
+                 expires_at = excluded.expires_at, updated_at = excluded.updated_at"
             ),
             delete: format!("DELETE FROM {t} WHERE session_id = ?1"),
             delete_all: format!("DELETE FROM {t}"),

@@ -9,12 +9,12 @@ use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
-use session_core::cleanup::delete_in_batches;
 use session_core::migrate::{AppliedMigration, Dialect, MigrateReport, Migration, SqlExecutor};
 use session_core::{
     Error, Result, Store, StoreAdmin, StoreConfig, TableName, async_trait, non_zero, validate_key,
 };
 use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 use tracing::{Instrument, Span};
 
 use crate::clock::Now;
@@ -22,6 +22,7 @@ use crate::config::{SqliteConfig, file_flags, init_connection};
 use crate::connector::{Location, parse_location};
 use crate::migrations::{self, SqliteExecutor};
 use crate::schema::{Statements, ddl};
+use crate::writer::{Task, Writer};
 
 pub(crate) const BACKEND: &str = "sqlite";
 
@@ -33,9 +34,14 @@ pub(crate) const BACKEND: &str = "sqlite";
 /// on `expires_at` serves cleanup; a key is never early and gone at most one
 /// second after its expiry.
 ///
-/// Every operation takes a connection from an r2d2 pool and runs on
-/// tokio's blocking thread pool (`spawn_blocking`), so a slow disk never
-/// stalls the async workers; the methods must be called from within a tokio
+/// Reads take a connection from an r2d2 pool and run on tokio's blocking
+/// thread pool (`spawn_blocking`), so a slow disk never stalls the async
+/// workers. Writes (a renewing `get` included) of a file database go to the
+/// store's single writer: one connection on a thread of its own that runs
+/// them in arrival order, committing the writes that queued meanwhile
+/// together, with checkpoints on one more thread; see `docs/sqlite.md`.
+/// An in-memory store and one built [`from_pool`](Self::from_pool) write
+/// through the pool. The methods must be called from within a tokio
 /// runtime (outside one they return an error). Statements are formatted
 /// once, at construction, with the validated table name, prepared once per
 /// connection and cached; every value is a bound parameter.
@@ -60,21 +66,34 @@ pub struct SqliteStore {
 }
 
 struct Inner {
+    shared: Arc<Shared>,
     pool: Pool<SqliteConnectionManager>,
-    table: TableName,
-    sql: Statements,
-    busy_timeout: Duration,
     wait_timeout: Duration,
-    batch_size: u32,
     location: String,
+    /// The single writer of a database this store opened itself; `None`
+    /// for an in-memory database (one connection anyway) and a pool given
+    /// to [`SqliteStore::from_pool`], whose writes use the pool.
+    writer: Option<Writer>,
+}
+
+/// What a statement needs besides its connection: the table, the SQL, and
+/// what error messages say. Shared with the writer thread.
+pub(crate) struct Shared {
+    pub(crate) table: TableName,
+    pub(crate) sql: Statements,
+    busy_timeout: Duration,
+    batch_size: u32,
+    /// The file, for a store that opened one: named when it is locked.
+    database: Option<String>,
 }
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
             .field("location", &self.inner.location)
-            .field("table", &self.inner.table)
-            .field("batch_size", &self.inner.batch_size)
+            .field("table", &self.inner.shared.table)
+            .field("batch_size", &self.inner.shared.batch_size)
+            .field("single_writer", &self.inner.writer.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -100,8 +119,11 @@ impl SqliteStore {
     /// path), or `:memory:` / `sqlite::memory:` for an in-memory database
     /// (see [`in_memory_with`](Self::in_memory_with)).
     ///
-    /// The file database is switched to the WAL journal, and every pooled
-    /// connection gets `synchronous=NORMAL` and the busy timeout. Opening
+    /// The file database is switched to the WAL journal, and every
+    /// connection gets `synchronous=NORMAL` and the busy timeout. Besides
+    /// the pool (for reads), the store keeps two connections of its own:
+    /// its single writer and the writer's checkpoints, each on a thread
+    /// that ends when the last clone of the store is dropped. Opening
     /// checks, before returning, that the database can be opened and
     /// written: a missing directory, an unreadable file or a read-only
     /// database is an error here, not at the first request. It blocks for
@@ -170,7 +192,6 @@ impl SqliteStore {
         probe
             .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
             .map_err(|e| cannot("write", e))?;
-        drop(probe);
 
         let pool = Pool::builder()
             .max_size(config.pool_size)
@@ -180,7 +201,13 @@ impl SqliteStore {
             .map_err(|e| {
                 Error::connection(BACKEND, format!("cannot open the database {shown}"), e)
             })?;
-        Ok(Self::assemble(pool, table, &config, shown))
+        // The probe stays open as the store's single writer; one more
+        // connection runs its checkpoints.
+        let mut checkpoints =
+            Connection::open_with_flags(path, file_flags()).map_err(|e| cannot("open", e))?;
+        init_connection(&mut checkpoints, config.busy_timeout, true)
+            .map_err(|e| cannot("configure", e))?;
+        Self::assemble(pool, table, &config, shown, Some((probe, checkpoints)))
     }
 
     /// A fresh in-memory database, private to this store and its clones,
@@ -215,7 +242,7 @@ impl SqliteStore {
             .connection_timeout(config.wait_timeout)
             .build(manager)
             .map_err(|e| Error::connection(BACKEND, "cannot open an in-memory database", e))?;
-        Ok(Self::assemble(pool, table, &config, ":memory:".into()))
+        Self::assemble(pool, table, &config, ":memory:".into(), None)
     }
 
     /// A store on an existing pool. Its connections are used as they are:
@@ -239,31 +266,43 @@ impl SqliteStore {
             wait_timeout: waited,
             ..config
         };
-        Ok(Self::assemble(
-            pool,
-            table,
-            &config,
-            "an existing pool".into(),
-        ))
+        Self::assemble(pool, table, &config, "an existing pool".into(), None)
     }
 
+    /// The store on `pool`; with `writer`, two connections to the same
+    /// file: its single writer and the writer's checkpoints.
     fn assemble(
         pool: Pool<SqliteConnectionManager>,
         table: TableName,
         config: &SqliteConfig,
         location: String,
-    ) -> Self {
-        SqliteStore {
+        writer: Option<(Connection, Connection)>,
+    ) -> Result<Self> {
+        let shared = Arc::new(Shared {
+            sql: Statements::new(&table),
+            table,
+            busy_timeout: config.busy_timeout,
+            batch_size: config.cleanup_batch_size,
+            database: writer.is_some().then(|| location.clone()),
+        });
+        let writer = match writer {
+            Some((conn, checkpoints)) => Some(Writer::start(
+                conn,
+                checkpoints,
+                Arc::clone(&shared),
+                location.clone(),
+            )?),
+            None => None,
+        };
+        Ok(SqliteStore {
             inner: Arc::new(Inner {
-                sql: Statements::new(&table),
+                shared,
                 pool,
-                table,
-                busy_timeout: config.busy_timeout,
                 wait_timeout: config.wait_timeout,
-                batch_size: config.cleanup_batch_size,
                 location,
+                writer,
             }),
-        }
+        })
     }
 
     /// The DDL of the session table `table`, SQLSpec's SQLite schema: the
@@ -309,7 +348,7 @@ impl SqliteStore {
 
     /// The validated session table this store uses.
     pub fn table(&self) -> &TableName {
-        &self.inner.table
+        &self.inner.shared.table
     }
 
     /// The connection pool, for statements of your own on the same database.
@@ -322,11 +361,39 @@ impl SqliteStore {
     async fn run<T, F>(&self, op: &'static str, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Inner, &mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Shared, &mut Connection) -> Result<T> + Send + 'static,
     {
-        let span =
-            tracing::debug_span!("session_store", backend = BACKEND, op, table = %self.inner.table);
+        let span = tracing::debug_span!("session_store", backend = BACKEND, op, table = %self.inner.shared.table);
         self.spawn(op, span, runtime(op)?, work).await
+    }
+
+    /// Runs `work`, a write of one statement, on the single writer (see
+    /// [`writer`](crate::writer)), or like [`run`](Self::run) on the pool
+    /// of a store without one. `what` names the write in its errors.
+    async fn write<T, F>(&self, op: &'static str, what: &'static str, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Shared, &mut Connection) -> Result<T> + Send + 'static,
+    {
+        let Some(writer) = &self.inner.writer else {
+            return self.run(op, work).await;
+        };
+        // The same contract as every operation: within a tokio runtime.
+        runtime(op)?;
+        let span = tracing::debug_span!("session_store", backend = BACKEND, op, table = %self.inner.shared.table);
+        let (reply, outcome) = oneshot::channel();
+        let task = Task {
+            work,
+            what,
+            span: span.clone(),
+            outcome: None,
+            reply,
+        };
+        writer.submit(op, Box::new(task))?;
+        outcome
+            .instrument(span)
+            .await
+            .map_err(|_| writer.stopped(op))?
     }
 
     /// Runs `work` with the migration [`Dialect`] of this store's table
@@ -338,7 +405,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Dialect, &mut dyn SqlExecutor, &Handle) -> Result<T> + Send + 'static,
     {
-        let span = tracing::debug_span!("session_migrate", backend = BACKEND, op, table = %self.inner.table);
+        let span = tracing::debug_span!("session_migrate", backend = BACKEND, op, table = %self.inner.shared.table);
         let handle = runtime(op)?;
         let runner = handle.clone();
         self.spawn(op, span, handle, move |inner, conn| {
@@ -353,7 +420,7 @@ impl SqliteStore {
     async fn spawn<T, F>(&self, op: &'static str, span: Span, handle: Handle, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Inner, &mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Shared, &mut Connection) -> Result<T> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
         let task_span = span.clone();
@@ -363,7 +430,7 @@ impl SqliteStore {
                 .pool
                 .get()
                 .map_err(|e| pool_error(e, inner.wait_timeout))?;
-            work(&inner, &mut conn)
+            work(&inner.shared, &mut conn)
         });
         task.instrument(span)
             .await
@@ -427,14 +494,16 @@ fn pool_error(e: r2d2::Error, waited: Duration) -> Error {
     }
 }
 
-impl Inner {
+impl Shared {
     /// Wraps a rusqlite error, saying plainly when it is a lock that
     /// outlasted the busy timeout or a missing table.
-    fn db_error(&self, context: &str, e: rusqlite::Error) -> Error {
+    pub(crate) fn db_error(&self, context: &str, e: rusqlite::Error) -> Error {
         let context = match e.sqlite_error_code() {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => format!(
-                "{context}: the database is locked (another connection held the write lock \
+                "{context}: the database is locked (another connection held the write lock{}{} \
                  past the busy timeout of {:?})",
+                if self.database.is_some() { " of " } else { "" },
+                self.database.as_deref().unwrap_or_default(),
                 self.busy_timeout
             ),
             _ if e.to_string().contains("no such table") => format!(
@@ -445,10 +514,6 @@ impl Inner {
             _ => format!("{context} in table `{}`", self.table),
         };
         Error::backend(BACKEND, context, e)
-    }
-
-    fn batch(&self) -> i64 {
-        i64::from(self.batch_size)
     }
 }
 
@@ -486,8 +551,9 @@ impl Store for SqliteStore {
                 })
                 .await
             }
+            // An `UPDATE ... RETURNING`: a write, on the writer.
             Some(renew) => {
-                self.run("get_renew", move |inner, conn| {
+                self.write("get_renew", "renew a session", move |inner, conn| {
                     let now = Now::read();
                     let err = |e| inner.db_error("renew a session", e);
                     conn.prepare_cached(&inner.sql.renew)
@@ -520,7 +586,7 @@ impl Store for SqliteStore {
     async fn delete(&self, key: &str) -> Result<()> {
         validate_key(key)?;
         let key = key.to_owned();
-        self.run("delete", move |inner, conn| {
+        self.write("delete", "delete a session", move |inner, conn| {
             let err = |e| inner.db_error("delete a session", e);
             conn.prepare_cached(&inner.sql.delete)
                 .map_err(err)?
@@ -532,7 +598,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_all(&self) -> Result<()> {
-        self.run("delete_all", move |inner, conn| {
+        self.write("delete_all", "delete all sessions", move |inner, conn| {
             let err = |e| inner.db_error("delete all sessions", e);
             conn.prepare_cached(&inner.sql.delete_all)
                 .map_err(err)?
@@ -574,25 +640,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    /// Deletes the expired rows in batches of at most
+    /// `cleanup_batch_size`, each one statement in its own transaction on
+    /// the writer, so requests' writes take turns with the batches.
     async fn delete_expired(&self) -> Result<u64> {
-        self.run("delete_expired", move |inner, conn| {
-            let now = Now::read();
-            let err = |e| inner.db_error("delete expired sessions", e);
-            let mut st = conn
-                .prepare_cached(&inner.sql.delete_expired)
-                .map_err(err)?;
-            // Each batch is its own transaction: the write lock is released
-            // between batches, so requests interleave with a long cleanup.
-            let total = delete_in_batches(u64::from(inner.batch_size), || {
-                let removed = st
-                    .execute(params![now.secs(), inner.batch()])
-                    .map_err(err)?;
-                Ok(removed as u64)
-            })?;
-            tracing::debug!(removed = total, "expired sessions deleted");
-            Ok(total)
-        })
-        .await
+        let now = Now::read();
+        let batch = self.inner.shared.batch_size;
+        let mut total = 0;
+        loop {
+            let removed = self.expired_batch("delete_expired", now, batch).await?;
+            total += removed;
+            if removed < u64::from(batch) {
+                break;
+            }
+        }
+        tracing::debug!(removed = total, table = %self.inner.shared.table, "expired sessions deleted");
+        Ok(total)
     }
 
     async fn create(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
@@ -630,9 +693,10 @@ impl Store for SqliteStore {
     ) -> Result<bool> {
         validate_key(key)?;
         let key = key.to_owned();
-        self.run("compare_and_set", move |inner, conn| {
+        let what = "compare-and-set a session";
+        self.write("compare_and_set", what, move |inner, conn| {
             let now = Now::read();
-            let err = |e| inner.db_error("compare-and-set a session", e);
+            let err = |e| inner.db_error(what, e);
             let written = conn
                 .prepare_cached(&inner.sql.compare_and_set)
                 .map_err(err)?
@@ -654,9 +718,10 @@ impl Store for SqliteStore {
     async fn delete_live(&self, key: &str) -> Result<bool> {
         validate_key(key)?;
         let key = key.to_owned();
-        self.run("delete_live", move |inner, conn| {
+        let what = "delete a live session";
+        self.write("delete_live", what, move |inner, conn| {
             let now = Now::read();
-            let err = |e| inner.db_error("delete a live session", e);
+            let err = |e| inner.db_error(what, e);
             let removed = conn
                 .prepare_cached(&inner.sql.delete_live)
                 .map_err(err)?
@@ -675,7 +740,7 @@ impl StoreAdmin for SqliteStore {
     fn describe(&self) -> String {
         format!(
             "sqlite {} (table {})",
-            self.inner.location, self.inner.table
+            self.inner.location, self.inner.shared.table
         )
     }
 
@@ -684,15 +749,15 @@ impl StoreAdmin for SqliteStore {
     }
 
     fn location(&self) -> String {
-        self.inner.table.qualified()
+        self.inner.shared.table.qualified()
     }
 
     fn migrations(&self) -> Vec<Migration> {
-        migrations::dialect(&self.inner.table).migrations
+        migrations::dialect(&self.inner.shared.table).migrations
     }
 
     fn migration_sql(&self) -> Option<String> {
-        Some(migrations::dialect(&self.inner.table).script())
+        Some(migrations::dialect(&self.inner.shared.table).script())
     }
 
     /// Applies every missing migration, each in its own `BEGIN IMMEDIATE`
@@ -717,14 +782,30 @@ impl StoreAdmin for SqliteStore {
     }
 
     fn cleanup_batch_size(&self) -> u32 {
-        self.inner.batch_size
+        self.inner.shared.batch_size
     }
 
     async fn delete_expired_batch(&self, limit: u32) -> Result<u64> {
         session_core::cleanup::check_batch_limit(limit)?;
-        self.run("delete_expired_batch", move |inner, conn| {
-            let now = Now::read();
-            let err = |e| inner.db_error("delete expired sessions", e);
+        self.expired_batch("delete_expired_batch", Now::read(), limit)
+            .await
+    }
+
+    /// One [`delete_expired`](Store::delete_expired): batched, never
+    /// skipped (SQLite's write lock already keeps two cleaners from
+    /// deleting at once).
+    async fn cleanup(&self) -> Result<Option<u64>> {
+        self.delete_expired().await.map(Some)
+    }
+}
+
+impl SqliteStore {
+    /// One cleanup batch: deletes at most `limit` rows expired at `now`, in
+    /// one statement on the writer.
+    async fn expired_batch(&self, op: &'static str, now: Now, limit: u32) -> Result<u64> {
+        let what = "delete expired sessions";
+        self.write(op, what, move |inner, conn| {
+            let err = |e| inner.db_error(what, e);
             let removed = conn
                 .prepare_cached(&inner.sql.delete_expired)
                 .map_err(err)?
@@ -734,12 +815,10 @@ impl StoreAdmin for SqliteStore {
         })
         .await
     }
-}
 
-impl SqliteStore {
     /// Runs one of the row-writing statements (`set`, `create`, `update`:
-    /// all take the key, the value, the expiry and the time) and returns
-    /// how many rows it wrote.
+    /// all take the key, the value, the expiry and the time) on the writer
+    /// and returns how many rows it wrote.
     async fn write_row(
         &self,
         op: &'static str,
@@ -751,7 +830,7 @@ impl SqliteStore {
     ) -> Result<usize> {
         validate_key(key)?;
         let key = key.to_owned();
-        self.run(op, move |inner, conn| {
+        self.write(op, what, move |inner, conn| {
             let now = Now::read();
             let err = |e| inner.db_error(what, e);
             conn.prepare_cached(statement(&inner.sql))
