@@ -2,22 +2,29 @@
 //! the minimum SQL, on the same server, in one run.
 //!
 //! Run with `cargo bench -p session-postgres`. Cases: read, renewing read,
-//! write, compare-and-set, create and delete of ~1 KiB sessions among
-//! 10,000, at 1 and 16 concurrent tasks; and cleanup of 50,000 expired rows
-//! among 100,000. The compare-and-set writes the value it expects (every
-//! row holds the same 1 KiB), so every call compares all 1,024 bytes and
+//! write (`set`), compare-and-set, create and delete of ~1 KiB sessions
+//! among 10,000, at 1 task (5,000 operations) and 16 concurrent tasks
+//! (20,000 operations); and cleanup of 50,000 expired rows spread evenly
+//! through 100,000 (every other row), with the latency of reads running
+//! during it. The compare-and-set writes the value it expects (every row
+//! holds the same 1 KiB), so every call compares all 1,024 bytes and
 //! writes, as a save of a session that changed nothing else meanwhile.
-//! The raw side has a pool of the same size (a semaphore and a LIFO stack
-//! of connections, each with its statements prepared once). Each operation case runs 5
-//! rounds of 5,000 operations, store and raw back to back (alternating which
-//! goes first); the tables give the medians, and the ratio is the median of
-//! the rounds' ratios (store ops/s over raw ops/s). Cleanup: median of 3.
-//! Prints Markdown tables, as in `docs/performance.md`.
+//! The raw side is the one-statement-per-operation floor: a pool of the
+//! same size (a semaphore and a LIFO stack of connections, each with its
+//! statements prepared once), one statement per call. Each operation case
+//! runs 5 rounds, store and raw back to back (alternating which goes
+//! first); the tables give the medians of ops/s, p50 and p99, and the ratio
+//! is the median of the rounds' ratios (store ops/s over raw ops/s).
+//! Cleanup: median of 3 rounds. Prints Markdown tables, as in
+//! `docs/performance.md`.
 //! Without `--bench` (`cargo test --benches`) it measures nothing and
 //! touches no database.
 
-use session_test_support::bench::{Measured, comparison_row, fmt_latency, median, run_tasks};
+use session_test_support::bench::{
+    Measured, fmt_latency, fmt_rate, median, next, percentile, run_tasks,
+};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use session_core::{Bytes, Store};
@@ -30,10 +37,17 @@ const POOL: usize = 16;
 const CLEANUP_ROWS: usize = 100_000;
 /// Rounds per operation case, store and raw back to back; medians reported.
 const ROUNDS: usize = 5;
-/// Operations per run.
-const OPS: usize = 5_000;
+/// Operations per run at 1 task, and at [`POOL`] tasks.
+const OPS_ALONE: usize = 5_000;
+const OPS_CONCURRENT: usize = 20_000;
 /// Rounds of the cleanup case (each repopulates 100,000 rows).
-const CLEANUP_ROUNDS: usize = 3;
+const CLEANUP_ROUNDS: usize = 5;
+/// Tasks reading during the cleanup case, each at most one read per
+/// [`READ_EVERY`]: a steady load the cleanup must not stall.
+const READERS: usize = 4;
+const READ_EVERY: Duration = Duration::from_millis(1);
+/// How long the readers run alone, for their latency without a cleanup.
+const QUIET: Duration = Duration::from_millis(400);
 const DAY: f64 = 86_400.0;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -236,6 +250,33 @@ impl Target {
     }
 }
 
+/// `| case | tasks | store ops/s | p50 | p99 | raw ops/s | p50 | p99 |
+/// store/raw |`: the medians of each side's rounds, and the median of the
+/// rounds' ratios (round `i` of both sides ran back to back).
+fn row(case: &str, tasks: usize, store: &[Measured], raw: &[Measured]) -> String {
+    let rate = |side: &[Measured]| fmt_rate(median(side.iter().map(|m| m.ops_per_sec)));
+    let latency = |side: &[Measured], pick: fn(&Measured) -> Duration| {
+        fmt_latency(Duration::from_secs_f64(median(
+            side.iter().map(|m| pick(m).as_secs_f64()),
+        )))
+    };
+    let ratio = median(
+        store
+            .iter()
+            .zip(raw)
+            .map(|(s, r)| s.ops_per_sec / r.ops_per_sec),
+    );
+    format!(
+        "| {case} | {tasks} | {} | {} | {} | {} | {} | {} | {ratio:.2} |",
+        rate(store),
+        latency(store, |m| m.p50),
+        latency(store, |m| m.p99),
+        rate(raw),
+        latency(raw, |m| m.p50),
+        latency(raw, |m| m.p99),
+    )
+}
+
 async fn measure(target: &Target, op: Op, tasks: usize, ops: usize, tag: &str) -> Measured {
     let value = Bytes::from(vec![0xab; VALUE_LEN]);
     let (target, tag) = (target.clone(), tag.to_owned());
@@ -316,10 +357,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(bench(&url));
+    // `cargo bench -p session-postgres -- cleanup` runs the cases whose
+    // name holds the word given.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    runtime.block_on(bench(&url, filter.as_deref().unwrap_or("")));
 }
 
-async fn bench(url: &str) {
+async fn bench(url: &str, filter: &str) {
     let admin = session_test_support::connect(url).await.expect("connect");
     let store_table = session_test_support::unique_table_name("bench_store");
     let raw_table = session_test_support::unique_table_name("bench_raw");
@@ -355,8 +399,10 @@ async fn bench(url: &str) {
             measure(target, op, POOL, 2_000, &format!("warm_{name}")).await;
         }
     }
-    println!("| case | tasks | store ops/s | store p99 | raw ops/s | raw p99 | store/raw |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| case | tasks | store ops/s | store p50 | store p99 | raw ops/s | raw p50 | raw p99 | store/raw |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut case_id = 0;
     for op in [
         Op::Read,
@@ -366,7 +412,15 @@ async fn bench(url: &str) {
         Op::Create,
         Op::Delete,
     ] {
+        if !op.name().contains(filter) {
+            continue;
+        }
         for tasks in [1, POOL] {
+            let ops = if tasks == 1 {
+                OPS_ALONE
+            } else {
+                OPS_CONCURRENT
+            };
             // rounds[side] holds (ops/s, p99) of each round.
             let mut rounds: [Vec<Measured>; 2] = [Vec::new(), Vec::new()];
             for round in 0..ROUNDS {
@@ -377,56 +431,18 @@ async fn bench(url: &str) {
                     case_id += 1;
                     let tag = format!("c{case_id}");
                     if op == Op::Delete {
-                        populate_for_delete(&admin, table, &tag, tasks, OPS).await;
+                        populate_for_delete(&admin, table, &tag, tasks, ops).await;
                     }
-                    rounds[side].push(measure(target, op, tasks, OPS, &tag).await);
+                    rounds[side].push(measure(target, op, tasks, ops, &tag).await);
                 }
             }
-            println!(
-                "{}",
-                comparison_row(op.name(), tasks, &rounds[1], &rounds[0])
-            );
+            println!("{}", row(op.name(), tasks, &rounds[1], &rounds[0]));
         }
     }
 
-    // Cleanup: 50,000 expired among 100,000 rows, one call each side: the
-    // raw side as one DELETE, the store in its default batches of 5,000,
-    // each its own short transaction.
-    let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-    for round in 0..CLEANUP_ROUNDS {
-        let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for side in order {
-            let table = if side == 0 { &raw_table } else { &store_table };
-            populate(&admin, table, CLEANUP_ROWS, true).await;
-            let started = Instant::now();
-            let removed = if side == 0 {
-                admin
-                    .execute(
-                        &format!("DELETE FROM {table} WHERE expires_at <= now()"),
-                        &[],
-                    )
-                    .await
-                    .expect("raw cleanup")
-            } else {
-                store.delete_expired().await.expect("store cleanup")
-            };
-            times[side].push(started.elapsed().as_secs_f64());
-            assert_eq!(removed, (CLEANUP_ROWS / 2) as u64);
-        }
+    if "cleanup".contains(filter) {
+        cleanup(&admin, &store, &store_table, &raw_table, &make_store).await;
     }
-    let raw = median(times[0].iter().copied());
-    let ours = median(times[1].iter().copied());
-    println!();
-    println!(
-        "| cleanup: 50,000 expired of 100,000 rows | store (batches of 5,000) | raw (one DELETE) | store/raw |"
-    );
-    println!("| --- | ---: | ---: | ---: |");
-    println!(
-        "| time (median of {CLEANUP_ROUNDS}) | {} | {} | {:.2} |",
-        fmt_latency(Duration::from_secs_f64(ours)),
-        fmt_latency(Duration::from_secs_f64(raw)),
-        raw / ours
-    );
 
     admin
         .batch_execute(&format!(
@@ -434,4 +450,135 @@ async fn bench(url: &str) {
         ))
         .await
         .expect("drop bench tables");
+}
+
+/// The cleanup case: 50,000 expired rows spread through 100,000, removed by
+/// the store's `delete_expired` (its batches) and by one raw `DELETE`, each
+/// while [`READERS`] tasks read live sessions through a store; the readers'
+/// latency is also measured for [`QUIET`] before each cleanup, without one.
+async fn cleanup(
+    admin: &Client,
+    store: &Arc<PostgresStore>,
+    store_table: &str,
+    raw_table: &str,
+    make_store: &dyn Fn(&str) -> PostgresStore,
+) {
+    // Readers of each table, through a store of their own.
+    let readers = [
+        Arc::new(make_store(raw_table)),
+        Arc::new(make_store(store_table)),
+    ];
+    // Per side: (time, p50/p99 without, p50/p99 during) of each round.
+    let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut quiet: [Vec<(Duration, Duration)>; 2] = [Vec::new(), Vec::new()];
+    let mut busy: [Vec<(Duration, Duration)>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..CLEANUP_ROUNDS {
+        let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            let table = if side == 0 { raw_table } else { store_table };
+            populate(admin, table, CLEANUP_ROWS, true).await;
+            let reader = readers[side].clone();
+            // Warm the readers' connections.
+            let _ = read_while(&reader, async { tokio::time::sleep(QUIET / 4).await }).await;
+            let (without, ()) =
+                read_while(&reader, async { tokio::time::sleep(QUIET).await }).await;
+            quiet[side].push(without);
+            let (during, (elapsed, removed)) = read_while(&reader, async {
+                let started = Instant::now();
+                let removed = if side == 0 {
+                    admin
+                        .execute(
+                            &format!("DELETE FROM {table} WHERE expires_at <= now()"),
+                            &[],
+                        )
+                        .await
+                        .expect("raw cleanup")
+                } else {
+                    store.delete_expired().await.expect("store cleanup")
+                };
+                (started.elapsed(), removed)
+            })
+            .await;
+            assert_eq!(removed, (CLEANUP_ROWS / 2) as u64);
+            times[side].push(elapsed.as_secs_f64());
+            busy[side].push(during);
+        }
+    }
+    let time = |side: usize| median(times[side].iter().copied());
+    let lat = |v: &[(Duration, Duration)], pick: fn(&(Duration, Duration)) -> Duration| {
+        Duration::from_secs_f64(median(v.iter().map(|x| pick(x).as_secs_f64())))
+    };
+    let ms = |secs: f64| fmt_latency(Duration::from_secs_f64(secs));
+    let time_ratio = median(times[1].iter().zip(&times[0]).map(|(s, r)| s / r));
+    println!();
+    println!(
+        "| cleanup: 50,000 expired spread through 100,000 rows | store (batches of {}) | raw (one DELETE) | store/raw |",
+        fmt_rate(f64::from(store.config().cleanup_batch_size))
+    );
+    println!("| --- | ---: | ---: | ---: |");
+    println!(
+        "| time (median of {CLEANUP_ROUNDS}; ratio: median of the rounds' store time / raw time) | {} | {} | {time_ratio:.2} |",
+        ms(time(1)),
+        ms(time(0)),
+    );
+    for (label, pick) in [
+        (
+            "p50",
+            (|x: &(Duration, Duration)| x.0) as fn(&(Duration, Duration)) -> Duration,
+        ),
+        ("p99", |x: &(Duration, Duration)| x.1),
+    ] {
+        let (sq, rq) = (lat(&quiet[1], pick), lat(&quiet[0], pick));
+        let (sb, rb) = (lat(&busy[1], pick), lat(&busy[0], pick));
+        println!(
+            "| read {label} without a cleanup | {} | {} | |",
+            fmt_latency(sq),
+            fmt_latency(rq)
+        );
+        println!(
+            "| read {label} during the cleanup (x without) | {} ({:.2}x) | {} ({:.2}x) | |",
+            fmt_latency(sb),
+            sb.as_secs_f64() / sq.as_secs_f64(),
+            fmt_latency(rb),
+            rb.as_secs_f64() / rq.as_secs_f64(),
+        );
+    }
+}
+
+/// Runs [`READERS`] tasks reading live sessions (odd keys of the cleanup
+/// table) through `reader`, each at most once per [`READ_EVERY`], while
+/// `work` runs; returns the reads' (p50, p99) and `work`'s output.
+async fn read_while<T>(
+    reader: &Arc<PostgresStore>,
+    work: impl std::future::Future<Output = T>,
+) -> ((Duration, Duration), T) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = (0..READERS)
+        .map(|task| {
+            let (reader, stop) = (reader.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut seed = 0x2545_f491_4f6c_dd1d_u64 ^ (task as u64 + 1);
+                let mut ticks = tokio::time::interval(READ_EVERY);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut latencies = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    ticks.tick().await;
+                    let key = format!("s{}", (next(&mut seed) % (CLEANUP_ROWS as u64 / 2)) * 2 + 1);
+                    let t0 = Instant::now();
+                    let found = reader.get(&key, None).await.expect("read during cleanup");
+                    latencies.push(t0.elapsed());
+                    assert!(found.is_some(), "live session {key} not found");
+                }
+                latencies
+            })
+        })
+        .collect();
+    let out = work.await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for handle in handles {
+        all.extend(handle.await.expect("reader"));
+    }
+    all.sort_unstable();
+    ((percentile(&all, 50), percentile(&all, 99)), out)
 }

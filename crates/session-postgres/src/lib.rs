@@ -12,9 +12,16 @@
 //!   `now()` on the server, so application servers with skewed clocks agree.
 //! * **One round trip per operation**, a renewing `get` included, each
 //!   statement prepared once per connection.
+//! * **Coalesced reads.** Concurrent `get`s (and, separately, concurrent
+//!   renewing `get`s) are served by one statement over `session_id =
+//!   ANY($1)`: a call that finds none in flight runs at once, alone; calls
+//!   arriving while one is in flight are batched into the next. Each caller
+//!   gets its own answer and its own renewal.
 //! * **Batched, coordinated cleanup.** [`delete_expired`](session_core::Store::delete_expired)
-//!   deletes in short batches (5,000 rows by default), so readers never wait
-//!   behind one huge delete; [`StoreAdmin::cleanup`](session_core::StoreAdmin::cleanup)
+//!   deletes in short statements (about 5,000 rows each by default), so
+//!   readers never wait behind one huge delete: chunks of one sweep through
+//!   the table's pages when much of it is expired, else batches through the
+//!   expiry index; [`StoreAdmin::cleanup`](session_core::StoreAdmin::cleanup)
 //!   runs it under an advisory lock, so one of many servers cleans at a time.
 //! * **Migrations** through session-core's runner, each step under
 //!   `pg_advisory_xact_lock`, adopting a table SQLSpec made.
@@ -41,6 +48,7 @@
 
 mod admin;
 mod cleanup;
+mod coalesce;
 mod config;
 mod connector;
 mod error;

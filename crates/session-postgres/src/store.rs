@@ -1,5 +1,6 @@
 //! [`PostgresStore`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,17 +14,42 @@ use tokio_postgres::config::Host;
 use tokio_postgres::types::ToSql;
 use tracing::{Instrument, Span};
 
+use crate::coalesce::{Coalescer, Joined, Waiter};
 use crate::config::PostgresConfig;
 use crate::connector::parse_url;
-use crate::error::{BACKEND, is_connection_error, pool_error, statement_error};
+use crate::error::{BACKEND, is_connection_error, pool_error, share, share_again, statement_error};
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
+
+/// `delete_expired` sweeps the table when the planner counts at least this
+/// share of its rows expired (see [`PostgresStore::sweep_plan`]).
+const SWEEP_SHARE: f64 = 1.0 / 3.0;
+/// Tables smaller than this many pages are cleaned through the index.
+const SWEEP_MIN_PAGES: i64 = 64;
+
+/// How `delete_expired` sweeps a table: its pages, and the first chunk's.
+#[derive(Debug, Clone, Copy)]
+struct SweepPlan {
+    pages: i64,
+    chunk: i64,
+}
+
+/// A chunk of `pages` pages, rounded, at least 8 and at most 2^20.
+fn chunk_pages(pages: f64) -> i64 {
+    pages.round().clamp(8.0, f64::from(1 << 20)) as i64
+}
+
+/// Statements of one kind (reads, renewing reads) in flight at once; the
+/// calls arriving meanwhile are served together by the next one.
+const STATEMENTS_IN_FLIGHT: usize = 1;
 
 /// The statements of one store, with the table name formatted in once.
 #[derive(Debug)]
 struct Statements {
     get: String,
     get_renew: String,
+    get_many: String,
+    get_renew_many: String,
     set: String,
     create: String,
     update: String,
@@ -34,6 +60,9 @@ struct Statements {
     exists: String,
     expires_in: String,
     delete_expired_batch: String,
+    delete_expired_range: String,
+    table_size: String,
+    expired_estimate: String,
 }
 
 impl Statements {
@@ -57,6 +86,27 @@ impl Statements {
                  UNION ALL \
                  SELECT data FROM {table} WHERE session_id = $1 AND expires_at IS NULL \
                  LIMIT 1"
+            ),
+            // The reads of many coalesced calls: $1 the distinct keys.
+            get_many: format!(
+                "SELECT session_id, data FROM {table} WHERE session_id = ANY($1) AND {LIVE}"
+            ),
+            // The renewing reads of many coalesced calls, as `get_renew`:
+            // $1 the distinct keys, $2 each key's duration at the same
+            // position. The index scan of `= ANY` visits the keys in
+            // index order, so concurrent batches lock their rows in one
+            // order.
+            get_renew_many: format!(
+                "WITH renewed AS (\
+                     UPDATE {table} SET expires_at = now() + \
+                         ($2::float8[])[array_position($1::text[], session_id)] * interval '1 second' \
+                     WHERE session_id = ANY($1::text[]) AND expires_at > now() \
+                     RETURNING session_id, data\
+                 ) \
+                 SELECT session_id, data FROM renewed \
+                 UNION ALL \
+                 SELECT session_id, data FROM {table} \
+                 WHERE session_id = ANY($1::text[]) AND expires_at IS NULL"
             ),
             set: format!(
                 "INSERT INTO {table} (session_id, data, expires_at) \
@@ -118,6 +168,28 @@ impl Statements {
                      ORDER BY expires_at LIMIT $1\
                  )) AND expires_at <= now()"
             ),
+            // One chunk of a sweep: the expired rows of the pages
+            // [lo, hi), read in physical order by a TID range scan (the
+            // page numbers are formatted in: integers). Committed
+            // asynchronously: a crash may undo the last chunks, which
+            // leaves expired rows, invisible to every read, for the next
+            // run; no chunk waits for a WAL flush.
+            delete_expired_range: format!(
+                "SET LOCAL synchronous_commit = off; \
+                 DELETE FROM {table} \
+                 WHERE ctid >= '({{lo}},0)'::tid AND ctid < '({{hi}},0)'::tid \
+                 AND expires_at <= now()"
+            ),
+            // The table's size in pages and the planner's count of its rows.
+            table_size: format!(
+                "SELECT pg_relation_size(c.oid) / current_setting('block_size')::int8, \
+                     c.reltuples::float8 \
+                 FROM pg_class c WHERE c.oid = '{table}'::regclass"
+            ),
+            // The planner's count of expired rows (planned, not run).
+            expired_estimate: format!(
+                "EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} WHERE expires_at <= now()"
+            ),
         }
     }
 }
@@ -132,6 +204,14 @@ impl Statements {
 /// prepared once per connection and reused, and every operation is one
 /// statement, one round trip (the renewing `get` included); only
 /// [`delete_expired`](Store::delete_expired) runs one statement per batch.
+///
+/// Concurrent [`get`](Store::get)s are coalesced: a call that finds no
+/// read in flight runs its own statement at once; calls arriving while one
+/// is in flight queue and are served together by the next statement
+/// (`session_id = ANY($1)`), each with its own answer. Renewing reads are
+/// coalesced the same way, separately, each key renewed for its own
+/// duration. If a coalesced statement fails, every caller it served gets
+/// the error.
 ///
 /// Cloning is cheap and shares the pool.
 ///
@@ -155,6 +235,10 @@ pub struct PostgresStore {
 
 #[derive(Debug)]
 struct Inner {
+    /// Concurrent plain reads, coalesced (see [`crate::coalesce`]).
+    reads: Coalescer<String, Result<Option<Bytes>>>,
+    /// Concurrent renewing reads, coalesced: each key with its duration.
+    renewals: Coalescer<(String, f64), Result<Option<Bytes>>>,
     config: PostgresConfig,
     table: TableName,
     sql: Statements,
@@ -225,6 +309,8 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             inner: Arc::new(Inner {
+                reads: Coalescer::new(STATEMENTS_IN_FLIGHT),
+                renewals: Coalescer::new(STATEMENTS_IN_FLIGHT),
                 sql: Statements::new(&qualified),
                 config,
                 table,
@@ -360,6 +446,16 @@ impl PostgresStore {
         result.map_err(|e| self.statement_failed(client, e, op))
     }
 
+    async fn query(&self, op: &str, sql: &str, params: &Params<'_>) -> Result<Vec<Row>> {
+        let client = self.client().await?;
+        let result = async {
+            let statement = client.prepare_cached(sql).await?;
+            client.query(&statement, params).await
+        }
+        .await;
+        result.map_err(|e| self.statement_failed(client, e, op))
+    }
+
     async fn execute(&self, op: &str, sql: &str, params: &Params<'_>) -> Result<u64> {
         let client = self.client().await?;
         let result = async {
@@ -368,6 +464,198 @@ impl PostgresStore {
         }
         .await;
         result.map_err(|e| self.statement_failed(client, e, op))
+    }
+
+    /// One plain read: alone when no other is in flight, else served with
+    /// the reads queued meanwhile by one `get_many`.
+    async fn coalesced_read(&self, key: &str) -> Result<Option<Bytes>> {
+        let (slot, others) = match self.inner.reads.join(|| key.to_owned()).await {
+            Joined::Answered(answer) => return answer,
+            Joined::Lead { slot, others } => (slot, others),
+        };
+        if others.is_empty() {
+            let row = self.query_opt("get", &self.sql().get, &[&key]).await;
+            slot.pass_on();
+            return self.data(row?);
+        }
+        let mut keys: Vec<&str> = Vec::with_capacity(others.len() + 1);
+        keys.push(key);
+        keys.extend(others.iter().map(|w| w.request.as_str()));
+        keys.sort_unstable();
+        keys.dedup();
+        let rows = self.query("get", &self.sql().get_many, &[&keys]).await;
+        slot.pass_on();
+        self.answer_all(key, rows, others, |w| w.request.as_str())
+    }
+
+    /// One renewing read: alone when no other is in flight, else served
+    /// with the renewing reads queued meanwhile by one `get_renew_many`,
+    /// each key renewed for its own duration (of two calls for one key,
+    /// the later one's).
+    async fn coalesced_renewal(&self, key: &str, secs: f64) -> Result<Option<Bytes>> {
+        let (slot, others) = match self.inner.renewals.join(|| (key.to_owned(), secs)).await {
+            Joined::Answered(answer) => return answer,
+            Joined::Lead { slot, others } => (slot, others),
+        };
+        if others.is_empty() {
+            let row = self
+                .query_opt("get", &self.sql().get_renew, &[&key, &secs])
+                .await;
+            slot.pass_on();
+            return self.data(row?);
+        }
+        // Callers queue oldest first: the last duration given for a key wins.
+        let mut pairs: Vec<(&str, f64)> = Vec::with_capacity(others.len() + 1);
+        pairs.push((key, secs));
+        pairs.extend(others.iter().map(|w| (w.request.0.as_str(), w.request.1)));
+        pairs.reverse();
+        // Stable: the first of equal keys is now the latest call's.
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        pairs.dedup_by(|later, first| later.0 == first.0);
+        let (keys, durations): (Vec<&str>, Vec<f64>) = pairs.into_iter().unzip();
+        let rows = self
+            .query("get", &self.sql().get_renew_many, &[&keys, &durations])
+            .await;
+        slot.pass_on();
+        self.answer_all(key, rows, others, |w| w.request.0.as_str())
+    }
+
+    /// Answers the callers a coalesced statement served (rows of
+    /// `session_id, data`), and returns the leader's own answer. A failed
+    /// statement fails every caller.
+    fn answer_all<R>(
+        &self,
+        key: &str,
+        rows: Result<Vec<Row>>,
+        others: Vec<Waiter<R, Result<Option<Bytes>>>>,
+        key_of: impl Fn(&Waiter<R, Result<Option<Bytes>>>) -> &str,
+    ) -> Result<Option<Bytes>> {
+        let found = rows.and_then(|rows| {
+            rows.iter()
+                .map(|row| {
+                    let session_id: &str = self.column_at("get", row, 0)?;
+                    let data: &[u8] = self.column_at("get", row, 1)?;
+                    Ok((session_id.to_owned(), Bytes::copy_from_slice(data)))
+                })
+                .collect::<Result<HashMap<String, Bytes>>>()
+        });
+        match found {
+            Ok(found) => {
+                for waiter in others {
+                    let answer = found.get(key_of(&waiter)).cloned();
+                    waiter.answer(Ok(answer));
+                }
+                Ok(found.get(key).cloned())
+            }
+            Err(err) => {
+                let err = share(err);
+                for waiter in others {
+                    waiter.answer(Err(share_again(&err)));
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// The value of a `get`'s row, if any.
+    fn data(&self, row: Option<Row>) -> Result<Option<Bytes>> {
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let data: &[u8] = self.column("get", &row)?;
+                Ok(Some(Bytes::copy_from_slice(data)))
+            }
+        }
+    }
+
+    /// Whether `delete_expired` sweeps the table (and how), from the
+    /// planner's statistics: when its estimate of expired rows is at least
+    /// [`SWEEP_SHARE`] of the table's rows, a sweep of the pages reads less
+    /// than the index walk, which visits each expired row twice.
+    async fn sweep_plan(&self, batch: u32) -> Result<Option<SweepPlan>> {
+        const OP: &str = "delete_expired";
+        let Some(size) = self.query_opt(OP, &self.sql().table_size, &[]).await? else {
+            return Ok(None);
+        };
+        let pages: i64 = self.column_at(OP, &size, 0)?;
+        let rows: f64 = self.column_at(OP, &size, 1)?;
+        // reltuples is -1 before the first VACUUM or ANALYZE.
+        if pages < SWEEP_MIN_PAGES || rows <= 0.0 {
+            return Ok(None);
+        }
+        let expired = self.expired_estimate().await?;
+        if expired < rows * SWEEP_SHARE {
+            return Ok(None);
+        }
+        let per_page = (expired / pages as f64).max(f64::MIN_POSITIVE);
+        Ok(Some(SweepPlan {
+            pages,
+            chunk: chunk_pages(f64::from(batch) / per_page),
+        }))
+    }
+
+    /// Runs `sql` (one or more statements, one implicit transaction) as a
+    /// simple query and returns the rows its statements affected.
+    async fn simple_count(&self, op: &str, sql: &str) -> Result<u64> {
+        let client = self.client().await?;
+        match client.simple_query(sql).await {
+            Ok(messages) => Ok(messages
+                .iter()
+                .map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::CommandComplete(n) => *n,
+                    _ => 0,
+                })
+                .sum()),
+            Err(e) => Err(self.statement_failed(client, e, op)),
+        }
+    }
+
+    /// The planner's estimate of the expired rows (`EXPLAIN`, not run).
+    async fn expired_estimate(&self) -> Result<f64> {
+        let client = self.client().await?;
+        let messages = match client.simple_query(&self.sql().expired_estimate).await {
+            Ok(messages) => messages,
+            Err(e) => return Err(self.statement_failed(client, e, "delete_expired")),
+        };
+        let plan = messages.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        });
+        let rows = plan
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|plan| plan[0]["Plan"]["Plan Rows"].as_f64());
+        // No estimate: 0, so the index walk runs.
+        Ok(rows.unwrap_or(0.0))
+    }
+
+    /// Deletes the expired rows of the pages `[0, plan.pages)` a chunk of
+    /// pages at a time, each chunk one statement; the chunk's size follows
+    /// the rows the last one removed, toward `batch` rows each. Rows in
+    /// pages added meanwhile are left to the next run.
+    async fn sweep(&self, plan: SweepPlan, batch: u32) -> Result<u64> {
+        let mut total = 0;
+        let mut start = 0_i64;
+        let mut chunk = plan.chunk;
+        while start < plan.pages {
+            let end = (start + chunk).min(plan.pages);
+            let sql = self
+                .sql()
+                .delete_expired_range
+                .replace("{lo}", &start.to_string())
+                .replace("{hi}", &end.to_string());
+            let removed = self.simple_count("delete_expired", &sql).await?;
+            total += removed;
+            // Toward `batch` rows per chunk, at most doubling or halving.
+            let per_page = removed as f64 / (end - start) as f64;
+            let wanted = if removed == 0 {
+                chunk as f64 * 2.0
+            } else {
+                f64::from(batch) / per_page
+            };
+            chunk = chunk_pages(wanted.clamp(chunk as f64 / 2.0, chunk as f64 * 2.0));
+            start = end;
+        }
+        Ok(total)
     }
 
     /// Maps a failed statement's error. A client whose connection broke is
@@ -391,7 +679,16 @@ impl PostgresStore {
         op: &str,
         row: &'r Row,
     ) -> Result<T> {
-        row.try_get(0)
+        self.column_at(op, row, 0)
+    }
+
+    fn column_at<'r, T: tokio_postgres::types::FromSql<'r>>(
+        &self,
+        op: &str,
+        row: &'r Row,
+        index: usize,
+    ) -> Result<T> {
+        row.try_get(index)
             .map_err(|e| statement_error(e, op, self.qualified(), self.address()))
     }
 }
@@ -433,19 +730,9 @@ impl Store for PostgresStore {
     async fn get(&self, key: &str, renew_for: Option<Duration>) -> Result<Option<Bytes>> {
         validate_key(key)?;
         async {
-            let row = match seconds(renew_for) {
-                None => self.query_opt("get", &self.sql().get, &[&key]).await?,
-                Some(secs) => {
-                    self.query_opt("get", &self.sql().get_renew, &[&key, &secs])
-                        .await?
-                }
-            };
-            match row {
-                None => Ok(None),
-                Some(row) => {
-                    let data: &[u8] = self.column("get", &row)?;
-                    Ok(Some(Bytes::copy_from_slice(data)))
-                }
+            match seconds(renew_for) {
+                None => self.coalesced_read(key).await,
+                Some(secs) => self.coalesced_renewal(key, secs).await,
             }
         }
         .instrument(self.span("get"))
@@ -514,9 +801,17 @@ impl Store for PostgresStore {
         async {
             let batch = self.config().cleanup_batch_size;
             // Each batch is its own statement, so its own short transaction:
-            // readers never wait behind one huge delete.
-            let total =
-                delete_in_batches_async(u64::from(batch), || self.delete_batch(batch)).await?;
+            // readers never wait behind one huge delete. Where expired rows
+            // are a large share of the table, the batches are chunks of one
+            // sweep through it in physical order (what one unbatched DELETE
+            // reads); else each takes the oldest expired rows through the
+            // expiry index.
+            let total = match self.sweep_plan(batch).await? {
+                Some(plan) => self.sweep(plan, batch).await?,
+                None => {
+                    delete_in_batches_async(u64::from(batch), || self.delete_batch(batch)).await?
+                }
+            };
             tracing::debug!(removed = total, "deleted expired sessions");
             Ok(total)
         }

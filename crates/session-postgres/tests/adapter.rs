@@ -482,6 +482,55 @@ async fn delete_expired_works_in_batches_and_spares_live_rows() {
 }
 
 #[tokio::test]
+async fn a_table_mostly_expired_is_swept_in_chunks_sparing_live_rows() {
+    let Some(mut db) = Db::get().await else {
+        return;
+    };
+    let table = db.table("sweep");
+    let store = db.store(PostgresConfig {
+        cleanup_batch_size: 1_000,
+        ..on(&table)
+    });
+    store.create_table().await.unwrap();
+    // 12,000 rows of 1 KiB (well over the sweep's minimum of pages), every
+    // other one expired, some live ones without expiry; statistics fresh,
+    // so the planner counts half the table expired and the store sweeps.
+    db.client
+        .batch_execute(&format!(
+            "INSERT INTO {table} (session_id, data, expires_at)
+               SELECT 's' || i, decode(repeat('ab', 1024), 'hex'),
+                      CASE WHEN i % 2 = 0 THEN now() - interval '1 minute'
+                           WHEN i % 10 = 1 THEN NULL
+                           ELSE now() + interval '1 hour' END
+               FROM generate_series(0, 11999) i;"
+        ))
+        .await
+        .unwrap();
+    db.client
+        .batch_execute(&format!("VACUUM ANALYZE {table}"))
+        .await
+        .unwrap();
+    assert_eq!(store.delete_expired().await.unwrap(), 6_000);
+    let (left, expired): (i64, i64) = {
+        let row = db
+            .client
+            .query_one(
+                &format!(
+                    "SELECT count(*), count(*) FILTER (WHERE expires_at <= now()) FROM {table}"
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!((left, expired), (6_000, 0));
+    assert!(store.exists("s1").await.unwrap());
+    assert!(store.exists("s11999").await.unwrap());
+    assert_eq!(store.delete_expired().await.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn a_pool_of_one_serves_fifty_concurrent_callers() {
     let Some(mut db) = Db::get().await else {
         return;
