@@ -11,8 +11,14 @@
 //! be equal: the baseline does the store work the layer does, no more, no
 //! less.
 //!
+//! A second table counts what `renew_on_access` costs a busy session: the
+//! store writes per 1,000 reads, spread over three lifetimes, with
+//! `renew_threshold` 1.0 (a renewal on every access, the behaviour before
+//! the threshold) and the default 0.5; and the time per read of each.
+//!
 //! Run: `cargo bench -p session-tower --bench layer_overhead`. Without
-//! `--bench` (`cargo test --benches`) only that check runs.
+//! `--bench` (`cargo test --benches`) only the checks run (the same store
+//! work, and a short run of the renewal count).
 
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -24,6 +30,7 @@ use http::{Request, Response, header::COOKIE};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use session_core::{MemoryStore, Store, async_trait};
+use session_test_support::bench::median;
 use session_tower::{Session, SessionConfig, SessionLayer, store_key};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
@@ -134,21 +141,28 @@ fn request(cookie: &str) -> Request<String> {
         .expect("a valid request")
 }
 
-async fn time<S>(mut service: S, cookie: &str) -> Duration
+async fn time<S>(service: S, cookie: &str) -> Duration
+where
+    S: Service<Request<String>, Response = Response<String>, Error = Infallible>,
+{
+    time_n(service, cookie, REQUESTS).await
+}
+
+async fn time_n<S>(mut service: S, cookie: &str, requests: u32) -> Duration
 where
     S: Service<Request<String>, Response = Response<String>, Error = Infallible>,
 {
     // Warm up, then measure.
-    for _ in 0..REQUESTS / 10 {
+    for _ in 0..requests / 10 {
         let svc = service.ready().await.unwrap();
         black_box(svc.call(request(cookie)).await.unwrap());
     }
     let start = Instant::now();
-    for _ in 0..REQUESTS {
+    for _ in 0..requests {
         let svc = service.ready().await.unwrap();
         black_box(svc.call(request(cookie)).await.unwrap());
     }
-    start.elapsed() / REQUESTS
+    start.elapsed() / requests
 }
 
 /// A fresh store holding the benchmark's one session, and its cookie.
@@ -321,13 +335,132 @@ async fn check_same_store_work(config: &SessionConfig) {
     }
 }
 
+/// Whether a recorded call writes: every call but a plain read (`get`
+/// without renewal, `exists`, `expires_in`).
+fn is_write(call: &str) -> bool {
+    if call.starts_with("get ") {
+        return !call.ends_with("renew None");
+    }
+    !(call.starts_with("exists ") || call.starts_with("expires_in "))
+}
+
+/// A `renew_on_access` config with a lifetime of `max_age` and
+/// `threshold`.
+fn renewing(max_age: Duration, threshold: f64) -> SessionConfig {
+    SessionConfig::builder()
+        .max_age(max_age)
+        .renew_on_access(true)
+        .renew_threshold(threshold)
+        .build()
+        .expect("a valid config")
+}
+
+/// Store writes and calls made by `reads` reads of one session through
+/// the layer, one every `every`, under `config`; the session must still
+/// be live at the end.
+async fn renewal_writes(config: &SessionConfig, reads: u32, every: Duration) -> (usize, usize) {
+    let store = Arc::new(Recording::default());
+    let id = config.generate_session_id().unwrap();
+    let key = store_key(&id, true);
+    store
+        .set(&key, Bytes::from_static(STORED), Some(config.max_age()))
+        .await
+        .unwrap();
+    store.take();
+    let cookie = format!("session={id}");
+    let layer = SessionLayer::with_shared(store.clone(), config.clone());
+    let mut service = layer.layer(service_fn(|req| with_session(Handler::Read, req)));
+    let start = tokio::time::Instant::now();
+    let (mut writes, mut calls) = (0, 0);
+    for i in 0..reads {
+        tokio::time::sleep_until(start + every * i).await;
+        let svc = service.ready().await.unwrap();
+        black_box(svc.call(request(&cookie)).await.unwrap());
+        let made = store.take();
+        calls += made.len();
+        writes += made.iter().filter(|c| is_write(c)).count();
+    }
+    assert!(
+        store.exists(&key).await.unwrap(),
+        "the session expired between renewals"
+    );
+    (writes, calls)
+}
+
+/// The renewal table: writes per 1,000 reads spread over three lifetimes
+/// (`max_age` 1 s, a read every 3 ms), then the time per read when no
+/// renewal is due (threshold 0.5: a `get` and an `expires_in`) against a
+/// renewal on every read (1.0: one renewing `get`), alternating short
+/// rounds.
+async fn renewal_table(rounds: usize, timed_requests: u32) {
+    let every = Duration::from_millis(3);
+    let mut rows = Vec::new();
+    for threshold in [1.0, 0.5] {
+        let config = renewing(Duration::from_secs(1), threshold);
+        let mut writes = Vec::new();
+        let mut calls = Vec::new();
+        for _ in 0..rounds {
+            let (w, c) = renewal_writes(&config, 1000, every).await;
+            writes.push(w as f64);
+            calls.push(c as f64);
+        }
+        rows.push((threshold, writes, calls));
+    }
+    let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    if timed_requests > 0 {
+        for _ in 0..rounds {
+            for (i, threshold) in [1.0, 0.5].into_iter().enumerate() {
+                let config = renewing(Duration::from_secs(3600), threshold);
+                let store = Arc::new(MemoryStore::new());
+                let (_, cookie) = setup(store.as_ref(), &config).await;
+                let layer = SessionLayer::with_shared(store.clone(), config);
+                let layered = layer.layer(service_fn(|req| with_session(Handler::Read, req)));
+                times[i].push(time_n(layered, &cookie, timed_requests).await.as_secs_f64() * 1e6);
+            }
+        }
+    }
+    println!(
+        "\n| renew_threshold | store writes per 1,000 reads (3 lifetimes) | store calls per read | time per read |"
+    );
+    println!("| --- | ---: | ---: | ---: |");
+    for (i, (threshold, writes, calls)) in rows.iter().enumerate() {
+        let time = if times[i].is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{:.2} µs", median(times[i].iter().copied()))
+        };
+        println!(
+            "| {threshold:.1}{} | {:.0} | {:.2} | {time} |",
+            if *threshold == 1.0 {
+                " (renew on every access, as before)"
+            } else {
+                " (default)"
+            },
+            median(writes.iter().copied()),
+            median(calls.iter().copied()) / 1000.0,
+        );
+    }
+    if !times[0].is_empty() {
+        let ratios = times[1]
+            .iter()
+            .zip(&times[0])
+            .map(|(after, before)| after / before);
+        println!(
+            "\nmedian of the rounds' time ratios (0.5 / 1.0): {:.2} ({rounds} rounds of {timed_requests} reads each)",
+            median(ratios)
+        );
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let config = SessionConfig::default();
     check_same_store_work(&config).await;
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this
-    // binary without it, and then only the check above runs.
+    // binary without it, and then only the checks run.
     if !std::env::args().any(|a| a == "--bench") {
+        // One round of the renewal count, untimed.
+        renewal_table(1, 0).await;
         println!(
             "layer_overhead: run with `cargo bench -p session-tower --bench layer_overhead` to measure"
         );
@@ -358,6 +491,8 @@ async fn main() {
             with.saturating_sub(without).as_secs_f64() * 1e6
         );
     }
+
+    renewal_table(5, REQUESTS / 4).await;
 
     // One part of the overhead on its own: the SHA-256 of the id.
     let id = config.generate_session_id().unwrap();

@@ -2,7 +2,6 @@
 //! AES-256-GCM, instead of in a store.
 
 use http::HeaderMap;
-use serde_json::{Map, Value};
 use session_core::Error;
 
 use crate::chunks::{self, Limits, Offered};
@@ -188,7 +187,9 @@ impl ClientSide {
     pub(crate) fn new(client: ClientSideConfig, config: &SessionConfig) -> Result<Self, Error> {
         // The attributes every chunk carries, under the longest chunk name.
         let probe = chunks::chunk_name(config.cookie_name(), chunks::MAX_CHUNKS - 1);
-        let overhead = cookie::set_named_cookie(config, &probe, "", config.max_age().as_secs())
+        // The longest `Max-Age` a session may get (a per-session expiry).
+        let longest = Some(crate::limits::MAX_MAX_AGE.as_secs());
+        let overhead = cookie::set_named_cookie(config, &probe, "", longest)
             .map(|v| v.len())
             .map_err(|e| Error::invalid_config("cookie_name", e.to_string()))?;
         let chunk_bytes = COOKIE_BYTES.saturating_sub(overhead);
@@ -248,7 +249,10 @@ impl ClientSide {
         chunks::read(headers, config.cookie_name(), &self.limits)
     }
 
-    /// Opens what [`read`](Self::read) found, at `now` (Unix seconds).
+    /// Opens what [`read`](Self::read) found, at `now` (Unix seconds). The
+    /// sealed expiry is checked here; the session's age against its expiry
+    /// mode (kept in the sealed JSON) by the caller, so a value older than
+    /// the longest lifetime any mode allows (400 days) is refused here.
     pub(crate) fn open(
         &self,
         config: &SessionConfig,
@@ -262,11 +266,12 @@ impl ClientSide {
             count,
             value,
             now,
-            config.max_age().as_secs(),
+            crate::limits::MAX_MAX_AGE.as_secs(),
         )
     }
 
-    /// Seals `data` at `now` with the first key: the `(name, value)` pairs
+    /// Seals `json` (the session as stored: a JSON object) at `now` with
+    /// the first key, to expire `ttl_secs` later: the `(name, value)` pairs
     /// of the cookies to set, and the expiry (Unix seconds).
     ///
     /// Fails with [`SessionError::TooLarge`] if the cookies would exceed
@@ -274,13 +279,10 @@ impl ClientSide {
     pub(crate) fn seal(
         &self,
         config: &SessionConfig,
-        data: &Map<String, Value>,
+        json: &[u8],
         now: u64,
+        ttl_secs: u64,
     ) -> Result<(Vec<(String, String)>, u64), SessionError> {
-        let json = serde_json::to_vec(data).map_err(|source| SessionError::Serialize {
-            key: String::new(),
-            source,
-        })?;
         let too_large = SessionError::TooLarge {
             size: json.len(),
             max: self.max_json_bytes,
@@ -297,8 +299,8 @@ impl ClientSide {
         else {
             return Err(too_large);
         };
-        let expires_at = now.saturating_add(config.max_age().as_secs());
-        let value = sealed::seal(&self.keys, name, count, &json, now, expires_at)?;
+        let expires_at = now.saturating_add(ttl_secs);
+        let value = sealed::seal(&self.keys, name, count, json, now, expires_at)?;
         Ok((chunks::split(name, &value, count, &self.limits), expires_at))
     }
 }
@@ -308,6 +310,7 @@ mod tests {
     use super::*;
     use http::HeaderValue;
     use http::header::COOKIE;
+    use serde_json::{Map, Value};
 
     fn client(max: usize) -> ClientSideConfig {
         ClientSideConfig::builder()
@@ -383,7 +386,8 @@ mod tests {
         let mut data = Map::new();
         // `{"k":"..."}` is 8 bytes plus the string.
         data.insert("k".into(), Value::from("x".repeat(max - 8)));
-        let (cookies, _) = side.seal(&config, &data, 1000).unwrap();
+        let json = |data: &Map<String, Value>| serde_json::to_vec(data).unwrap();
+        let (cookies, _) = side.seal(&config, &json(&data), 1000, 600).unwrap();
         // At the cap: three chunks of about 4 KB.
         assert_eq!(cookies.len(), 3);
         let header: Vec<String> = cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
@@ -396,7 +400,7 @@ mod tests {
         assert_eq!(side.open(&config, &value, count, 1001).unwrap().data, data);
 
         data.insert("k".into(), Value::from("x".repeat(max - 7)));
-        match side.seal(&config, &data, 1000) {
+        match side.seal(&config, &json(&data), 1000, 600) {
             Err(SessionError::TooLarge { size, max: m }) => assert_eq!((size, m), (max + 1, max)),
             other => panic!("expected TooLarge, got {other:?}"),
         }

@@ -84,6 +84,7 @@ mod defaults {
     pub(super) const SESSION_ID_BYTES: usize = 32;
     pub(super) const STORE_LABEL: &str = "sessions";
     pub(super) const MAX_SESSION_BYTES: usize = 64 * 1024;
+    pub(super) const RENEW_THRESHOLD: f64 = 0.5;
 }
 
 /// Bounds enforced by [`SessionConfigBuilder::build`].
@@ -105,8 +106,10 @@ pub mod limits {
 }
 
 /// The session and cookie settings: the fields of Litestar's
-/// `ServerSideSessionConfig`, with its defaults and Rust names, plus what
-/// this middleware adds (`hash_session_ids`, `max_session_bytes`).
+/// `ServerSideSessionConfig`, with its defaults (but `secure`, true here)
+/// and Rust names, plus what this middleware adds (`hash_session_ids`,
+/// `max_session_bytes`, `absolute_lifetime`, `renew_threshold`,
+/// `skip_save_on_server_error`).
 ///
 /// A `SessionConfig` is always valid: it is made by
 /// [`SessionConfigBuilder::build`] or deserialised (JSON, TOML, any serde
@@ -175,6 +178,9 @@ pub struct SessionConfig {
     hash_session_ids: bool,
     max_session_bytes: usize,
     litestar_compatible: bool,
+    absolute_lifetime: Option<Duration>,
+    renew_threshold: f64,
+    skip_save_on_server_error: bool,
 }
 
 impl SessionConfig {
@@ -223,8 +229,9 @@ impl SessionConfig {
     pub fn domain(&self) -> Option<&str> {
         self.domain.as_deref()
     }
-    /// Whether the cookie carries `Secure` (default false; set it in
-    /// production).
+    /// Whether the cookie carries `Secure` (default true: the id travels
+    /// over HTTPS only). `false` is a development setting, for plain
+    /// `http://` on a developer's machine.
     pub fn secure(&self) -> bool {
         self.secure
     }
@@ -241,9 +248,29 @@ impl SessionConfig {
     pub fn session_id_bytes(&self) -> usize {
         self.session_id_bytes
     }
-    /// Whether each access renews the session's expiry (default false).
+    /// Whether an access renews the session's expiry (default false), when
+    /// less than [`renew_threshold`](Self::renew_threshold) of its
+    /// lifetime is left.
     pub fn renew_on_access(&self) -> bool {
         self.renew_on_access
+    }
+    /// The share of a session's lifetime below which an access renews it
+    /// (default 0.5): with `renew_on_access`, a busy user's session is
+    /// written once per half-lifetime, not on every request. `1.0` renews
+    /// on every access.
+    pub fn renew_threshold(&self) -> f64 {
+        self.renew_threshold
+    }
+    /// The longest a session may live since its creation, however active
+    /// (default none). Enforced on the server: the creation time is kept
+    /// in the stored session.
+    pub fn absolute_lifetime(&self) -> Option<Duration> {
+        self.absolute_lifetime
+    }
+    /// Whether a response with a `5xx` status leaves the session unsaved
+    /// (default true): a failed request never half-writes a session.
+    pub fn skip_save_on_server_error(&self) -> bool {
+        self.skip_save_on_server_error
     }
     /// The path patterns the middleware skips: regular expressions matched
     /// anywhere in the request's path (not its query); anchor one with `^`
@@ -309,6 +336,9 @@ impl SessionConfig {
             hash_session_ids: (!self.litestar_compatible).then_some(self.hash_session_ids),
             max_session_bytes: self.max_session_bytes,
             litestar_compatible: self.litestar_compatible,
+            absolute_lifetime: self.absolute_lifetime,
+            renew_threshold: self.renew_threshold,
+            skip_save_on_server_error: self.skip_save_on_server_error,
             litestar_exclude_opt_key: None,
         }
     }
@@ -343,6 +373,9 @@ impl PartialEq for SessionConfig {
             hash_session_ids,
             max_session_bytes,
             litestar_compatible,
+            absolute_lifetime,
+            renew_threshold,
+            skip_save_on_server_error,
         } = self;
         *cookie_name == other.cookie_name
             && *max_age == other.max_age
@@ -359,6 +392,9 @@ impl PartialEq for SessionConfig {
             && *hash_session_ids == other.hash_session_ids
             && *max_session_bytes == other.max_session_bytes
             && *litestar_compatible == other.litestar_compatible
+            && *absolute_lifetime == other.absolute_lifetime
+            && *renew_threshold == other.renew_threshold
+            && *skip_save_on_server_error == other.skip_save_on_server_error
     }
 }
 
@@ -404,6 +440,10 @@ pub struct SessionConfigBuilder {
     hash_session_ids: Option<bool>,
     max_session_bytes: usize,
     litestar_compatible: bool,
+    #[serde(deserialize_with = "optional_seconds")]
+    absolute_lifetime: Option<Duration>,
+    renew_threshold: f64,
+    skip_save_on_server_error: bool,
     /// Litestar's route-option name: read from files so they load, never
     /// used (see [`SessionConfig`]).
     #[serde(rename = "exclude_opt_key")]
@@ -417,7 +457,7 @@ impl Default for SessionConfigBuilder {
             max_age: defaults::MAX_AGE,
             path: defaults::PATH.into(),
             domain: None,
-            secure: false,
+            secure: true,
             http_only: true,
             same_site: SameSite::Lax,
             session_id_bytes: defaults::SESSION_ID_BYTES,
@@ -428,6 +468,9 @@ impl Default for SessionConfigBuilder {
             hash_session_ids: None,
             max_session_bytes: defaults::MAX_SESSION_BYTES,
             litestar_compatible: false,
+            absolute_lifetime: None,
+            renew_threshold: defaults::RENEW_THRESHOLD,
+            skip_save_on_server_error: true,
             litestar_exclude_opt_key: None,
         }
     }
@@ -453,7 +496,17 @@ impl SessionConfigBuilder {
         max_age: Duration,
         /// The cookie `Path`: starts with `/`.
         path: String,
-        /// The cookie `Secure` flag.
+        /// The cookie `Secure` flag (default true). Turn it off only to
+        /// develop over plain `http://` (a browser does not send a
+        /// `Secure` cookie back over it), never for a service reached over
+        /// a network: the session id would travel in clear text.
+        ///
+        /// ```
+        /// // Development over http://127.0.0.1 only.
+        /// let dev = session_tower::SessionConfig::builder().secure(false).build().unwrap();
+        /// assert!(!dev.secure());
+        /// assert!(session_tower::SessionConfig::default().secure());
+        /// ```
         secure: bool,
         /// The cookie `HttpOnly` flag (Litestar's `httponly`).
         http_only: bool,
@@ -462,8 +515,16 @@ impl SessionConfigBuilder {
         same_site: SameSite,
         /// Random bytes per session id: 16 to 127.
         session_id_bytes: usize,
-        /// Renew the session's expiry on every access.
+        /// Renew the session's expiry on access, once less than
+        /// [`renew_threshold`](Self::renew_threshold) of it is left.
         renew_on_access: bool,
+        /// The share of the lifetime below which an access renews the
+        /// session: more than 0, at most 1 (default 0.5; `1.0` renews on
+        /// every access).
+        renew_threshold: f64,
+        /// Leave the session unsaved when the response is a `5xx`
+        /// (default true).
+        skip_save_on_server_error: bool,
         /// A name for the store in logs (Litestar's `store`): not empty.
         store_label: String,
         /// The largest serialised session, in bytes: 2 to 1 MiB.
@@ -494,7 +555,11 @@ impl SessionConfigBuilder {
     ///
     /// Every other setting keeps Litestar's defaults (cookie `session`,
     /// 32-byte hex ids, `max_age` 14 days, `Path=/`, `HttpOnly`,
-    /// `SameSite=Lax`); set the same values on both sides. In files the
+    /// `SameSite=Lax`), except `secure`, true here and false in Litestar:
+    /// set the same values on both sides. The stored session stays a plain
+    /// JSON object: `absolute_lifetime` is refused, and
+    /// [`Session::set_expiry`](crate::Session::set_expiry) takes only
+    /// [`Expiry::Configured`](crate::Expiry::Configured). In files the
     /// field is `litestar_compatible = true`.
     ///
     /// ```
@@ -512,6 +577,43 @@ impl SessionConfigBuilder {
     /// ```
     pub fn litestar_compatible(mut self, on: bool) -> Self {
         self.litestar_compatible = on;
+        self
+    }
+
+    /// The longest a session may live since it was created, however
+    /// active (OWASP's absolute timeout); `None` (the default) for no
+    /// bound. 1 s to 400 days, whole seconds (rounded up). Refused with
+    /// `litestar_compatible`, whose stored sessions cannot carry the
+    /// creation time.
+    ///
+    /// The creation time is kept in the stored session (never in the
+    /// cookie); every write caps the stored expiry and the cookie's
+    /// `Max-Age` at it, and a session loaded past it is deleted.
+    /// `cycle_id` keeps it; `clear` starts a new session. A session
+    /// stored while no absolute lifetime was configured counts from the
+    /// first request that loads it afterwards.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_tower::SessionConfig;
+    ///
+    /// let config = SessionConfig::builder()
+    ///     .max_age(Duration::from_secs(30 * 60))            // 30 min idle
+    ///     .renew_on_access(true)
+    ///     .absolute_lifetime(Duration::from_secs(8 * 3600)) // 8 h in all
+    ///     .build()?;
+    /// assert_eq!(config.absolute_lifetime(), Some(Duration::from_secs(8 * 3600)));
+    ///
+    /// let err = SessionConfig::builder()
+    ///     .litestar_compatible(true)
+    ///     .absolute_lifetime(Duration::from_secs(3600))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("`absolute_lifetime`"));
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    pub fn absolute_lifetime(mut self, lifetime: impl Into<Option<Duration>>) -> Self {
+        self.absolute_lifetime = lifetime.into();
         self
     }
 
@@ -539,6 +641,29 @@ impl SessionConfigBuilder {
     }
 
     /// Validates every field and makes the config.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the field: out of its range, not
+    /// allowed in a cookie, `same_site = "none"` without `secure`, a
+    /// cookie name prefix whose rule the other fields break (`__Host-`:
+    /// `secure`, `path = "/"` and no `domain`; `__Secure-`: `secure`),
+    /// `hash_session_ids` or `absolute_lifetime` with `litestar_compatible`.
+    ///
+    /// ```
+    /// use session_tower::SessionConfig;
+    ///
+    /// let host = SessionConfig::builder().cookie_name("__Host-session").build()?;
+    /// assert!(host.secure());
+    /// let err = SessionConfig::builder()
+    ///     .cookie_name("__Host-session")
+    ///     .path("/app")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("`path`"), "{err}");
+    /// assert!(err.to_string().contains("__Host-"), "{err}");
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
     pub fn build(self) -> Result<SessionConfig, Error> {
         let b = self;
         let name_chars = b.cookie_name.chars().count();
@@ -588,6 +713,7 @@ impl SessionConfigBuilder {
                 "\"none\" requires `secure = true`; browsers drop such cookies otherwise",
             ));
         }
+        check_prefix(&b)?;
         let id_range = limits::MIN_SESSION_ID_BYTES..=limits::MAX_SESSION_ID_BYTES;
         if !id_range.contains(&b.session_id_bytes) {
             return Err(Error::invalid_config(
@@ -633,6 +759,34 @@ impl SessionConfigBuilder {
             (_, true) => false,
             (hashed, false) => hashed.unwrap_or(true),
         };
+        if !(b.renew_threshold > 0.0 && b.renew_threshold <= 1.0) {
+            return Err(Error::invalid_config(
+                "renew_threshold",
+                format!(
+                    "must be more than 0 and at most 1 (a share of the lifetime), got {}",
+                    b.renew_threshold
+                ),
+            ));
+        }
+        let absolute_lifetime = match b.absolute_lifetime {
+            None => None,
+            Some(_) if b.litestar_compatible => {
+                return Err(Error::invalid_config(
+                    "absolute_lifetime",
+                    "cannot be used with `litestar_compatible`: the creation time would have to \
+                     be kept in the stored session, which a Litestar application reads as its own",
+                ));
+            }
+            Some(d) if d < limits::MIN_MAX_AGE || d > limits::MAX_MAX_AGE => {
+                return Err(Error::invalid_config(
+                    "absolute_lifetime",
+                    format!("must be 1 s to 400 days (34560000 s), got {d:?}"),
+                ));
+            }
+            Some(d) => Some(Duration::from_secs(
+                d.as_secs() + u64::from(d.subsec_nanos() > 0),
+            )),
+        };
         // Whole seconds: the cookie's Max-Age cannot say more.
         let max_age =
             Duration::from_secs(b.max_age.as_secs() + u64::from(b.max_age.subsec_nanos() > 0));
@@ -653,8 +807,42 @@ impl SessionConfigBuilder {
             hash_session_ids,
             max_session_bytes: b.max_session_bytes,
             litestar_compatible: b.litestar_compatible,
+            absolute_lifetime,
+            renew_threshold: b.renew_threshold,
+            skip_save_on_server_error: b.skip_save_on_server_error,
         })
     }
+}
+
+/// The rules of the cookie name prefixes (RFC 6265bis; browsers match
+/// them in any case): a `__Host-` cookie must be `Secure`, with `Path=/`
+/// and no `Domain`; a `__Secure-` cookie must be `Secure`. A browser drops
+/// a cookie that breaks them, so the config is refused instead.
+fn check_prefix(b: &SessionConfigBuilder) -> Result<(), Error> {
+    let name = b.cookie_name.to_ascii_lowercase();
+    if name.starts_with("__host-") {
+        let rule = "a cookie name starting with `__Host-` requires `secure = true`, \
+                    `path = \"/\"` and no `domain` (the __Host- prefix rule)";
+        if !b.secure {
+            return Err(Error::invalid_config("secure", rule));
+        }
+        if b.path != "/" {
+            return Err(Error::invalid_config(
+                "path",
+                format!("{rule}; got {:?}", b.path),
+            ));
+        }
+        if b.domain.is_some() {
+            return Err(Error::invalid_config("domain", rule));
+        }
+    } else if name.starts_with("__secure-") && !b.secure {
+        return Err(Error::invalid_config(
+            "secure",
+            "a cookie name starting with `__Secure-` requires `secure = true` \
+             (the __Secure- prefix rule)",
+        ));
+    }
+    Ok(())
 }
 
 /// RFC 7230 `tchar`: the characters of a cookie name.
@@ -702,6 +890,18 @@ fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+fn optional_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let Some(secs) = Option::<f64>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if !secs.is_finite() || secs < 0.0 || secs > limits::MAX_MAX_AGE.as_secs_f64() {
+        return Err(serde::de::Error::custom(format!(
+            "must be 1 to 34560000 seconds, got {secs}"
+        )));
+    }
+    Ok(Some(Duration::from_secs_f64(secs)))
+}
+
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -728,7 +928,11 @@ mod tests {
         assert_eq!(c.max_age(), Duration::from_secs(1_209_600));
         assert_eq!(c.path(), "/");
         assert_eq!(c.domain(), None);
-        assert!(!c.secure());
+        // Not Litestar's default: the id travels over HTTPS only.
+        assert!(c.secure());
+        assert_eq!(c.absolute_lifetime(), None);
+        assert_eq!(c.renew_threshold(), 0.5);
+        assert!(c.skip_save_on_server_error());
         assert!(c.http_only());
         assert_eq!(c.same_site(), SameSite::Lax);
         assert_eq!(c.session_id_bytes(), 32);
@@ -787,8 +991,34 @@ mod tests {
             "domain"
         );
         assert_eq!(
-            field(b().same_site(SameSite::None).build().unwrap_err()),
+            field(
+                b().same_site(SameSite::None)
+                    .secure(false)
+                    .build()
+                    .unwrap_err()
+            ),
             "same_site"
+        );
+        assert_eq!(
+            field(b().renew_threshold(0.0).build().unwrap_err()),
+            "renew_threshold"
+        );
+        assert_eq!(
+            field(b().renew_threshold(1.5).build().unwrap_err()),
+            "renew_threshold"
+        );
+        assert_eq!(
+            field(b().renew_threshold(f64::NAN).build().unwrap_err()),
+            "renew_threshold"
+        );
+        assert!(b().renew_threshold(1.0).build().is_ok());
+        assert_eq!(
+            field(
+                b().absolute_lifetime(Duration::from_millis(10))
+                    .build()
+                    .unwrap_err()
+            ),
+            "absolute_lifetime"
         );
         assert!(b().same_site(SameSite::None).secure(true).build().is_ok());
         assert_eq!(
@@ -929,6 +1159,36 @@ mod tests {
         assert!(!c.hash_session_ids());
         let err = SessionConfig::from_json_str(r#"{"litestar_compatible": "yes"}"#).unwrap_err();
         assert_eq!(field(err), "litestar_compatible");
+    }
+
+    #[test]
+    fn the_lifetime_fields_load_from_files() {
+        let json = SessionConfig::from_json_str(
+            r#"{"absolute_lifetime": 28800, "renew_threshold": 0.25,
+                "skip_save_on_server_error": false}"#,
+        )
+        .unwrap();
+        let toml = SessionConfig::from_toml_str(
+            "absolute_lifetime = 28800\nrenew_threshold = 0.25\nskip_save_on_server_error = false\n",
+        )
+        .unwrap();
+        for c in [json, toml] {
+            assert_eq!(c.absolute_lifetime(), Some(Duration::from_secs(28800)));
+            assert_eq!(c.renew_threshold(), 0.25);
+            assert!(!c.skip_save_on_server_error());
+            assert_eq!(c.to_builder().build().unwrap(), c);
+        }
+        let err = SessionConfig::from_json_str(r#"{"absolute_lifetime": -5}"#).unwrap_err();
+        assert_eq!(field(err), "absolute_lifetime");
+        let err = SessionConfig::from_json_str(r#"{"renew_threshold": 2}"#).unwrap_err();
+        assert_eq!(field(err), "renew_threshold");
+        let err =
+            SessionConfig::from_toml_str("litestar_compatible = true\nabsolute_lifetime = 60")
+                .unwrap_err();
+        assert_eq!(field(err), "absolute_lifetime");
+        let err =
+            SessionConfig::from_json_str(r#"{"key": "__Secure-s", "secure": false}"#).unwrap_err();
+        assert_eq!(field(err), "secure");
     }
 
     #[test]

@@ -76,11 +76,12 @@ fn id_message<'a>(config: &'a SessionConfig, id: &'a str) -> [&'a [u8]; 4] {
 }
 
 /// A `Set-Cookie` value carrying `value` with every attribute of the config
-/// and `Max-Age=max_age_secs` (and, for `0`, an `Expires` in the past).
+/// and `Max-Age=max_age_secs` (and, for `0`, an `Expires` in the past);
+/// `None`: no `Max-Age`, a browser-session cookie.
 pub(crate) fn set_cookie(
     config: &SessionConfig,
     value: &str,
-    max_age_secs: u64,
+    max_age_secs: Option<u64>,
 ) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
     set_named_cookie(config, config.cookie_name(), value, max_age_secs)
 }
@@ -91,12 +92,10 @@ pub(crate) fn set_named_cookie(
     config: &SessionConfig,
     name: &str,
     value: &str,
-    max_age_secs: u64,
+    max_age_secs: Option<u64>,
 ) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
-    let max_age = Duration::seconds(i64::try_from(max_age_secs).unwrap_or(i64::MAX));
     let mut cookie = Cookie::build((name, value))
         .path(config.path())
-        .max_age(max_age)
         .secure(config.secure())
         .http_only(config.http_only())
         .same_site(match config.same_site() {
@@ -104,8 +103,11 @@ pub(crate) fn set_named_cookie(
             SameSite::Strict => cookie::SameSite::Strict,
             SameSite::None => cookie::SameSite::None,
         });
-    if max_age_secs == 0 {
-        cookie = cookie.expires(OffsetDateTime::UNIX_EPOCH);
+    if let Some(secs) = max_age_secs {
+        cookie = cookie.max_age(Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)));
+        if secs == 0 {
+            cookie = cookie.expires(OffsetDateTime::UNIX_EPOCH);
+        }
     }
     if let Some(domain) = config.domain() {
         cookie = cookie.domain(domain);
@@ -152,7 +154,7 @@ fn in_sent_order(cookie: &Cookie<'_>) -> String {
 pub(crate) fn expired(
     config: &SessionConfig,
 ) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
-    set_cookie(config, "null", 0)
+    set_cookie(config, "null", Some(0))
 }
 
 /// [`expired`] for the cookie `name` (a chunk of a client-side session).
@@ -160,7 +162,7 @@ pub(crate) fn expired_named(
     config: &SessionConfig,
     name: &str,
 ) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
-    set_named_cookie(config, name, "null", 0)
+    set_named_cookie(config, name, "null", Some(0))
 }
 
 #[cfg(test)]
@@ -245,7 +247,7 @@ mod tests {
             .same_site(SameSite::Strict)
             .build()
             .unwrap();
-        let v = set_cookie(&config, "abc", 60).unwrap();
+        let v = set_cookie(&config, "abc", Some(60)).unwrap();
         assert_eq!(
             v,
             "sid=abc; Path=/app; Max-Age=60; Domain=example.com; Secure; HttpOnly; SameSite=Strict"
@@ -262,15 +264,24 @@ mod tests {
             .domain(Some(".example.com"))
             .build()
             .unwrap();
-        let v = set_cookie(&dotted, "abc", 60).unwrap();
+        let v = set_cookie(&dotted, "abc", Some(60)).unwrap();
         assert!(
             v.to_str().unwrap().contains("; Domain=example.com; "),
             "{v:?}"
         );
-        let plain = SessionConfig::builder().http_only(false).build().unwrap();
+        let plain = SessionConfig::builder()
+            .http_only(false)
+            .secure(false)
+            .build()
+            .unwrap();
         assert_eq!(
-            set_cookie(&plain, "abc", 1).unwrap(),
+            set_cookie(&plain, "abc", Some(1)).unwrap(),
             "session=abc; Path=/; Max-Age=1; SameSite=Lax"
+        );
+        // A browser-session cookie: no Max-Age, no Expires.
+        assert_eq!(
+            set_cookie(&plain, "abc", None).unwrap(),
+            "session=abc; Path=/; SameSite=Lax"
         );
     }
 }

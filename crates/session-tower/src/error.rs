@@ -22,15 +22,43 @@ pub enum SessionError {
         source: serde_json::Error,
     },
 
-    /// A stored value does not have the type asked for.
-    #[error("session value `{key}` does not have the requested type")]
+    /// A stored value does not have the type asked for. The message names
+    /// the key, the type asked for and the JSON kind of what is stored,
+    /// never the stored value itself (it may be a secret, and a `500`
+    /// logs this error at `ERROR`).
+    #[error("session value `{key}` is not a `{expected}` (it is stored as a JSON {found})")]
     Deserialize {
         /// The session key being read.
         key: String,
-        /// serde_json's error.
-        #[source]
-        source: serde_json::Error,
+        /// The Rust type asked for (`std::any::type_name`).
+        expected: &'static str,
+        /// The JSON kind of the stored value: `null`, `boolean`, `number`,
+        /// `string`, `array` or `object`.
+        found: &'static str,
     },
+
+    /// [`METADATA_KEY`](crate::METADATA_KEY) is the middleware's own; a
+    /// handler cannot insert it.
+    #[error("session key `{key}` is reserved for the middleware's metadata")]
+    ReservedKey {
+        /// The refused key.
+        key: String,
+    },
+
+    /// [`Session::set_expiry`](crate::Session::set_expiry) was given a
+    /// mode this session cannot take: out of range, or, under
+    /// `litestar_compatible`, any mode but `Expiry::Configured`.
+    #[error("invalid session expiry: {0}")]
+    InvalidExpiry(String),
+
+    /// [`Session::save`](crate::Session::save) was called after the
+    /// response left the middleware, for a change that needs a new cookie
+    /// (a new session, `cycle_id`, another expiry, any client-side
+    /// change): the browser can no longer receive it. Nothing was written.
+    #[error(
+        "the response has been sent: this change needs a new session cookie and cannot be saved now"
+    )]
+    ResponseSent,
 
     /// The change would make the serialized session larger than
     /// `max_session_bytes`; it was not applied.

@@ -5,8 +5,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::{SET_COOKIE, UPGRADE};
-use http::{Request, Response, StatusCode};
+use http::header::{CACHE_CONTROL, SET_COOKIE, UPGRADE, VARY};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use session_core::Store;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -35,6 +35,15 @@ use crate::{
 ///
 /// A store failure while saving becomes a `500` response and a `tracing`
 /// error event carrying the cause; a session too large to save, a `413`.
+/// A handler's own `5xx` response is not saved after (unless
+/// `skip_save_on_server_error` is off): a failed request never
+/// half-writes a session.
+///
+/// A response that carries the session's `Set-Cookie` is made uncacheable
+/// by shared caches: `Cache-Control: no-store` (or, if the handler set its
+/// own `Cache-Control`, `private` put in front of it, `public` removed,
+/// unless it already says `private` or `no-store`), and `Cookie` appended
+/// to `Vary`.
 ///
 /// The backend is chosen when the layer is built: a store
 /// ([`new`](Self::new), [`with_shared`](Self::with_shared), optionally with
@@ -263,18 +272,23 @@ where
         let session = Session::from_request(&self.backend, self.config.clone(), req.headers());
         req.extensions_mut().insert(session.clone());
         let span = tracing::debug_span!("session", store = self.config.store_label());
+        let skip_on_error = self.config.skip_save_on_server_error();
         Box::pin(
             async move {
                 let mut response = inner.call(req).await?;
-                match session.finish().await {
+                let write =
+                    !(skip_on_error && response.status().is_server_error());
+                match session.finish(write).await {
                     Ok(Outcome::Untouched) => {}
                     Ok(Outcome::SetCookie(cookie)) => {
                         response.headers_mut().append(SET_COOKIE, cookie);
+                        not_for_shared_caches(response.headers_mut());
                     }
                     Ok(Outcome::SetCookies(cookies)) => {
                         for cookie in cookies {
                             response.headers_mut().append(SET_COOKIE, cookie);
                         }
+                        not_for_shared_caches(response.headers_mut());
                     }
                     Err(SessionError::TooLarge { size, max }) => {
                         tracing::info!(size, max, "session too large to save; answering 413");
@@ -293,5 +307,122 @@ where
             }
             .instrument(span),
         )
+    }
+}
+
+/// Keeps a response that sets the session cookie out of shared caches: a
+/// cache that stored it would hand one user's session to the next.
+///
+/// * no `Cache-Control`: `no-store`;
+/// * a `Cache-Control` that says neither `private` nor `no-store`:
+///   `private` in front of it (and `public`, which contradicts it,
+///   removed), its other directives (`max-age`, ...) kept for the
+///   browser's own cache;
+/// * `Vary: Cookie` appended, unless `Vary` already names `Cookie` or is
+///   `*`.
+fn not_for_shared_caches(headers: &mut HeaderMap) {
+    let directives: Vec<String> = headers
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty())
+        .collect();
+    let named = |list: &[String], name: &str| {
+        list.iter().any(|d| {
+            let key = d.split('=').next().unwrap_or("").trim();
+            key.eq_ignore_ascii_case(name)
+        })
+    };
+    if headers.get(CACHE_CONTROL).is_none() {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    } else if !named(&directives, "private") && !named(&directives, "no-store") {
+        let mut value = vec!["private".to_owned()];
+        value.extend(
+            directives
+                .into_iter()
+                .filter(|d| !d.eq_ignore_ascii_case("public")),
+        );
+        match HeaderValue::from_str(&value.join(", ")) {
+            Ok(value) => {
+                headers.insert(CACHE_CONTROL, value);
+            }
+            // Not visible ASCII: replaced by what is safe.
+            Err(_) => {
+                headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            }
+        }
+    }
+    let varies = headers
+        .get_all(VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|f| {
+            let f = f.trim();
+            f == "*" || f.eq_ignore_ascii_case("cookie")
+        });
+    if !varies {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(cache_control: &[&str], vary: &[&str]) -> (Vec<String>, Vec<String>) {
+        let mut headers = HeaderMap::new();
+        for v in cache_control {
+            headers.append(CACHE_CONTROL, HeaderValue::from_str(v).unwrap());
+        }
+        for v in vary {
+            headers.append(VARY, HeaderValue::from_str(v).unwrap());
+        }
+        not_for_shared_caches(&mut headers);
+        let all = |name| {
+            headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect()
+        };
+        (all(CACHE_CONTROL), all(VARY))
+    }
+
+    #[test]
+    fn cache_headers_keep_the_session_out_of_shared_caches() {
+        assert_eq!(
+            after(&[], &[]),
+            (vec!["no-store".into()], vec!["Cookie".into()])
+        );
+        assert_eq!(
+            after(&["public, max-age=60"], &["Accept-Encoding"]),
+            (
+                vec!["private, max-age=60".into()],
+                vec!["Accept-Encoding".into(), "Cookie".into()]
+            )
+        );
+        assert_eq!(
+            after(&["max-age=60", "must-revalidate"], &[]).0,
+            vec!["private, max-age=60, must-revalidate".to_owned()]
+        );
+        assert_eq!(
+            after(&["Private, max-age=5"], &["cookie"]).0,
+            vec!["Private, max-age=5".to_owned()]
+        );
+        assert_eq!(
+            after(&["private"], &["cookie"]).1,
+            vec!["cookie".to_owned()]
+        );
+        assert_eq!(
+            after(&["no-store"], &["*"]),
+            (vec!["no-store".into()], vec!["*".into()])
+        );
+        assert_eq!(
+            after(&["private=\"set-cookie\""], &[]).0,
+            vec!["private=\"set-cookie\"".to_owned()]
+        );
     }
 }

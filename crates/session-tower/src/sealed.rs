@@ -83,6 +83,7 @@ impl Refused {
 #[derive(Debug)]
 pub(crate) struct Opened {
     pub(crate) data: Map<String, Value>,
+    pub(crate) issued_at: u64,
     pub(crate) expires_at: u64,
     /// Opened with the first key (else an older one: re-seal on write).
     pub(crate) current_key: bool,
@@ -199,18 +200,12 @@ fn open_raw(
     match serde_json::from_slice::<Value>(&plaintext[TIMES_BYTES..]) {
         Ok(Value::Object(data)) => Ok(Opened {
             data,
+            issued_at,
             expires_at,
             current_key,
         }),
         _ => Err(Refused::NotAnObject),
     }
-}
-
-/// Now, in Unix seconds (0 for a clock before 1970).
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -109,6 +109,10 @@ fn routes() -> Router {
 fn config() -> SessionConfig {
     SessionConfig::builder()
         .max_age(Duration::from_secs(600))
+        // Plain http on a loopback port: reqwest's cookie store, like a
+        // browser, sends no `Secure` cookie over it (`secure` defaults to
+        // true since issue 16).
+        .secure(false)
         .build()
         .unwrap()
 }
@@ -397,7 +401,14 @@ async fn rotation_opens_old_cookies_and_reseals_them_with_the_new_key_on_write()
 
 #[tokio::test]
 async fn renewal_on_access_reseals_with_a_new_expiry() {
-    let config = config().to_builder().renew_on_access(true).build().unwrap();
+    // Every access renews (`renew_threshold` 1.0): a read 1 s after the
+    // seal is due (with the default 0.5, not before half of max_age).
+    let config = config()
+        .to_builder()
+        .renew_on_access(true)
+        .renew_threshold(1.0)
+        .build()
+        .unwrap();
     let app = serve(&[NEW], config).await;
     let mut jar = app.logged_in().await;
     let first = jar.get("session").to_owned();

@@ -190,6 +190,10 @@ async fn untouched() -> &'static str {
 fn config() -> SessionConfig {
     SessionConfig::builder()
         .max_age(Duration::from_secs(600))
+        // Plain http on a loopback port: reqwest's cookie store, like a
+        // browser, sends no `Secure` cookie over it (`secure` defaults to
+        // true since issue 16).
+        .secure(false)
         .exclude(["^/excluded"])
         .max_session_bytes(4096usize)
         .build()
@@ -575,11 +579,12 @@ async fn every_cookie_attribute_is_sent_as_configured() {
         ]
     );
 
-    // And the defaults: HttpOnly and SameSite=Lax, no Secure, no Domain.
+    // And the defaults: Secure (since issue 16), HttpOnly and
+    // SameSite=Lax, no Domain.
     let app = serve(SessionConfig::default()).await;
     let cookie = &set_cookies(&app.send("POST", "/incr").await)[0];
     assert!(
-        cookie.ends_with("; Path=/; Max-Age=1209600; HttpOnly; SameSite=Lax"),
+        cookie.ends_with("; Path=/; Max-Age=1209600; Secure; HttpOnly; SameSite=Lax"),
         "{cookie}"
     );
 }
