@@ -333,7 +333,9 @@ impl SessionConfig {
             exclude: self.exclude.clone(),
             scopes: self.scopes.clone(),
             store_label: self.store_label.clone(),
-            hash_session_ids: (!self.litestar_compatible).then_some(self.hash_session_ids),
+            // Only an explicit `false` is kept: a default config turned
+            // `litestar_compatible` is not refused for hashing.
+            hash_session_ids: (!self.hash_session_ids).then_some(false),
             max_session_bytes: self.max_session_bytes,
             litestar_compatible: self.litestar_compatible,
             absolute_lifetime: self.absolute_lifetime,
@@ -551,7 +553,14 @@ impl SessionConfigBuilder {
     ///   custom serializer) fails the request with
     ///   [`SessionError::Unreadable`](crate::SessionError::Unreadable)
     ///   instead of being passed over for a new session, so nothing the
-    ///   other application wrote is lost or shadowed.
+    ///   other application wrote is lost or shadowed;
+    /// * every request that loads a session renews its expiry to `max_age`
+    ///   and re-sends the cookie, whatever `renew_on_access` and
+    ///   `renew_threshold` say: a Litestar application rewrites the session
+    ///   on every response that carries one, so both sides slide alike;
+    /// * nothing is added to the stored object, so `absolute_lifetime` and
+    ///   [`Session::set_expiry`](crate::Session::set_expiry) modes other
+    ///   than the configured one are refused.
     ///
     /// Every other setting keeps Litestar's defaults (cookie `session`,
     /// 32-byte hex ids, `max_age` 14 days, `Path=/`, `HttpOnly`,
@@ -1141,11 +1150,21 @@ mod tests {
         assert!(c.litestar_compatible());
         assert!(!c.hash_session_ids());
         // Everything else stays at Litestar's defaults; turned off again,
-        // it is the default config, hashing included.
+        // it keeps this config's values, raw ids included.
         assert_eq!(
             c.to_builder().litestar_compatible(false).build().unwrap(),
-            SessionConfig::default()
+            SessionConfig::builder()
+                .hash_session_ids(false)
+                .build()
+                .unwrap()
         );
+        // A default config (hashed ids) can be turned Litestar-compatible.
+        let turned = SessionConfig::default()
+            .to_builder()
+            .litestar_compatible(true)
+            .build()
+            .unwrap();
+        assert!(!turned.hash_session_ids());
         assert_eq!(c.to_builder().build().unwrap(), c);
         let err =
             SessionConfig::from_toml_str("litestar_compatible = true\nhash_session_ids = true")

@@ -1012,7 +1012,7 @@ impl Session {
             return Ok(());
         }
         let key = self.key_of(&id);
-        let every_access = self.inner.config.renew_threshold() >= 1.0 && life.ttl >= life.full;
+        let every_access = self.renews_every_access() && life.ttl >= life.full;
         if !every_access {
             // One read to learn whether a renewal is due.
             let Some(left) = store.expires_in(&key).await? else {
@@ -1078,8 +1078,8 @@ impl Session {
     fn lifetime(&self, meta: &Meta, now: u64) -> Option<Lifetime> {
         let config = &self.inner.config;
         let (full, renewable, browser) = match meta.expiry {
-            None => (config.max_age(), config.renew_on_access(), false),
-            Some(StoredExpiry::OnSessionEnd) => (config.max_age(), config.renew_on_access(), true),
+            None => (config.max_age(), self.renews_on_access(), false),
+            Some(StoredExpiry::OnSessionEnd) => (config.max_age(), self.renews_on_access(), true),
             Some(StoredExpiry::OnInactivity { secs }) => (Duration::from_secs(secs), true, false),
             Some(StoredExpiry::At { unix_ms }) => {
                 if unix_ms <= now {
@@ -1117,8 +1117,25 @@ impl Session {
         if gain.is_zero() {
             return false;
         }
-        let threshold = self.inner.config.renew_threshold();
-        threshold >= 1.0 || gain > life.full.mul_f64(1.0 - threshold)
+        self.renews_every_access()
+            || gain > life.full.mul_f64(1.0 - self.inner.config.renew_threshold())
+    }
+
+    /// Whether an access renews the configured expiry: with
+    /// `renew_on_access`, and always under `litestar_compatible`, where a
+    /// Litestar application rewrites the session with a fresh `max_age` on
+    /// every response that carries one, whatever its `renew_on_access`.
+    fn renews_on_access(&self) -> bool {
+        let config = &self.inner.config;
+        config.renew_on_access() || config.litestar_compatible()
+    }
+
+    /// Whether a renewal is made on every access rather than once less
+    /// than `renew_threshold` of the lifetime is left: a threshold of 1.0,
+    /// and always under `litestar_compatible` (as Litestar does).
+    fn renews_every_access(&self) -> bool {
+        let config = &self.inner.config;
+        config.renew_threshold() >= 1.0 || config.litestar_compatible()
     }
 
     /// The session as stored (data and metadata), refused if over
