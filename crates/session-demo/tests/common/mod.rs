@@ -2,16 +2,104 @@
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use reqwest::header::SET_COOKIE;
 use session_core::Store;
 use session_tower::SessionConfig;
 
+/// The demo binary Cargo built for this test.
+pub(crate) const DEMO: &str = env!("CARGO_BIN_EXE_session-demo");
+
+/// How long a server may take to start answering.
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the demo prints, with its address, when it serves.
+pub(crate) const DEMO_READY: &str = "session-demo: serving on ";
+
+/// Every variable the demo reads, removed from a [`demo_command`] so the
+/// caller's environment does not leak into a test.
+const DEMO_VARS: &[&str] = &[
+    "BIND",
+    "DATABASE_URL",
+    "SESSION_BACKEND",
+    "SESSION_SECRET",
+    "SESSION_LITESTAR_COMPATIBLE",
+    "SESSION_TABLE",
+];
+
+/// The demo binary with `args`, on a free loopback port, run in `dir` (so a
+/// default SQLite file would land there), with none of the demo's
+/// variables set but `env`, and `RUST_LOG=warn`.
+pub(crate) fn demo_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(DEMO);
+    cmd.args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "warn");
+    for var in DEMO_VARS {
+        cmd.env_remove(var);
+    }
+    for (var, value) in env {
+        cmd.env(var, value);
+    }
+    cmd
+}
+
+/// Starts the demo ([`demo_command`]) and waits until it serves; its
+/// stderr goes to `dir/<log>.log`.
+pub(crate) fn start_demo(dir: &Path, log: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+    Server::start(
+        "session-demo",
+        &mut demo_command(dir, args, env),
+        DEMO_READY,
+        dir.join(format!("{log}.log")),
+    )
+}
+
+/// Runs the demo ([`demo_command`]) when it is expected to stop by itself
+/// (a refused configuration): its exit code, stdout and stderr. Killed
+/// after [`START_TIMEOUT`] if it serves instead.
+pub(crate) fn run_demo(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
+    let mut child = demo_command(dir, args, env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the demo starts");
+    let deadline = Instant::now() + START_TIMEOUT;
+    while child.try_wait().expect("waiting for the demo").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("the demo's output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Serves the demo over `store` on a free loopback port; returns its base
 /// URL (`http://127.0.0.1:PORT`).
 pub(crate) async fn serve(store: Arc<dyn Store>, config: SessionConfig) -> String {
-    let app = session_demo::app(store, config);
+    serve_app(session_demo::app(store, config)).await
+}
+
+/// Serves `app` on a free loopback port; returns its base URL.
+pub(crate) async fn serve_app(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -53,4 +141,102 @@ pub(crate) async fn login(
         .send()
         .await
         .unwrap()
+}
+
+/// A server process: killed, and waited for, when dropped (a panicking
+/// test included).
+pub(crate) struct Server {
+    name: &'static str,
+    pub(crate) child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) base: String,
+    /// The whole line that said it serves.
+    pub(crate) ready_line: String,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `cmd`, its stderr to `log`, and waits for the stdout line
+    /// `<ready> http://ADDR/...`: the address it serves on.
+    pub(crate) fn start(
+        name: &'static str,
+        cmd: &mut Command,
+        ready: &str,
+        log: PathBuf,
+    ) -> Server {
+        let err = File::create(&log).unwrap_or_else(|e| panic!("cannot create {log:?}: {e}"));
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        let prefix = ready.to_owned();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            // Read to the end, so the server never blocks on a full pipe.
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if !sent && line.starts_with(&prefix) {
+                    sent = tx.send(line).is_ok();
+                }
+            }
+        });
+        let mut server = Server {
+            name,
+            child,
+            base: String::new(),
+            ready_line: String::new(),
+            log,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let rest = line.strip_prefix(ready).unwrap_or_default();
+                    server.base = rest.trim().split('/').take(3).collect::<Vec<_>>().join("/");
+                    server.ready_line = line;
+                    return server;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
+                    if let Ok(Some(status)) = server.child.try_wait() {
+                        panic!(
+                            "{name} exited ({status}) before serving:\n{}",
+                            server.logs()
+                        );
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "{name} did not say {ready:?} within {START_TIMEOUT:?}:\n{}",
+                    server.logs()
+                ),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = server.child.wait();
+                    panic!(
+                        "{name} closed its output ({status:?}) without saying {ready:?}:\n{}",
+                        server.logs()
+                    );
+                }
+            }
+        }
+    }
+
+    /// The tail of what the server wrote to stderr.
+    pub(crate) fn logs(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(200)..].join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- {} stderr ---\n{}", self.name, self.logs());
+        }
+    }
 }
