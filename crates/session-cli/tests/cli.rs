@@ -632,3 +632,43 @@ fn an_unreachable_key_value_server_names_the_address_not_the_password() {
         }
     }
 }
+
+/// `migrate upgrade` over TLS against a throwaway server with `ssl = on`:
+/// `require` and `verify-full` (the test authority as `sslrootcert`)
+/// succeed, and `verify-full` under a name the certificate lacks fails
+/// with one line naming the address and the reason.
+#[test]
+fn postgres_migrate_upgrade_over_tls() {
+    let Some((server, certificates)) = session_test_support::tls_cluster_or_skip() else {
+        return;
+    };
+    let dir = TempDir::new("pgtls");
+    let table = session_test_support::unique_table_name("cli_tls");
+    let config = dir.0.join("pg.json");
+    std::fs::write(&config, format!(r#"{{"table": "{table}"}}"#)).unwrap();
+    let port = server.port();
+    let url = format!("postgresql://postgres:s3cret@127.0.0.1:{port}/postgres?sslmode=require");
+    let first = sessions(Some(&url), Some(&config), &["migrate", "upgrade"]).ok();
+    assert_eq!(
+        first.stdout,
+        "applied ext_litestar_0001; now at ext_litestar_0001\n"
+    );
+    let root = certificates.ca.display();
+    let verified = format!(
+        "postgresql://postgres@localhost:{port}/postgres?sslmode=verify-full&sslrootcert={root}"
+    );
+    let again = sessions(Some(&verified), Some(&config), &["migrate", "upgrade"]).ok();
+    assert_eq!(again.stdout, "already up to date at ext_litestar_0001\n");
+
+    let wrong_name = format!(
+        "postgresql://postgres:s3cret@db.invalid:{port}/postgres?hostaddr=127.0.0.1\
+         &sslmode=verify-full&sslrootcert={root}"
+    );
+    let err = sessions(Some(&wrong_name), Some(&config), &["migrate", "upgrade"]).fails_with(1);
+    assert!(err.contains(&format!("db.invalid:{port}")), "{err}");
+    assert!(
+        err.contains("certificate not valid for name \"db.invalid\""),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+}

@@ -367,9 +367,18 @@ async fn bench(url: &str, filter: &str) {
     let admin = session_test_support::connect(url).await.expect("connect");
     let store_table = session_test_support::unique_table_name("bench_store");
     let raw_table = session_test_support::unique_table_name("bench_raw");
+    // Like with like: the raw side connects without TLS, so the store
+    // does too (its default, libpq's `prefer`, would use TLS on a server
+    // that offers it).
+    let store_url = if url.contains("://") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}sslmode=disable")
+    } else {
+        format!("{url} sslmode=disable")
+    };
     let make_store = |table: &str| {
         PostgresStore::from_url(
-            url,
+            &store_url,
             PostgresConfig {
                 table: table.to_owned(),
                 pool_size: POOL as u32,

@@ -1,6 +1,7 @@
 //! [`PostgresConfig`]: the table, its storage parameters, cleanup and the
 //! store's own pool, in one plain struct.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -86,6 +87,16 @@ pub struct PostgresConfig {
     /// the check also catches half-open ones (a silently dropped network
     /// path) at the price of one extra round trip per call.
     pub test_on_checkout: bool,
+    /// The root certificate(s) a TLS connection trusts (a PEM file), or
+    /// `system` for the system's trusted roots: libpq's `sslrootcert`,
+    /// for when the URL has none (the URL's `sslrootcert` wins). Default
+    /// none. With a root certificate, `sslmode` `prefer` and `require`
+    /// check the server's certificate chain as `verify-ca` does (as
+    /// libpq); see `docs/postgres.md` for every mode. The file is read
+    /// when the store is made: a missing or unreadable one is an
+    /// [`Error::InvalidConfig`] for `ssl_root_cert` naming the path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssl_root_cert: Option<PathBuf>,
 }
 
 impl Default for PostgresConfig {
@@ -100,6 +111,7 @@ impl Default for PostgresConfig {
             wait_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             test_on_checkout: false,
+            ssl_root_cert: None,
         }
     }
 }
@@ -223,6 +235,7 @@ mod tests {
             (Duration::from_secs(5), Duration::from_secs(5))
         );
         assert!(!config.test_on_checkout);
+        assert_eq!(config.ssl_root_cert, None);
         assert_eq!(
             PostgresConfig::from_value(serde_json::Value::Null).unwrap(),
             config
@@ -234,13 +247,15 @@ mod tests {
         let json = PostgresConfig::from_json_str(
             r#"{"table": "auth.sessions", "fillfactor": 70, "autovacuum_vacuum_scale_factor": 0.1,
                 "autovacuum_analyze_scale_factor": 0.5, "cleanup_batch_size": 100, "pool_size": 4,
-                "wait_timeout": 0.25, "connect_timeout": "3s", "test_on_checkout": true}"#,
+                "wait_timeout": 0.25, "connect_timeout": "3s", "test_on_checkout": true,
+                "ssl_root_cert": "/etc/ssl/db-root.crt"}"#,
         )
         .unwrap();
         let toml = PostgresConfig::from_toml_str(
             "table = \"auth.sessions\"\nfillfactor = 70\nautovacuum_vacuum_scale_factor = 0.1\n\
              autovacuum_analyze_scale_factor = 0.5\ncleanup_batch_size = 100\npool_size = 4\n\
-             wait_timeout = \"250ms\"\nconnect_timeout = 3\ntest_on_checkout = true\n",
+             wait_timeout = \"250ms\"\nconnect_timeout = 3\ntest_on_checkout = true\n\
+             ssl_root_cert = \"/etc/ssl/db-root.crt\"\n",
         )
         .unwrap();
         let expected = PostgresConfig {
@@ -253,6 +268,7 @@ mod tests {
             wait_timeout: Duration::from_millis(250),
             connect_timeout: Duration::from_secs(3),
             test_on_checkout: true,
+            ssl_root_cert: Some("/etc/ssl/db-root.crt".into()),
         };
         assert_eq!(json, expected);
         assert_eq!(toml, expected);

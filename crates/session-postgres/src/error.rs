@@ -6,6 +6,8 @@ use std::time::Duration;
 use deadpool_postgres::{PoolError, TimeoutType};
 use session_core::{BoxError, Error};
 
+use crate::tls::{SslMode, tls_cause};
+
 pub(crate) const BACKEND: &str = "postgres";
 
 /// True if `err` means the connection is unusable (refused, reset, closed,
@@ -44,10 +46,13 @@ pub(crate) fn statement_error(
     Error::backend(BACKEND, context, err)
 }
 
-/// No connection could be had from the pool.
+/// No connection could be had from the pool (of a store made with
+/// `sslmode`, if from a URL). A failed TLS negotiation names the mode and
+/// rustls's reason (or that the server has no TLS) in the context.
 pub(crate) fn pool_error(
     err: PoolError,
     address: &str,
+    sslmode: Option<SslMode>,
     wait: Option<Duration>,
     create: Option<Duration>,
 ) -> Error {
@@ -68,7 +73,17 @@ pub(crate) fn pool_error(
                 err,
             )
         }
-        PoolError::Backend(e) => Error::connection(BACKEND, format!("connecting to {address}"), e),
+        PoolError::Backend(e) => match tls_cause(&e) {
+            Some(cause) => {
+                let mode = sslmode.map_or_else(String::new, |m| format!(" with sslmode={m}"));
+                Error::connection(
+                    BACKEND,
+                    format!("connecting to {address}{mode}: TLS failed: {cause}"),
+                    e,
+                )
+            }
+            None => Error::connection(BACKEND, format!("connecting to {address}"), e),
+        },
         PoolError::NoRuntimeSpecified => Error::invalid_config(
             "pool",
             "the pool has timeouts but no runtime; build it with `.runtime(Runtime::Tokio1)`",

@@ -29,6 +29,15 @@
 //!   lost connection [`Error::Connection`] naming `host:port`, a failed
 //!   statement [`Error::Backend`] with the SQLSTATE and the driver's error as
 //!   source; no error repeats a password.
+//! * **TLS as libpq.** The URL's `sslmode` (`disable`, `prefer` — the
+//!   default —, `require`, `verify-ca`, `verify-full`) and `sslrootcert`
+//!   (a PEM file, or `system`; or the config's
+//!   [`ssl_root_cert`](PostgresConfig::ssl_root_cert)) mean what they mean
+//!   to libpq, over rustls: `require` never falls back to plain text,
+//!   `verify-ca` checks the certificate chain, `verify-full` the chain and
+//!   the host name (against the system's roots without a root
+//!   certificate). A refused handshake is an [`Error::Connection`] naming
+//!   the address and the TLS reason. See `docs/postgres.md`.
 //!
 //! ```no_run
 //! use session_core::{StoreAdmin, StoreConfig};
@@ -54,6 +63,7 @@ mod connector;
 mod error;
 mod migrations;
 mod store;
+mod tls;
 
 pub use config::PostgresConfig;
 pub use connector::PostgresConnector;

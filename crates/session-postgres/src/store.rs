@@ -18,6 +18,7 @@ use crate::coalesce::{Coalescer, Joined, Waiter};
 use crate::config::PostgresConfig;
 use crate::connector::parse_url;
 use crate::error::{BACKEND, is_connection_error, pool_error, share, share_again, statement_error};
+use crate::tls::SslMode;
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
 
@@ -246,21 +247,60 @@ struct Inner {
     qualified: String,
     /// `host:port` of the server (never the password), for error messages.
     address: String,
+    /// The `sslmode` of a store made from a URL, for error messages.
+    sslmode: Option<SslMode>,
 }
 
 impl PostgresStore {
     /// A store with a pool of its own on the server at `url`
     /// (`postgresql://user[:password]@host[:port]/database[?options]`, or
-    /// libpq's `key=value` form), without TLS, sized and timed by
-    /// `config`'s `pool_size`, `wait_timeout`, `connect_timeout` and
+    /// libpq's `key=value` form), sized and timed by `config`'s
+    /// `pool_size`, `wait_timeout`, `connect_timeout` and
     /// `test_on_checkout`.
     ///
+    /// TLS follows libpq: the URL's `sslmode` (`disable`, `prefer` — the
+    /// default —, `require`, `verify-ca`, `verify-full`) and `sslrootcert`
+    /// (a PEM file, or `system`), or `config`'s
+    /// [`ssl_root_cert`](PostgresConfig::ssl_root_cert), over rustls; see
+    /// `docs/postgres.md` for what each mode checks.
+    ///
     /// No connection is made until the first call. The URL and config are
-    /// checked now: a malformed URL is an [`Error::InvalidConfig`] for
-    /// `url` naming the problem, never the password.
+    /// checked now, and the root certificates read.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`]: for `url` naming the problem (a bad
+    /// `sslmode` by its value, never the password); for `sslrootcert` or
+    /// `ssl_root_cert` naming the path of a root certificate file that
+    /// cannot be read or holds no certificate; for a config field out of
+    /// range. A TLS handshake that fails later is an
+    /// [`Error::Connection`] of the call, naming the address, the mode and
+    /// rustls's reason.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_postgres::{PostgresConfig, PostgresStore};
+    ///
+    /// // Encrypted, the server's certificate chain and host name checked
+    /// // against a root certificate of the application's (with
+    /// // `sslrootcert=/etc/ssl/db-root.crt` in the URL, or in the config):
+    /// // the file is read here.
+    /// # if false {
+    /// let config = PostgresConfig { ssl_root_cert: Some("/etc/ssl/db-root.crt".into()), ..PostgresConfig::default() };
+    /// PostgresStore::from_url("postgresql://app@db.internal/app?sslmode=verify-full", config)?;
+    /// # }
+    /// // Encrypted, the server not authenticated (libpq's `require`).
+    /// PostgresStore::from_url("postgresql://app@db.internal/app?sslmode=require", PostgresConfig::default())?;
+    ///
+    /// let err = PostgresStore::from_url("postgresql://app@db/app?sslmode=verify_full", PostgresConfig::default())
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("invalid value for option `sslmode`: `verify_full`"), "{err}");
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
     pub fn from_url(url: &str, config: PostgresConfig) -> Result<Self> {
         config.validate()?;
-        let mut pg_config = parse_url(url)?;
+        let (mut pg_config, tls) = parse_url(url, &config)?;
         pg_config.connect_timeout(config.connect_timeout);
         let address = address_of(&pg_config);
         let recycling_method = if config.test_on_checkout {
@@ -268,9 +308,9 @@ impl PostgresStore {
         } else {
             RecyclingMethod::Fast
         };
-        let manager = Manager::from_config(
+        let manager = Manager::from_connect(
             pg_config,
-            tokio_postgres::NoTls,
+            tls.connector()?,
             ManagerConfig { recycling_method },
         );
         let pool = Pool::builder(manager)
@@ -285,7 +325,7 @@ impl PostgresStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| Error::invalid_config("pool", e.to_string()))?;
-        Self::build(pool, config, address)
+        Self::build(pool, config, address, Some(tls.mode))
     }
 
     /// A store on a pool the application already has; `config`'s pool
@@ -300,10 +340,15 @@ impl PostgresStore {
     /// No connection is made until the first call; `config` is checked now.
     pub fn new(pool: Pool, config: PostgresConfig) -> Result<Self> {
         config.validate()?;
-        Self::build(pool, config, "the application's pool".into())
+        Self::build(pool, config, "the application's pool".into(), None)
     }
 
-    fn build(pool: Pool, config: PostgresConfig, address: String) -> Result<Self> {
+    fn build(
+        pool: Pool,
+        config: PostgresConfig,
+        address: String,
+        sslmode: Option<SslMode>,
+    ) -> Result<Self> {
         let table = config.table_name()?;
         let qualified = table.qualified();
         Ok(PostgresStore {
@@ -316,6 +361,7 @@ impl PostgresStore {
                 table,
                 qualified,
                 address,
+                sslmode,
             }),
         })
     }
@@ -432,7 +478,13 @@ impl PostgresStore {
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| {
             let timeouts = self.pool.timeouts();
-            pool_error(e, self.address(), timeouts.wait, timeouts.create)
+            pool_error(
+                e,
+                self.address(),
+                self.inner.sslmode,
+                timeouts.wait,
+                timeouts.create,
+            )
         })
     }
 

@@ -56,6 +56,78 @@ impl ThrowawayCluster {
     /// Makes and starts a cluster with the newest installed server
     /// binaries, or says why it could not.
     pub fn start() -> Result<Self, String> {
+        Self::start_configured(|_| Ok(Vec::new()))
+    }
+
+    /// [`start`](Self::start), with `settings` (`name`, `value`; the value
+    /// as `postgresql.conf` spells it, quoted where needed, e.g.
+    /// `("log_min_duration_statement", "0")`) appended to the cluster's
+    /// `postgresql.conf` before its first start.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start); a bad setting makes the server refuse to
+    /// start, and its log is quoted.
+    pub fn start_with(settings: &[(&str, &str)]) -> Result<Self, String> {
+        let settings: Vec<(String, String)> = settings
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        Self::start_configured(move |_| Ok(settings))
+    }
+
+    /// A cluster with TLS on (`ssl = on`), presenting `certificates`'
+    /// server certificate: its certificate and key are copied into the
+    /// cluster's folder (the key readable by the server's user alone, as
+    /// PostgreSQL demands). Clients may still connect without TLS
+    /// (`pg_hba.conf` has `host ... trust`); `SELECT ssl FROM pg_stat_ssl
+    /// WHERE pid = pg_backend_pid()` tells which they did.
+    ///
+    /// ```no_run
+    /// use session_test_support::ThrowawayCluster;
+    /// use session_test_support::tls::TestCertificates;
+    ///
+    /// let dir = session_test_support::scratch_dir("my-pg-tls").join("certs");
+    /// let certificates = TestCertificates::make(&dir).expect("openssl installed");
+    /// let cluster = ThrowawayCluster::start_tls(&certificates).expect("postgres binaries installed");
+    /// let url = format!("{}?sslmode=require", cluster.url());
+    /// # let _ = url;
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start), or when the files cannot be copied.
+    pub fn start_tls(certificates: &crate::tls::TestCertificates) -> Result<Self, String> {
+        let certificates = certificates.clone();
+        Self::start_configured(move |cluster| {
+            let cert = cluster.root.join("server.crt");
+            let key = cluster.root.join("server.key");
+            for (from, to) in [
+                (&certificates.server_cert, &cert),
+                (&certificates.server_key, &key),
+            ] {
+                std::fs::copy(from, to).map_err(|e| {
+                    format!("cannot copy {} to {}: {e}", from.display(), to.display())
+                })?;
+            }
+            if cluster.as_postgres {
+                run(Command::new("chown").arg("postgres:").arg(&cert).arg(&key))?;
+            }
+            run(Command::new("chmod").arg("600").arg(&key))?;
+            Ok(vec![
+                ("ssl".to_owned(), "on".to_owned()),
+                ("ssl_cert_file".to_owned(), quoted(&cert)),
+                ("ssl_key_file".to_owned(), quoted(&key)),
+            ])
+        })
+    }
+
+    /// Makes and starts a cluster; `configure` (run once the data folder
+    /// exists, before the first start) returns settings for its
+    /// `postgresql.conf`.
+    fn start_configured(
+        configure: impl FnOnce(&ThrowawayCluster) -> Result<Vec<(String, String)>, String>,
+    ) -> Result<Self, String> {
         let bin = find_bin_dir()?;
         let as_postgres = running_as_root();
         static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -96,6 +168,22 @@ impl ThrowawayCluster {
                 "UTF8".as_ref(),
             ],
         )?;
+        let settings = configure(&cluster)?;
+        if !settings.is_empty() {
+            use std::io::Write;
+            let conf = data.join("postgresql.conf");
+            let lines: String = settings
+                .iter()
+                .map(|(name, value)| format!("{name} = {value}\n"))
+                .collect();
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&conf)
+                .and_then(|mut f| {
+                    f.write_all(format!("\n# The test's own settings.\n{lines}").as_bytes())
+                })
+                .map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+        }
         // A free port can be taken by someone else before the server binds
         // it: try a few.
         let mut last_error = String::new();
@@ -314,6 +402,11 @@ impl Drop for ThrowawayCluster {
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }
+}
+
+/// `path` as a quoted `postgresql.conf` string.
+fn quoted(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "''"))
 }
 
 /// Runs a command to completion; its output goes to the error on failure.

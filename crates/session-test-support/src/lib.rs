@@ -42,6 +42,7 @@ pub mod documents;
 pub mod memcached;
 mod process;
 pub mod redis;
+pub mod tls;
 
 pub use cluster::ThrowawayCluster;
 pub use process::{required, skip_or_panic};
@@ -161,6 +162,37 @@ pub fn throwaway_cluster_or_skip() -> Option<ThrowawayCluster> {
             None
         }
         Err(why) => panic!("{REQUIRE_PG_VAR}=1 but a throwaway cluster cannot start: {why}"),
+    }
+}
+
+/// A throwaway cluster with TLS on ([`ThrowawayCluster::start_tls`]) and
+/// the test certificates it presents (made by `openssl` in a scratch
+/// folder; SANs `localhost` and `127.0.0.1`), shared by the process's
+/// tests (stopped and deleted when the process exits); or `None` after
+/// [`report_skip`]ping why it cannot be had (no server binaries, no
+/// `openssl`).
+///
+/// # Panics
+///
+/// When it cannot be had and `SESSION_TEST_REQUIRE_PG` or `CI` is set
+/// ([`skip_or_panic`]).
+pub fn tls_cluster_or_skip() -> Option<&'static (ThrowawayCluster, tls::TestCertificates)> {
+    static TLS: OnceLock<Result<(ThrowawayCluster, tls::TestCertificates), String>> =
+        OnceLock::new();
+    let found = TLS.get_or_init(|| {
+        let dir = scratch_dir("session-test-pg-tls").join(format!(
+            "certs-{}",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        let certificates = tls::TestCertificates::make(&dir)?;
+        let cluster = ThrowawayCluster::start_tls(&certificates)?;
+        Ok((cluster, certificates))
+    });
+    match found {
+        Ok(found) => Some(found),
+        Err(why) => skip_or_panic("PostgreSQL with TLS", REQUIRE_PG_VAR, why),
     }
 }
 

@@ -13,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub use crate::tls::TestCertificates;
+
 /// The variable holding a Redis URL to test against.
 pub const REDIS_URL_VAR: &str = "SESSION_TEST_REDIS_URL";
 
@@ -385,100 +387,6 @@ impl ThrowawayRedisCluster {
         Err(format!(
             "the replica on {port} did not become a primary within 15 s"
         ))
-    }
-}
-
-/// A test certificate authority and a server certificate it signed for
-/// `127.0.0.1` and `localhost`, made with the `openssl` command, valid for
-/// a day.
-#[derive(Debug, Clone)]
-pub struct TestCertificates {
-    /// The authority's certificate (PEM): what a client trusts.
-    pub ca: PathBuf,
-    /// The server's certificate (PEM).
-    pub server_cert: PathBuf,
-    /// The server's private key (PEM).
-    pub server_key: PathBuf,
-}
-
-impl TestCertificates {
-    /// Makes them in `dir` (created if missing).
-    ///
-    /// # Errors
-    ///
-    /// Why `openssl` could not (it is missing, or failed: its output).
-    pub fn make(dir: &Path) -> Result<Self, String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let path = |name: &str| dir.join(name).display().to_string();
-        let ext = dir.join("san.ext");
-        std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-            .map_err(|e| format!("cannot write {}: {e}", ext.display()))?;
-        let steps: [Vec<String>; 3] = [
-            [
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=session-store test CA",
-                "-keyout",
-            ]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .chain([path("ca.key"), "-out".to_owned(), path("ca.crt")])
-            .collect(),
-            [
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-keyout",
-            ]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .chain([path("server.key"), "-out".to_owned(), path("server.csr")])
-            .collect(),
-            ["x509", "-req", "-days", "1", "-CAcreateserial", "-in"]
-                .iter()
-                .map(|s| (*s).to_owned())
-                .chain([
-                    path("server.csr"),
-                    "-CA".to_owned(),
-                    path("ca.crt"),
-                    "-CAkey".to_owned(),
-                    path("ca.key"),
-                    "-out".to_owned(),
-                    path("server.crt"),
-                    "-extfile".to_owned(),
-                    ext.display().to_string(),
-                ])
-                .collect(),
-        ];
-        for args in steps {
-            let output = Command::new("openssl")
-                .args(&args)
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| format!("cannot run openssl: {e}"))?;
-            if !output.status.success() {
-                return Err(format!(
-                    "openssl {} failed: {}",
-                    args[0],
-                    String::from_utf8_lossy(&output.stderr)
-                ));
-            }
-        }
-        Ok(TestCertificates {
-            ca: dir.join("ca.crt"),
-            server_cert: dir.join("server.crt"),
-            server_key: dir.join("server.key"),
-        })
     }
 }
 

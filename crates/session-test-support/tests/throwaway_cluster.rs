@@ -45,3 +45,42 @@ async fn start_stop_restart_kill_and_drop() {
         "the server survived the drop"
     );
 }
+
+/// A cluster started with TLS on says so, presents the test certificate
+/// from its own folder, and still takes plain connections.
+#[tokio::test(flavor = "current_thread")]
+async fn a_tls_cluster_has_ssl_on() {
+    let Some((cluster, certificates)) = session_test_support::tls_cluster_or_skip() else {
+        return;
+    };
+    let client = connect(&cluster.url()).await.unwrap();
+    let show = |name: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_one("SELECT current_setting($1)", &[&name])
+                .await
+                .unwrap()
+                .get::<_, String>(0)
+        }
+    };
+    assert_eq!(show("ssl").await, "on");
+    let cert_file = show("ssl_cert_file").await;
+    assert!(
+        cert_file.starts_with(&cluster.root().display().to_string()),
+        "{cert_file}"
+    );
+    assert_eq!(
+        std::fs::read(&cert_file).unwrap(),
+        std::fs::read(&certificates.server_cert).unwrap()
+    );
+    // This client connected without TLS.
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!row.get::<_, bool>(0));
+}
