@@ -29,8 +29,9 @@ use crate::{
 /// * a cookie whose value is not a well-formed id is ignored without any
 ///   store call; a well-formed id the store does not hold is never adopted;
 /// * a new session is written with [`Store::create`] under a fresh id, an
-///   existing one with [`Store::update`], so a concurrent logout is never
-///   undone;
+///   existing one with [`Store::compare_and_set`] of the bytes it was
+///   loaded from (a concurrent request's save is merged, a concurrent
+///   logout is never undone);
 /// * the store key is the SHA-256 of the id unless `hash_session_ids` is off.
 ///
 /// A store failure while saving becomes a `500` response and a `tracing`
@@ -150,6 +151,13 @@ impl SessionLayer {
     ///
     /// A client-side layer ignores this: its cookie is sealed already.
     ///
+    /// # Errors
+    ///
+    /// [`session_core::Error::InvalidConfig`] naming `litestar_compatible`
+    /// when the layer's config sets it: a Litestar application reads the
+    /// raw id from the cookie, and would take `<id>.<signature>` for an
+    /// unknown id (each side would log the other's users out).
+    ///
     /// # Examples
     ///
     /// ```
@@ -158,18 +166,34 @@ impl SessionLayer {
     ///
     /// let keys = CookieKeys::new("read this from a secret store, 32 bytes or more")?;
     /// let layer = SessionLayer::new(MemoryStore::new(), SessionConfig::default())
-    ///     .with_signed_ids(keys);
+    ///     .with_signed_ids(keys)?;
     /// # let _ = layer;
+    ///
+    /// // Refused beside a Litestar application, which reads raw ids.
+    /// let litestar = SessionConfig::builder().litestar_compatible(true).build()?;
+    /// let keys = CookieKeys::new("read this from a secret store, 32 bytes or more")?;
+    /// let err = SessionLayer::new(MemoryStore::new(), litestar)
+    ///     .with_signed_ids(keys)
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("litestar_compatible"));
     /// # Ok::<(), session_core::Error>(())
     /// ```
-    pub fn with_signed_ids(mut self, keys: CookieKeys) -> Self {
+    pub fn with_signed_ids(mut self, keys: CookieKeys) -> Result<Self, session_core::Error> {
         match &mut self.backend {
+            Backend::Store { .. } if self.config.litestar_compatible() => {
+                return Err(session_core::Error::invalid_config(
+                    "litestar_compatible",
+                    "cannot be used with signed id cookies (`with_signed_ids`): a Litestar \
+                     application reads the raw session id from the cookie and would not \
+                     recognise `<id>.<signature>`",
+                ));
+            }
             Backend::Store { signer, .. } => *signer = Some(Arc::new(keys)),
             Backend::Cookie(_) => {
                 tracing::debug!("signed ids ignored: a client-side session's cookie is sealed");
             }
         }
-        self
+        Ok(self)
     }
 
     /// True if the layer keeps sessions in the browser

@@ -21,9 +21,21 @@ use crate::config::limits::MAX_MAX_AGE;
 ///
 /// It is written only when there is metadata to keep: a session with the
 /// configured expiry and no `absolute_lifetime` is stored as the
-/// handler's data alone, a plain JSON object (and under
+/// handler's data alone, a plain JSON object.
+///
+/// Metadata that is present but unreadable or out of range (an inactivity
+/// timeout outside 1 s to 400 days, a fixed expiry more than 400 days
+/// ahead, a creation time in the future beyond a few minutes of clock
+/// skew) ends the session when it is loaded: the row is deleted, the
+/// cookie expired, and the request has no session. It is never ignored,
+/// which could let a session outlive its absolute lifetime.
+///
+/// Under
 /// [`litestar_compatible`](crate::SessionConfigBuilder::litestar_compatible)
-/// it is never written: see [`Expiry`]).
+/// the middleware keeps no metadata at all (see [`Expiry`]): the stored
+/// object is the Litestar application's session, so this key is ordinary
+/// data there, shown to handlers, kept by every write, and accepted by
+/// `insert`.
 ///
 /// ```
 /// assert_eq!(session_tower::METADATA_KEY, "__session_tower");
@@ -135,16 +147,53 @@ impl Expiry {
         })
     }
 
-    pub(crate) fn from_stored(stored: Option<StoredExpiry>) -> Self {
-        match stored {
+    /// The mode a stored one stands for; `None` for a fixed time this
+    /// platform's `SystemTime` cannot represent (refused on load anyway:
+    /// see [`Meta::split`]).
+    pub(crate) fn from_stored(stored: Option<StoredExpiry>) -> Option<Self> {
+        Some(match stored {
             None => Expiry::Configured,
             Some(StoredExpiry::OnSessionEnd) => Expiry::OnSessionEnd,
             Some(StoredExpiry::OnInactivity { secs }) => {
                 Expiry::OnInactivity(Duration::from_secs(secs))
             }
             Some(StoredExpiry::At { unix_ms }) => {
-                Expiry::AtDateTime(UNIX_EPOCH + Duration::from_millis(unix_ms))
+                Expiry::AtDateTime(UNIX_EPOCH.checked_add(Duration::from_millis(unix_ms))?)
             }
+        })
+    }
+}
+
+/// How far ahead of this server's clock a stored creation time (or a
+/// fixed expiry beyond the 400-day bound) may be: the clock skew allowed
+/// between the servers sharing a store.
+pub(crate) const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// Why stored metadata was refused: named in the `tracing` event, which
+/// never carries the stored values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InvalidMeta {
+    /// Not an object of the known fields and modes (a later version's
+    /// mode, a field of the wrong type).
+    Unreadable,
+    /// An inactivity timeout outside 1 s to 400 days.
+    Inactivity,
+    /// A fixed expiry more than 400 days ahead (or not representable).
+    FixedTime,
+    /// A creation time in the future, beyond the clock skew allowed.
+    Created,
+    /// A client-side fingerprint seed that is not 24 hex digits.
+    Seed,
+}
+
+impl InvalidMeta {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            InvalidMeta::Unreadable => "not readable",
+            InvalidMeta::Inactivity => "inactivity timeout out of range",
+            InvalidMeta::FixedTime => "fixed expiry out of range",
+            InvalidMeta::Created => "creation time in the future",
+            InvalidMeta::Seed => "fingerprint seed malformed",
         }
     }
 }
@@ -157,7 +206,8 @@ impl Expiry {
 /// ```
 ///
 /// Times are Unix milliseconds. Unknown fields are ignored (a later
-/// version may add some).
+/// version may add some); a known field that does not parse, or is out of
+/// range, makes the whole metadata invalid ([`Meta::split`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Meta {
     /// When the session was first saved (Unix ms): kept only when
@@ -178,21 +228,60 @@ impl Meta {
         self.created.is_none() && self.expiry.is_none() && self.fp.is_none()
     }
 
-    /// Takes the metadata out of a loaded session. Metadata that does not
-    /// parse is dropped with a warning (never printed: it is stored data).
-    pub(crate) fn split(data: &mut Map<String, Value>) -> Meta {
-        match data.remove(METADATA_KEY) {
-            None => Meta::default(),
-            Some(value) => serde_json::from_value(value).unwrap_or_else(|_| {
-                tracing::warn!(
-                    key = METADATA_KEY,
-                    "the session's metadata is not readable; ignored"
-                );
-                Meta::default()
-            }),
+    /// Takes the metadata out of a loaded session and checks it at `now`
+    /// (Unix ms). Metadata that is present but unreadable or out of range
+    /// is refused, never replaced by defaults: the caller ends the session
+    /// (fail closed), so no field of it can be re-stamped or stretched.
+    /// Never called under `litestar_compatible`, where the key is data.
+    pub(crate) fn split(data: &mut Map<String, Value>, now: u64) -> Result<Meta, InvalidMeta> {
+        let Some(value) = data.remove(METADATA_KEY) else {
+            return Ok(Meta::default());
+        };
+        // serde's error may quote the value: it is dropped unread.
+        let meta: Meta = serde_json::from_value(value).map_err(|_| InvalidMeta::Unreadable)?;
+        meta.check(now)?;
+        Ok(meta)
+    }
+
+    /// The bounds every stored field must be within at `now` (Unix ms).
+    fn check(&self, now: u64) -> Result<(), InvalidMeta> {
+        let skew = millis(CLOCK_SKEW);
+        match self.expiry {
+            None | Some(StoredExpiry::OnSessionEnd) => {}
+            Some(StoredExpiry::OnInactivity { secs }) => {
+                if !(1..=MAX_MAX_AGE.as_secs()).contains(&secs) {
+                    return Err(InvalidMeta::Inactivity);
+                }
+            }
+            Some(expiry @ StoredExpiry::At { unix_ms }) => {
+                // Set at most 400 days ahead of the clock of the server
+                // that stored it; a time already past is an ended session,
+                // not invalid metadata.
+                let latest = now.saturating_add(millis(MAX_MAX_AGE)).saturating_add(skew);
+                if unix_ms > latest || Expiry::from_stored(Some(expiry)).is_none() {
+                    return Err(InvalidMeta::FixedTime);
+                }
+            }
         }
+        if self
+            .created
+            .is_some_and(|created| created > now.saturating_add(skew))
+        {
+            return Err(InvalidMeta::Created);
+        }
+        let seed_ok = |seed: &String| {
+            seed.len() == SEED_HEX_DIGITS && seed.bytes().all(|b| b.is_ascii_hexdigit())
+        };
+        if !self.fp.as_ref().is_none_or(seed_ok) {
+            return Err(InvalidMeta::Seed);
+        }
+        Ok(())
     }
 }
+
+/// The length of a client-side session's fingerprint seed: 12 random bytes
+/// in hex.
+pub(crate) const SEED_HEX_DIGITS: usize = 24;
 
 /// The stored form of a session: its data with the metadata (if any)
 /// under [`METADATA_KEY`], serialized without copying the data.
@@ -258,7 +347,7 @@ mod tests {
             r#"{"user":"alice","__session_tower":{"created":5,"expiry":{"mode":"on_inactivity","secs":60},"later":1}}"#,
         )
         .unwrap();
-        let meta = Meta::split(&mut data);
+        let meta = Meta::split(&mut data, 1_700_000_000_000).unwrap();
         assert_eq!(meta.created, Some(5));
         assert_eq!(meta.expiry, Some(StoredExpiry::OnInactivity { secs: 60 }));
         assert_eq!(serde_json::to_string(&data).unwrap(), r#"{"user":"alice"}"#);
@@ -279,11 +368,101 @@ mod tests {
         })
         .unwrap();
         assert_eq!(stored, r#"{"user":"alice"}"#);
-        // Unreadable metadata is dropped, the data kept.
+        // Unreadable metadata is refused, never defaulted.
         let mut data: Map<String, Value> =
             serde_json::from_str(r#"{"a":1,"__session_tower":"junk"}"#).unwrap();
-        assert_eq!(Meta::split(&mut data), Meta::default());
-        assert_eq!(data.len(), 1);
+        assert_eq!(
+            Meta::split(&mut data, 1_700_000_000_000),
+            Err(InvalidMeta::Unreadable)
+        );
+    }
+
+    #[test]
+    fn stored_metadata_is_checked_on_load() {
+        let now: u64 = 1_700_000_000_000;
+        let day = 86_400_000;
+        let split = |meta: String| {
+            let mut data: Map<String, Value> =
+                serde_json::from_str(&format!(r#"{{"a":1,"__session_tower":{meta}}}"#)).unwrap();
+            let result = Meta::split(&mut data, now);
+            assert_eq!(data.len(), 1, "the metadata is taken out either way");
+            result
+        };
+        let refused = [
+            (
+                r#"{"expiry":"?","created":5}"#.to_owned(),
+                InvalidMeta::Unreadable,
+            ),
+            (
+                r#"{"expiry":{"mode":"later"}}"#.to_owned(),
+                InvalidMeta::Unreadable,
+            ),
+            (r#"{"created":-1}"#.to_owned(), InvalidMeta::Unreadable),
+            (
+                r#"{"expiry":{"mode":"on_inactivity","secs":0}}"#.to_owned(),
+                InvalidMeta::Inactivity,
+            ),
+            (
+                format!(
+                    r#"{{"expiry":{{"mode":"on_inactivity","secs":{}}}}}"#,
+                    u64::MAX
+                ),
+                InvalidMeta::Inactivity,
+            ),
+            (
+                format!(
+                    r#"{{"expiry":{{"mode":"on_inactivity","secs":{}}}}}"#,
+                    400 * 86_400 + 1
+                ),
+                InvalidMeta::Inactivity,
+            ),
+            (
+                format!(r#"{{"expiry":{{"mode":"at","unix_ms":{}}}}}"#, u64::MAX),
+                InvalidMeta::FixedTime,
+            ),
+            (
+                format!(
+                    r#"{{"expiry":{{"mode":"at","unix_ms":{}}}}}"#,
+                    now + 401 * day
+                ),
+                InvalidMeta::FixedTime,
+            ),
+            (
+                format!(r#"{{"created":{}}}"#, now + 6 * 60_000),
+                InvalidMeta::Created,
+            ),
+            (
+                format!(r#"{{"created":{}}}"#, u64::MAX),
+                InvalidMeta::Created,
+            ),
+            (
+                r#"{"fp":"not hex, not 24 digits"}"#.to_owned(),
+                InvalidMeta::Seed,
+            ),
+        ];
+        for (meta, why) in refused {
+            assert_eq!(split(meta.clone()), Err(why), "{meta}");
+        }
+        let accepted = [
+            "{}".to_owned(),
+            r#"{"expiry":{"mode":"on_session_end"}}"#.to_owned(),
+            r#"{"expiry":{"mode":"on_inactivity","secs":1}}"#.to_owned(),
+            format!(
+                r#"{{"expiry":{{"mode":"on_inactivity","secs":{}}}}}"#,
+                400 * 86_400
+            ),
+            // A fixed time already past: an ended session, not invalid.
+            r#"{"expiry":{"mode":"at","unix_ms":0}}"#.to_owned(),
+            format!(
+                r#"{{"expiry":{{"mode":"at","unix_ms":{}}}}}"#,
+                now + 400 * day
+            ),
+            format!(r#"{{"created":{}}}"#, now + 4 * 60_000),
+            r#"{"created":0,"fp":"0123456789abcdef01234567","later":{"x":1}}"#.to_owned(),
+        ];
+        for meta in accepted {
+            assert!(split(meta.clone()).is_ok(), "{meta}");
+        }
     }
 
     #[test]
@@ -306,7 +485,9 @@ mod tests {
         assert!(Expiry::AtDateTime(past).to_stored(now).is_err());
         let soon = UNIX_EPOCH + Duration::from_millis(now + 60_000);
         let stored = Expiry::AtDateTime(soon).to_stored(now).unwrap();
-        assert_eq!(Expiry::from_stored(stored), Expiry::AtDateTime(soon));
+        assert_eq!(Expiry::from_stored(stored), Some(Expiry::AtDateTime(soon)));
+        // Checked: `None` where `SystemTime` cannot reach it, never a panic.
+        let _ = Expiry::from_stored(Some(StoredExpiry::At { unix_ms: u64::MAX }));
     }
 
     #[test]

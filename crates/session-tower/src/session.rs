@@ -14,8 +14,8 @@ use crate::chunks::Offered;
 use crate::client_side::ClientSide;
 use crate::keys::{CookieKeys, random};
 use crate::meta::{
-    METADATA_KEY, Meta, Stored, StoredExpiry, fingerprint_of_key, fingerprint_of_seed, millis,
-    now_ms,
+    InvalidMeta, METADATA_KEY, Meta, SEED_HEX_DIGITS, Stored, StoredExpiry, fingerprint_of_key,
+    fingerprint_of_seed, millis, now_ms,
 };
 use crate::{Expiry, SessionConfig, SessionError, cookie, limits, store_key};
 
@@ -231,11 +231,25 @@ impl Session {
             let stored = store.get(&key, None).await?;
             existing = match stored {
                 None => None,
+                // The old row of a session whose id a concurrent request is
+                // changing: no session (as once it is deleted).
+                Some(bytes) if is_moved(&bytes) => None,
                 Some(bytes) => match parse(&bytes) {
-                    Some(mut data) => {
-                        let meta = Meta::split(&mut data);
-                        Some((data, meta, bytes, false))
-                    }
+                    Some(mut data) => match self.split_meta(&mut data) {
+                        Ok(meta) => Some((data, meta, bytes, false)),
+                        Err(why) => {
+                            // Fail closed: never ignore metadata that may
+                            // bound the session's life.
+                            tracing::warn!(
+                                reason = why.as_str(),
+                                fingerprint = %fingerprint_of_key(&key),
+                                "the session's stored metadata is not valid; session ended"
+                            );
+                            store.delete(&key).await?;
+                            ended = true;
+                            None
+                        }
+                    },
                     None if config.litestar_compatible() => {
                         // Another application's data: never shadow it.
                         return Err(SessionError::Unreadable);
@@ -329,11 +343,16 @@ impl Session {
     /// Stores `value` under `key`.
     ///
     /// Fails with [`SessionError::TooLarge`], leaving the session as it was,
-    /// if the serialized session would exceed `max_session_bytes`, and with
-    /// [`SessionError::ReservedKey`] for
-    /// [`METADATA_KEY`](crate::METADATA_KEY).
+    /// if the serialized session would exceed `max_session_bytes`: the
+    /// session as its save will store it, with the metadata the save adds
+    /// (a creation time under `absolute_lifetime`, a client-side session's
+    /// fingerprint seed), so a change accepted here is never refused after
+    /// the handler. Fails with [`SessionError::ReservedKey`] for
+    /// [`METADATA_KEY`](crate::METADATA_KEY), except under
+    /// `litestar_compatible`, where the middleware keeps no metadata and
+    /// the key is ordinary data.
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
-        if key == METADATA_KEY {
+        if key == METADATA_KEY && !self.inner.config.litestar_compatible() {
             return Err(SessionError::ReservedKey {
                 key: key.to_owned(),
             });
@@ -349,8 +368,9 @@ impl Session {
         if state.data.get(key) == Some(&value) {
             return Ok(());
         }
+        let meta = self.stamped(&state.meta)?;
         let previous = state.data.insert(key.to_owned(), value);
-        let size = stored_len(&state.data, &state.meta);
+        let size = stored_len(&state.data, &meta);
         if size > max {
             match previous {
                 Some(old) => state.data.insert(key.to_owned(), old),
@@ -358,6 +378,7 @@ impl Session {
             };
             return Err(SessionError::TooLarge { size, max });
         }
+        state.meta = meta;
         let value = state.data[key].clone();
         state.removed.remove(key);
         state.changes.insert(key.to_owned(), value);
@@ -493,7 +514,10 @@ impl Session {
     /// days, a time in the past or more than 400 days away, or, under
     /// `litestar_compatible`, any mode but [`Expiry::Configured`] (it would
     /// have to be stored where the Litestar application reads its session).
-    /// [`SessionError::Store`] if loading the session failed.
+    /// [`SessionError::TooLarge`], leaving the mode as it was, if the
+    /// session with the mode stored beside its data would exceed
+    /// `max_session_bytes`. [`SessionError::Store`] if loading the session
+    /// failed.
     ///
     /// # Examples
     ///
@@ -532,9 +556,17 @@ impl Session {
         }
         self.ensure_loaded().await?;
         let _save = self.inner.save.lock().await;
+        let max = self.max_session_bytes();
         let mut state = self.state();
         if state.meta.expiry != stored {
-            state.meta.expiry = stored;
+            let mut meta = self.stamped(&state.meta)?;
+            meta.expiry = stored;
+            // An empty session is not stored: nothing to measure.
+            let size = stored_len(&state.data, &meta);
+            if !state.data.is_empty() && size > max {
+                return Err(SessionError::TooLarge { size, max });
+            }
+            state.meta = meta;
             state.expiry_changed = true;
             state.modified = true;
         }
@@ -560,7 +592,10 @@ impl Session {
     /// ```
     pub async fn expiry(&self) -> Result<Expiry, SessionError> {
         self.ensure_loaded().await?;
-        Ok(Expiry::from_stored(self.state().meta.expiry))
+        // Stored modes are checked when loaded, so this always converts.
+        Expiry::from_stored(self.state().meta.expiry).ok_or_else(|| {
+            SessionError::InvalidExpiry("the stored fixed expiry is out of range".into())
+        })
     }
 
     /// How long the session has left: `None` for a session with no data
@@ -830,70 +865,73 @@ impl Session {
         // Refuse an oversized session before any store call.
         let mut value = self.serialize(&data, &meta)?;
         let mut data = data;
+        // With `cycle_id`, the old row under its key, taken below.
+        let mut moved_from = None;
         if let (Some(id), Some(mut expected)) = (&existing, loaded_bytes) {
             let key = self.key_of(id);
-            if cycle {
-                // Carry concurrent requests' changes over, then take the
-                // old row: only if it was still live (a logout ends it for
-                // good, whichever request came first).
-                match self.reload(store, &key).await? {
-                    Some((merged, merged_meta, _)) => {
-                        data = merged;
-                        meta = merged_meta;
-                        value = self.serialize(&data, &meta)?;
+            // An existing session is written with a compare-and-set of the
+            // bytes it was loaded from. An id change writes a tombstone
+            // instead (`MOVED`, which every reader takes for no session)
+            // and then creates the new row: so it carries over exactly the
+            // stored session it replaces. A concurrent request's save
+            // either lands first (this compare-and-set then fails, and its
+            // change is merged and carried over) or fails against the
+            // tombstone (and that request finds the session ended, as
+            // after a logout). A logout first ends it for good: the
+            // compare-and-set finds no live row.
+            let mut taken = false;
+            for attempt in 1..=MAX_MERGES {
+                if attempt > 1 {
+                    if data.is_empty() {
+                        // Emptied after merging: like a logout.
+                        store.delete(&key).await?;
+                        return self.saved_empty(true);
                     }
-                    None => return self.ended_meanwhile(),
-                }
-                if !store.delete_live(&key).await? {
-                    return self.ended_meanwhile();
-                }
-                match self.lifetime(&meta, now_ms()) {
-                    Some(l) => life = l,
-                    None => return self.ended_meanwhile(),
-                }
-            } else {
-                for attempt in 1..=MAX_MERGES {
-                    if attempt > 1 {
-                        if data.is_empty() {
-                            // Emptied after merging: like a logout.
+                    match self.lifetime(&meta, now_ms()) {
+                        Some(l) => life = l,
+                        None => {
                             store.delete(&key).await?;
-                            return self.saved_empty(true);
+                            return self.ended_meanwhile();
                         }
-                        match self.lifetime(&meta, now_ms()) {
-                            Some(l) => life = l,
-                            None => {
-                                store.delete(&key).await?;
-                                return self.ended_meanwhile();
-                            }
-                        }
-                        value = self.serialize(&data, &meta)?;
                     }
-                    if store
-                        .compare_and_set(&key, expected, value.clone(), Some(life.ttl))
-                        .await?
-                    {
-                        if attempt > 1 {
-                            tracing::info!(
-                                attempts = attempt,
-                                "session saved after merging a concurrent request's changes"
-                            );
-                        }
+                    value = self.serialize(&data, &meta)?;
+                }
+                let (new, ttl) = if cycle {
+                    (Bytes::from_static(MOVED), MOVED_TTL)
+                } else {
+                    (value.clone(), life.ttl)
+                };
+                if store
+                    .compare_and_set(&key, expected.clone(), new, Some(ttl))
+                    .await?
+                {
+                    if attempt > 1 {
+                        tracing::info!(
+                            attempts = attempt,
+                            "session saved after merging a concurrent request's changes"
+                        );
+                    }
+                    if !cycle {
                         return self.saved(id.clone(), data, meta, value, &life);
                     }
-                    // Another request saved meanwhile, or the session ended.
-                    match self.reload(store, &key).await? {
-                        Some((merged, merged_meta, bytes)) => {
-                            tracing::debug!(
-                                attempt,
-                                "session changed by a concurrent request; re-applying this request's changes"
-                            );
-                            data = merged;
-                            meta = merged_meta;
-                            expected = bytes;
-                        }
-                        None => return self.ended_meanwhile(),
-                    }
+                    taken = true;
+                    break;
                 }
+                // Another request saved meanwhile, or the session ended.
+                match self.reload(store, &key).await? {
+                    Some((merged, merged_meta, bytes)) => {
+                        tracing::debug!(
+                            attempt,
+                            "session changed by a concurrent request; re-applying this request's changes"
+                        );
+                        data = merged;
+                        meta = merged_meta;
+                        expected = bytes;
+                    }
+                    None => return self.ended_meanwhile(),
+                }
+            }
+            if !taken {
                 return Err(SessionError::Store(session_core::Error::backend(
                     "session",
                     format!(
@@ -902,6 +940,7 @@ impl Session {
                     std::io::Error::other("too many concurrent changes"),
                 )));
             }
+            moved_from = Some(key);
         }
         // A new session, or a cycled one: a fresh id that no live row holds.
         let mut attempts = 0;
@@ -923,6 +962,18 @@ impl Session {
                 )));
             }
         };
+        if let Some(old) = moved_from {
+            // The tombstone has done its work. The session lives under its
+            // new id already: a failure here only leaves the tombstone to
+            // expire by itself.
+            if let Err(error) = store.delete(&old).await {
+                tracing::warn!(
+                    error = %session_core::error_chain(&error),
+                    "the old row of a changed session id was not removed; it expires within {} s",
+                    MOVED_TTL.as_secs()
+                );
+            }
+        }
         self.saved(new_id, data, meta, value, &life)
     }
 
@@ -1022,8 +1073,10 @@ impl Session {
                 return Ok(());
             }
         }
-        if store.get(&key, Some(life.ttl)).await?.is_none() {
-            return self.ended_meanwhile();
+        match store.get(&key, Some(life.ttl)).await? {
+            Some(bytes) if !is_moved(&bytes) => {}
+            // Ended, or its id changed by a concurrent request.
+            _ => return self.ended_meanwhile(),
         }
         tracing::debug!("session expiry renewed");
         // A browser-session cookie has no Max-Age to refresh.
@@ -1050,10 +1103,25 @@ impl Session {
         let Some(bytes) = store.get(key, None).await? else {
             return Ok(None);
         };
+        if is_moved(&bytes) {
+            // A concurrent request changed the id: this one is over.
+            return Ok(None);
+        }
         let Some(mut data) = parse(&bytes) else {
             return Ok(None);
         };
-        let theirs = Meta::split(&mut data);
+        let theirs = match self.split_meta(&mut data) {
+            Ok(meta) => meta,
+            Err(why) => {
+                tracing::warn!(
+                    reason = why.as_str(),
+                    fingerprint = %fingerprint_of_key(key),
+                    "the session's stored metadata is not valid; session ended"
+                );
+                store.delete(key).await?;
+                return Ok(None);
+            }
+        };
         let state = self.state();
         for key in &state.removed {
             data.remove(key);
@@ -1071,6 +1139,30 @@ impl Session {
             fp: theirs.fp.or_else(|| state.meta.fp.clone()),
         };
         Ok(Some((data, meta, bytes)))
+    }
+
+    /// Takes the metadata out of a stored session's `data` and checks it;
+    /// under `litestar_compatible` there is none: the whole object is the
+    /// Litestar application's session, a `__session_tower` key included.
+    fn split_meta(&self, data: &mut Map<String, Value>) -> Result<Meta, InvalidMeta> {
+        if self.inner.config.litestar_compatible() {
+            return Ok(Meta::default());
+        }
+        Meta::split(data, now_ms())
+    }
+
+    /// `meta` as the next save will store it: with a creation time (under
+    /// `absolute_lifetime`) and, client-side, a fingerprint seed, stamped
+    /// now if missing, so a size check counts them.
+    fn stamped(&self, meta: &Meta) -> Result<Meta, SessionError> {
+        let mut meta = meta.clone();
+        if self.inner.config.absolute_lifetime().is_some() && meta.created.is_none() {
+            meta.created = Some(now_ms());
+        }
+        if matches!(self.inner.kind, Kind::Cookie { .. }) && meta.fp.is_none() {
+            meta.fp = Some(new_seed()?);
+        }
+        Ok(meta)
     }
 
     /// How long a session with `meta` written at `now` (Unix ms) lives;
@@ -1191,7 +1283,7 @@ impl Session {
         };
         let opened = opened.and_then(|opened| {
             let mut data = opened.data;
-            let mut meta = Meta::split(&mut data);
+            let mut meta = Meta::split(&mut data, now).map_err(InvalidMeta::as_str)?;
             // The age the sealed expiry may not exceed, by the session's
             // mode (a fixed time is bounded by the sealed expiry itself).
             let bound = match meta.expiry {
@@ -1325,6 +1417,23 @@ fn bad_cookie(err: http::header::InvalidHeaderValue) -> SessionError {
 /// How many concurrent saves one save merges before it gives up.
 const MAX_MERGES: u32 = 64;
 
+/// What `cycle_id`'s save leaves under the old key between taking the old
+/// row and deleting it: a tombstone every reader of this crate takes for
+/// "no session" (matched byte for byte, before parsing, in every mode).
+/// Outside `litestar_compatible` its metadata is invalid on purpose, so a
+/// reader that missed the check would still end the session, never adopt
+/// it. It normally lives for the two store calls of the id change.
+const MOVED: &[u8] = br#"{"__session_tower":"moved"}"#;
+
+/// The expiry of the tombstone, in case the process stops before deleting
+/// it.
+const MOVED_TTL: Duration = Duration::from_secs(60);
+
+/// Whether a stored value is [`MOVED`].
+fn is_moved(bytes: &[u8]) -> bool {
+    bytes == MOVED
+}
+
 /// A stored session: a JSON object, else `None`.
 fn parse(bytes: &[u8]) -> Option<Map<String, Value>> {
     match serde_json::from_slice::<Value>(bytes) {
@@ -1364,7 +1473,7 @@ fn encode(data: &Map<String, Value>, meta: &Meta) -> Result<Bytes, SessionError>
 
 /// A client-side session's fingerprint seed: 12 random bytes in hex.
 fn new_seed() -> Result<String, SessionError> {
-    let mut seed = [0u8; 12];
+    let mut seed = [0u8; SEED_HEX_DIGITS / 2];
     random(&mut seed, "a session fingerprint")?;
     Ok(hex::encode(seed))
 }

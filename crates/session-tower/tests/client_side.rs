@@ -798,7 +798,9 @@ impl Store for CountingStore {
 async fn signed_id_cookies_keep_forged_ids_away_from_the_store() {
     let store = Arc::new(CountingStore::default());
     let keys = CookieKeys::from_secrets([NEW]).unwrap();
-    let layer = SessionLayer::with_shared(store.clone(), config()).with_signed_ids(keys);
+    let layer = SessionLayer::with_shared(store.clone(), config())
+        .with_signed_ids(keys)
+        .unwrap();
     let app = serve_layer(layer).await;
     let mut jar = app.logged_in().await;
     let value = jar.get("session").to_owned();
@@ -836,7 +838,9 @@ async fn signed_id_cookies_keep_forged_ids_away_from_the_store() {
 
     // Rotation: signed with the old key, verified after the rotation.
     let rotated = CookieKeys::from_secrets([OLD, NEW]).unwrap();
-    let layer = SessionLayer::with_shared(store.clone(), config()).with_signed_ids(rotated);
+    let layer = SessionLayer::with_shared(store.clone(), config())
+        .with_signed_ids(rotated)
+        .unwrap();
     let app2 = serve_layer(layer).await;
     assert_eq!(app2.send("GET", "/profile", &mut jar).await.1, "user alice");
     // Logout still ends it for every copy: the row is gone.
@@ -844,4 +848,33 @@ async fn signed_id_cookies_keep_forged_ids_away_from_the_store() {
     app2.send("POST", "/logout", &mut jar).await;
     let mut copy = copy;
     assert_eq!(app2.send("GET", "/profile", &mut copy).await.0, 401);
+}
+
+/// Signed ids make the cookie `<id>.<signature>`, which a Litestar
+/// application cannot read: refused when the layer is built, naming
+/// `litestar_compatible`, as `client_side` is.
+#[test]
+fn signed_ids_are_refused_under_litestar_compatible() {
+    let litestar = SessionConfig::builder()
+        .litestar_compatible(true)
+        .build()
+        .unwrap();
+    let keys = CookieKeys::from_secrets([NEW]).unwrap();
+    let err = SessionLayer::new(MemoryStore::new(), litestar)
+        .with_signed_ids(keys)
+        .unwrap_err();
+    match err {
+        session_core::Error::InvalidConfig { field, reason } => {
+            assert_eq!(field, "litestar_compatible", "{reason}");
+            assert!(reason.contains("with_signed_ids"), "{reason}");
+        }
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
+    // Without the setting, signed ids are taken.
+    let keys = CookieKeys::from_secrets([NEW]).unwrap();
+    assert!(
+        SessionLayer::new(MemoryStore::new(), config())
+            .with_signed_ids(keys)
+            .is_ok()
+    );
 }

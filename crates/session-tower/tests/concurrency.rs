@@ -233,3 +233,173 @@ async fn a_logout_racing_a_cycle_id_is_final() {
     println!("200 rounds: the logout won {logout_won}, the id change {cycle_won}");
     assert!(logout_won >= 100);
 }
+
+/// A [`MemoryStore`] that, once armed, holds the next `compare_and_set`
+/// or `delete_live` (the step with which a save takes the row) until the
+/// test releases it.
+#[derive(Default)]
+struct HoldingStore {
+    inner: MemoryStore,
+    armed: std::sync::atomic::AtomicBool,
+    held: Notify,
+    release: Notify,
+}
+
+impl HoldingStore {
+    async fn hold_if_armed(&self) {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.held.notify_one();
+            self.release.notified().await;
+        }
+    }
+}
+
+#[session_core::async_trait]
+impl Store for HoldingStore {
+    async fn get(
+        &self,
+        key: &str,
+        renew_for: Option<std::time::Duration>,
+    ) -> session_core::Result<Option<bytes::Bytes>> {
+        self.inner.get(key, renew_for).await
+    }
+    async fn set(
+        &self,
+        key: &str,
+        value: bytes::Bytes,
+        expires_in: Option<std::time::Duration>,
+    ) -> session_core::Result<()> {
+        self.inner.set(key, value, expires_in).await
+    }
+    async fn delete(&self, key: &str) -> session_core::Result<()> {
+        self.inner.delete(key).await
+    }
+    async fn delete_all(&self) -> session_core::Result<()> {
+        self.inner.delete_all().await
+    }
+    async fn exists(&self, key: &str) -> session_core::Result<bool> {
+        self.inner.exists(key).await
+    }
+    async fn expires_in(&self, key: &str) -> session_core::Result<Option<std::time::Duration>> {
+        self.inner.expires_in(key).await
+    }
+    async fn delete_expired(&self) -> session_core::Result<u64> {
+        self.inner.delete_expired().await
+    }
+    async fn create(
+        &self,
+        key: &str,
+        value: bytes::Bytes,
+        expires_in: Option<std::time::Duration>,
+    ) -> session_core::Result<bool> {
+        self.inner.create(key, value, expires_in).await
+    }
+    async fn update(
+        &self,
+        key: &str,
+        value: bytes::Bytes,
+        expires_in: Option<std::time::Duration>,
+    ) -> session_core::Result<bool> {
+        self.inner.update(key, value, expires_in).await
+    }
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: bytes::Bytes,
+        value: bytes::Bytes,
+        expires_in: Option<std::time::Duration>,
+    ) -> session_core::Result<bool> {
+        self.hold_if_armed().await;
+        self.inner
+            .compare_and_set(key, expected, value, expires_in)
+            .await
+    }
+    async fn delete_live(&self, key: &str) -> session_core::Result<bool> {
+        self.hold_if_armed().await;
+        self.inner.delete_live(key).await
+    }
+}
+
+/// A request that changes the session's id takes the old row only as it
+/// last read it: a change another request saves just before (after the
+/// id-changing request's handler, before it takes the row) is carried
+/// over to the new id, never lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_saved_while_the_id_changes_is_carried_over() {
+    async fn login(session: Session) -> Handled<&'static str> {
+        session.insert("user", "alice").await?;
+        Ok("in")
+    }
+    async fn put(session: Session, Path(key): Path<String>) -> Handled<&'static str> {
+        session.get_value("user").await?;
+        session.insert(&key, true).await?;
+        Ok("put")
+    }
+    /// Changes the id, then arms the store: the save that follows is
+    /// held when it takes the old row.
+    async fn cycle(
+        session: Session,
+        Extension(store): Extension<Arc<HoldingStore>>,
+    ) -> Handled<&'static str> {
+        session.get_value("user").await?;
+        session.cycle_id().await?;
+        session.insert("privileged", true).await?;
+        store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok("cycled")
+    }
+
+    let store = Arc::new(HoldingStore::default());
+    let router = Router::new()
+        .route("/login", post(login))
+        .route("/put/{key}", post(put))
+        .route("/keys", get(keys))
+        .route("/cycle", post(cycle))
+        .layer(Extension(store.clone()))
+        .layer(SessionLayer::with_shared(
+            store.clone(),
+            SessionConfig::default(),
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let app = Arc::new(App {
+        url: format!("http://{addr}"),
+        store: Arc::new(MemoryStore::new()), // unused: `live` reads `store`
+        client: reqwest::Client::new(),
+    });
+
+    let old = app.login().await;
+    let cycling = {
+        let (app, old) = (app.clone(), old.clone());
+        tokio::spawn(async move { app.post("/cycle", Some(&old)).await })
+    };
+    store.held.notified().await;
+    // Another request of the session saves now, under the old id.
+    let (status, set) = app.post("/put/cart", Some(&old)).await;
+    assert_eq!(
+        (status, set.as_deref()),
+        (reqwest::StatusCode::OK, Some(old.as_str()))
+    );
+    store.release.notify_one();
+    let (status, new) = cycling.await.unwrap();
+    assert_eq!(status, 200);
+    let new = new.filter(|id| !id.is_empty()).expect("a new id");
+    assert_ne!(new, old);
+    assert!(
+        !store.exists(&store_key(&old, true)).await.unwrap(),
+        "the old id is still live"
+    );
+    let response = app
+        .client
+        .get(format!("{}/keys", app.url))
+        .header(COOKIE, format!("session={new}"))
+        .send()
+        .await
+        .unwrap();
+    let keys: BTreeSet<String> = response.json().await.unwrap();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["cart".into(), "privileged".into(), "user".into()]),
+        "the change saved while the id changed was lost"
+    );
+}

@@ -111,6 +111,27 @@ async fn later(session: Session, Extension(outcomes): Extension<Outcomes>) -> &'
     "spawned"
 }
 
+/// Inserts `n` bytes under `k`; says whether `insert` took them.
+async fn big(session: Session, Path(n): Path<usize>) -> Res<&'static str> {
+    Ok(match session.insert("k", "x".repeat(n)).await {
+        Ok(()) => "accepted",
+        Err(SessionError::TooLarge { .. }) => "refused",
+        Err(other) => return Err(other),
+    })
+}
+
+/// Inserts `n` bytes, then asks for a two-hour inactivity timeout; says
+/// whether `set_expiry` took it.
+async fn big_remember(session: Session, Path(n): Path<usize>) -> Res<&'static str> {
+    session.insert("k", "x".repeat(n)).await?;
+    let two_hours = Expiry::OnInactivity(Duration::from_secs(7200));
+    Ok(match session.set_expiry(two_hours).await {
+        Ok(()) => "accepted",
+        Err(SessionError::TooLarge { .. }) => "refused",
+        Err(other) => return Err(other),
+    })
+}
+
 async fn late(session: Session) -> Res<String> {
     Ok(format!("{:?}", session.get::<bool>("late").await?))
 }
@@ -128,6 +149,8 @@ fn routes() -> Router {
         .route("/save-then/{more}", post(save_then))
         .route("/later", post(later))
         .route("/late", get(late))
+        .route("/big/{n}", post(big))
+        .route("/big-remember/{n}", post(big_remember))
 }
 
 fn config() -> SessionConfig {
@@ -639,4 +662,152 @@ async fn litestar_compatible_refuses_modes_that_need_metadata() {
     let id = browser.get("session").unwrap();
     let raw = store.get(&id, None).await.unwrap().unwrap();
     assert_eq!(&raw[..], br#"{"user":"alice"}"#);
+}
+
+fn unix_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Metadata in a stored session that is unreadable or out of range ends
+/// the session (fail closed): the request sees no session, the row is
+/// deleted and the cookie expired; nothing panics, nothing is written back
+/// with a "never expires" TTL, and an unreadable sibling field or a
+/// creation time in the future does not escape the absolute lifetime.
+#[tokio::test]
+async fn stored_metadata_unreadable_or_out_of_range_ends_the_session() {
+    const DAY_MS: u64 = 86_400_000;
+    let config = config()
+        .to_builder()
+        .absolute_lifetime(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let app = serve_store(config).await;
+    let now = unix_ms_now();
+    let two_hours_ago = now - 2 * 3600 * 1000;
+    let cases = [
+        r#""junk""#.to_owned(),
+        r#"{"expiry":{"mode":"on_inactivity","secs":0}}"#.to_owned(),
+        format!(
+            r#"{{"expiry":{{"mode":"on_inactivity","secs":{}}}}}"#,
+            u64::MAX
+        ),
+        format!(
+            r#"{{"expiry":{{"mode":"on_inactivity","secs":{}}}}}"#,
+            400 * 86_400 + 1
+        ),
+        format!(r#"{{"expiry":{{"mode":"at","unix_ms":{}}}}}"#, u64::MAX),
+        format!(
+            r#"{{"expiry":{{"mode":"at","unix_ms":{}}}}}"#,
+            now + 401 * DAY_MS
+        ),
+        r#"{"expiry":{"mode":"a_later_mode"}}"#.to_owned(),
+        // The absolute lifetime: a readable `created` two hours old beside
+        // an unreadable field, and a creation time ten years ahead.
+        format!(r#"{{"created":{two_hours_ago},"expiry":"?"}}"#),
+        format!(r#"{{"created":{}}}"#, now + 3650 * DAY_MS),
+        format!(r#"{{"created":{}}}"#, u64::MAX),
+    ];
+    for (i, meta) in cases.iter().enumerate() {
+        let id = format!("{:02x}", i + 1).repeat(32);
+        let key = store_key(&id, true);
+        let value = format!(r#"{{"user":"alice","{METADATA_KEY}":{meta}}}"#);
+        let ttl = Some(Duration::from_secs(600));
+        app.store.inner.set(&key, value.into(), ttl).await.unwrap();
+        let browser = Browser::new(&app.base);
+        browser.set("session", &id);
+        let res = browser.send("GET", "/whoami").await;
+        assert_eq!(
+            (res.status, res.body.as_str()),
+            (200, "anonymous"),
+            "{meta}"
+        );
+        assert!(
+            res.cookie().contains("Max-Age=0"),
+            "{meta}: the cookie must be expired: {res:?}"
+        );
+        assert!(
+            !app.store.inner.exists(&key).await.unwrap(),
+            "{meta}: the row was kept"
+        );
+    }
+
+    // Valid metadata (a creation time a minute ahead: clock skew between
+    // servers) is honoured.
+    let id = "ab".repeat(32);
+    let key = store_key(&id, true);
+    let meta = format!(
+        r#"{{"created":{},"expiry":{{"mode":"on_inactivity","secs":7200}}}}"#,
+        now + 60_000
+    );
+    let value = format!(r#"{{"user":"alice","{METADATA_KEY}":{meta}}}"#);
+    let ttl = Some(Duration::from_secs(600));
+    app.store.inner.set(&key, value.into(), ttl).await.unwrap();
+    let browser = Browser::new(&app.base);
+    browser.set("session", &id);
+    assert_eq!(browser.send("GET", "/whoami").await.body, "alice");
+    assert_eq!(
+        browser.send("GET", "/expiry").await.body,
+        "OnInactivity(7200s)"
+    );
+}
+
+/// `insert` (and `set_expiry`) measure the session with the metadata its
+/// save will stamp: the creation time under `absolute_lifetime`, a
+/// client-side session's fingerprint seed. A change the save could not
+/// store is refused when made, the session unchanged, never a 413 after
+/// the handler has run.
+#[tokio::test]
+async fn insert_counts_the_metadata_the_save_will_add() {
+    // `{"k":"x..x"}` with 50 x is 58 bytes: under 64 without metadata, over
+    // it with the creation time (45 bytes more).
+    let small = config()
+        .to_builder()
+        .max_session_bytes(64usize)
+        .absolute_lifetime(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let app = serve_store(small).await;
+    let browser = Browser::new(&app.base);
+    let res = browser.send("POST", "/big/50").await;
+    assert_eq!((res.status, res.body.as_str()), (200, "refused"), "{res:?}");
+    assert!(res.set_cookies.is_empty(), "{res:?}");
+    assert_eq!(app.store.writes(), 0, "nothing stored");
+    let res = browser.send("POST", "/big/10").await;
+    assert_eq!(
+        (res.status, res.body.as_str()),
+        (200, "accepted"),
+        "{res:?}"
+    );
+    assert_eq!(app.raw(&browser).await["k"], "x".repeat(10));
+
+    // The expiry mode counts too: 60 bytes and the creation time fit in
+    // 128, not with a two-hour inactivity timeout beside them.
+    let medium = config()
+        .to_builder()
+        .max_session_bytes(128usize)
+        .absolute_lifetime(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let app = serve_store(medium).await;
+    let browser = Browser::new(&app.base);
+    let res = browser.send("POST", "/big-remember/60").await;
+    assert_eq!((res.status, res.body.as_str()), (200, "refused"), "{res:?}");
+    let raw = app.raw(&browser).await;
+    assert_eq!(raw["k"], "x".repeat(60), "{raw}");
+    assert!(raw[METADATA_KEY].get("expiry").is_none(), "{raw}");
+
+    // Client-side: the fingerprint seed sealed with the session.
+    let small = config()
+        .to_builder()
+        .max_session_bytes(64usize)
+        .build()
+        .unwrap();
+    let base = serve_client_side(small).await;
+    let browser = Browser::new(&base);
+    let res = browser.send("POST", "/big/50").await;
+    assert_eq!((res.status, res.body.as_str()), (200, "refused"), "{res:?}");
+    assert!(res.set_cookies.is_empty(), "{res:?}");
 }

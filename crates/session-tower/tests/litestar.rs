@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use session_core::{MemoryStore, Store};
-use session_tower::{Session, SessionConfig, SessionError, SessionLayer};
+use session_tower::{METADATA_KEY, Session, SessionConfig, SessionError, SessionLayer};
 
 async fn whoami(session: Session) -> Result<String, SessionError> {
     Ok(match session.get::<String>("user").await? {
@@ -16,9 +16,28 @@ async fn whoami(session: Session) -> Result<String, SessionError> {
     })
 }
 
+async fn incr(session: Session) -> Result<String, SessionError> {
+    let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
+    session.insert("n", n).await?;
+    Ok(n.to_string())
+}
+
+async fn data(session: Session) -> Result<String, SessionError> {
+    Ok(serde_json::to_string(&session.data().await?).unwrap())
+}
+
+/// Writes `METADATA_KEY` as a handler's own key.
+async fn tag(session: Session) -> Result<String, SessionError> {
+    session.insert(METADATA_KEY, "written by rust").await?;
+    Ok("tagged".into())
+}
+
 async fn serve(store: Arc<MemoryStore>, config: SessionConfig) -> String {
     let app = Router::new()
         .route("/whoami", get(whoami))
+        .route("/incr", post(incr))
+        .route("/data", get(data))
+        .route("/tag", post(tag))
         .layer(SessionLayer::new(store, config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -27,13 +46,23 @@ async fn serve(store: Arc<MemoryStore>, config: SessionConfig) -> String {
 }
 
 async fn get_with_cookie(base: &str, cookie: &str) -> (u16, String) {
-    let res = reqwest::Client::new()
-        .get(format!("{base}/whoami"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
+    send(base, "GET", "/whoami", cookie).await
+}
+
+async fn send(base: &str, method: &str, path: &str, cookie: &str) -> (u16, String) {
+    let client = reqwest::Client::new();
+    let url = format!("{base}{path}");
+    let request = match method {
+        "GET" => client.get(url),
+        _ => client.post(url),
+    };
+    let res = request.header("cookie", cookie).send().await.unwrap();
     (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// The stored row under `id`, parsed.
+async fn row(store: &MemoryStore, id: &str) -> serde_json::Value {
+    serde_json::from_slice(&store.get(id, None).await.unwrap().expect("a row")).unwrap()
 }
 
 #[tokio::test]
@@ -94,4 +123,49 @@ async fn data_that_is_not_a_json_object_is_refused_and_left_alone() {
     let (status, body) = get_with_cookie(&base, &format!("session={id}")).await;
     assert_eq!((status, body.as_str()), (200, "anonymous"));
     assert_eq!(&store.get(&id, None).await.unwrap().unwrap()[..], pickled);
+}
+
+/// Under `litestar_compatible` the row is the Litestar application's
+/// session: a `__session_tower` key in it is ordinary data, shown to the
+/// handler, kept by a Rust write, and writable by a handler; the
+/// middleware reads no metadata from it and adds none.
+#[tokio::test]
+async fn a_metadata_key_in_a_litestar_row_is_ordinary_data() {
+    let store = Arc::new(MemoryStore::new());
+    let id = "ef".repeat(32);
+    let written = r#"{"__session_tower":"written by python","user":"alice"}"#;
+    store
+        .set(&id, written.into(), Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let config = SessionConfig::builder()
+        .secure(false)
+        .litestar_compatible(true)
+        .build()
+        .unwrap();
+    let base = serve(store.clone(), config).await;
+    let cookie = format!("session={id}");
+    assert_eq!(
+        send(&base, "GET", "/data", &cookie).await,
+        (200, written.to_owned()),
+        "the handler sees the Litestar session whole"
+    );
+    assert_eq!(
+        send(&base, "POST", "/incr", &cookie).await,
+        (200, "1".into())
+    );
+    assert_eq!(
+        row(&store, &id).await,
+        serde_json::json!({"user": "alice", "__session_tower": "written by python", "n": 1}),
+        "a Rust write dropped the Litestar application's key"
+    );
+    assert_eq!(
+        send(&base, "POST", "/tag", &cookie).await,
+        (200, "tagged".into())
+    );
+    assert_eq!(
+        row(&store, &id).await,
+        serde_json::json!({"user": "alice", "__session_tower": "written by rust", "n": 1})
+    );
+    assert_eq!(store.len(), 1, "no second session was created");
 }
