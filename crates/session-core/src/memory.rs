@@ -33,6 +33,14 @@ pub struct MemoryStore {
     entries: Mutex<HashMap<String, Entry>>,
 }
 
+/// `now + d`; a duration past what the clock can count (centuries) is
+/// capped at about 136 years, never a panic.
+fn deadline(now: Instant, d: Duration) -> Option<Instant> {
+    const FAR: Duration = Duration::from_secs(u32::MAX as u64);
+    now.checked_add(d.min(FAR))
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     value: Bytes,
@@ -43,7 +51,7 @@ impl Entry {
     fn new(value: Bytes, expires_in: Option<Duration>) -> Self {
         Entry {
             value,
-            expires_at: non_zero(expires_in).map(|d| Instant::now() + d),
+            expires_at: non_zero(expires_in).and_then(|d| deadline(Instant::now(), d)),
         }
     }
 
@@ -90,7 +98,7 @@ impl Store for MemoryStore {
     async fn get(&self, key: &str, renew_for: Option<Duration>) -> Result<Option<Bytes>> {
         self.live(key, |entry, now| {
             if let (Some(renew), Some(_)) = (non_zero(renew_for), entry.expires_at) {
-                entry.expires_at = Some(now + renew);
+                entry.expires_at = deadline(now, renew);
             }
             entry.value.clone()
         })
@@ -190,5 +198,35 @@ impl crate::StoreAdmin for MemoryStore {
 
     fn location(&self) -> String {
         "memory".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_huge_expiry_is_capped_not_a_panic() {
+        let store = MemoryStore::new();
+        store
+            .set("k", Bytes::from_static(b"v"), Some(Duration::MAX))
+            .await
+            .unwrap();
+        assert!(store.get("k", Some(Duration::MAX)).await.unwrap().is_some());
+        let left = store.expires_in("k").await.unwrap().unwrap();
+        assert!(
+            left > Duration::from_secs(100 * 365 * 24 * 3600),
+            "{left:?}"
+        );
+        assert!(
+            store
+                .create(
+                    "k2",
+                    Bytes::from_static(b"v"),
+                    Some(Duration::from_secs(u64::MAX))
+                )
+                .await
+                .unwrap()
+        );
     }
 }
