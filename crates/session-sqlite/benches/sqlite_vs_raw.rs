@@ -5,7 +5,8 @@
 //! Run: `cargo bench -p session-sqlite` (about four minutes). Without
 //! `--bench` (`cargo test --benches`) only the same-work check runs.
 //! `BENCH_ROUNDS=n` changes the number of rounds (default 5);
-//! `BENCH_ONLY=diagnosis`, `operations` or `cleanup` runs one section.
+//! `BENCH_ONLY=diagnosis`, `operations` or `cleanup` runs one section;
+//! `BENCH_CASES` picks cases of the operations table (see [`selected`]).
 //!
 //! Same work: the raw side runs the store's own SQL (copied below: a write
 //! keeps the row's `created_at` and sets `updated_at`, a renewing read
@@ -35,7 +36,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -65,6 +66,21 @@ fn rounds() -> usize {
         .unwrap_or(5)
 }
 
+/// Whether the operations table measures `op` at `tasks`:
+/// `BENCH_CASES` lists the cases to run, comma-separated, as
+/// `<op>` or `<op>@<tasks>` with the short names `read`, `renew`, `set`,
+/// `cas`, `create`, `delete` (e.g. `BENCH_CASES=set@1,create@1,read@16`);
+/// unset, every case.
+fn selected(op: Op, tasks: usize) -> bool {
+    let Ok(cases) = std::env::var("BENCH_CASES") else {
+        return true;
+    };
+    cases.split(',').map(str::trim).any(|case| {
+        let (name, at) = case.split_once('@').unwrap_or((case, ""));
+        name == op.short() && (at.is_empty() || at.parse() == Ok(tasks))
+    })
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Op {
     Read,
@@ -84,6 +100,18 @@ impl Op {
         Op::Create,
         Op::Delete,
     ];
+
+    /// The name `BENCH_CASES` uses.
+    fn short(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::RenewingRead => "renew",
+            Op::Write => "set",
+            Op::CompareAndSet => "cas",
+            Op::Create => "create",
+            Op::Delete => "delete",
+        }
+    }
 
     fn name(self) -> &'static str {
         match self {
@@ -581,6 +609,9 @@ async fn operations(dir: &Path, value: &Bytes) {
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for op in Op::ALL {
         for tasks in [1, 16] {
+            if !selected(op, tasks) {
+                continue;
+            }
             let mut store_runs = Vec::new();
             let mut raw_runs = Vec::new();
             for round in 1..=rounds {
@@ -625,21 +656,25 @@ fn row(case: &str, tasks: usize, store: &[Measured], raw: &[Measured]) -> String
 }
 
 /// Reads of live keys (`x1`, `x3`, ...) on `CLEANUP_READERS` tasks until
-/// `stop`; the sorted latencies.
-async fn readers(target: &Target, stop: Arc<AtomicBool>) -> Vec<Duration> {
+/// `phase` reaches [`DONE`]; each latency with the phase its read began in.
+async fn readers(target: &Target, phase: Arc<AtomicU64>) -> Vec<(u64, Duration)> {
     let handles: Vec<_> = (0..CLEANUP_READERS)
         .map(|task| {
             let target = target.clone();
-            let stop = stop.clone();
+            let phase = phase.clone();
             tokio::spawn(async move {
                 let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ (task as u64 + 1);
                 let mut latencies = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
+                loop {
+                    let at = phase.load(Ordering::Relaxed);
+                    if at == DONE {
+                        break;
+                    }
                     let n = session_test_support::bench::next(&mut seed) as usize;
                     let key = format!("x{}", (n % (CLEANUP_ROWS / 2)) * 2 + 1);
                     let began = Instant::now();
                     let out = target.run(Op::Read, key, Bytes::new(), Bytes::new()).await;
-                    latencies.push(began.elapsed());
+                    latencies.push((at, began.elapsed()));
                     assert!(matches!(out, Out::Data(Some(_))), "a live row was not read");
                 }
                 latencies
@@ -650,9 +685,15 @@ async fn readers(target: &Target, stop: Arc<AtomicBool>) -> Vec<Duration> {
     for h in handles {
         all.extend(h.await.expect("reader task"));
     }
-    all.sort_unstable();
     all
 }
+
+/// The phases of the reads around a cleanup: before it, during it, after
+/// it, and the end.
+const BEFORE: u64 = 0;
+const DURING: u64 = 1;
+const AFTER: u64 = 2;
+const DONE: u64 = 3;
 
 /// Deletes the expired rows: the store's `cleanup` (batched), or the raw
 /// side's one `DELETE`.
@@ -681,15 +722,19 @@ struct CleanupRun {
     /// into the database file (the raw `DELETE`'s automatic checkpoint
     /// runs inside its statement; the store's run on its checkpoint thread).
     with_checkpoint: Duration,
-    /// Reads for as long as a cleanup takes, without and during one.
-    read_p99_before: Duration,
+    /// The p99 of the reads without a cleanup (in the windows before and
+    /// after one) and during one.
+    read_p99_without: Duration,
     read_p99_during: Duration,
 }
 
 /// Fills a fresh table with `CLEANUP_ROWS` rows, every other one expired
 /// (spread evenly, as a real table ages), and times the removal of the
-/// expired half; then refills it and reads on `CLEANUP_READERS` tasks, as
-/// long as the cleanup took, without a cleanup and during one.
+/// expired half; then refills it and reads on `CLEANUP_READERS` tasks
+/// without a break: for as long as the cleanup took (at least 200 ms)
+/// before a cleanup, during one, and as long again after it. The reads
+/// before and after are the reads without a cleanup, so a change of the
+/// machine's load during the round weighs on both sides of the ratio.
 async fn cleanup_round(target: &Target, value: &[u8]) -> CleanupRun {
     target.insert("x", CLEANUP_ROWS, value, |i| i % 2 == 0);
     let started = Instant::now();
@@ -707,29 +752,33 @@ async fn cleanup_round(target: &Target, value: &[u8]) -> CleanupRun {
     let with_checkpoint = started.elapsed();
 
     target.insert("x", CLEANUP_ROWS, value, |i| i % 2 == 0);
-    let stop = Arc::new(AtomicBool::new(false));
+    let window = time.max(Duration::from_millis(200));
+    let phase = Arc::new(AtomicU64::new(BEFORE));
     let reading = tokio::spawn({
-        let (target, stop) = (target.clone(), stop.clone());
-        async move { readers(&target, stop).await }
+        let (target, phase) = (target.clone(), phase.clone());
+        async move { readers(&target, phase).await }
     });
-    tokio::time::sleep(time.max(Duration::from_millis(200))).await;
-    stop.store(true, Ordering::Relaxed);
-    let before = reading.await.expect("readers");
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let reading = tokio::spawn({
-        let (target, stop) = (target.clone(), stop.clone());
-        async move { readers(&target, stop).await }
-    });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    tokio::time::sleep(window).await;
+    phase.store(DURING, Ordering::Relaxed);
     assert_eq!(run_cleanup(target).await, (CLEANUP_ROWS / 2) as u64);
-    stop.store(true, Ordering::Relaxed);
-    let during = reading.await.expect("readers");
+    phase.store(AFTER, Ordering::Relaxed);
+    tokio::time::sleep(window).await;
+    phase.store(DONE, Ordering::Relaxed);
+    let reads = reading.await.expect("readers");
+    let p99 = |during: bool| {
+        let mut of: Vec<Duration> = reads
+            .iter()
+            .filter(|(at, _)| (*at == DURING) == during)
+            .map(|(_, d)| *d)
+            .collect();
+        of.sort_unstable();
+        percentile(&of, 99)
+    };
     CleanupRun {
         time,
         with_checkpoint,
-        read_p99_before: percentile(&before, 99),
-        read_p99_during: percentile(&during, 99),
+        read_p99_without: p99(false),
+        read_p99_during: p99(true),
     }
 }
 
@@ -767,7 +816,7 @@ async fn cleanup(dir: &Path, value: &[u8]) {
     println!(
         "\n## Cleanup\n\n{} expired rows spread evenly through {CLEANUP_ROWS} (every other row); \
          the store's `cleanup()` ({batch}) against one raw `DELETE`; reads on {CLEANUP_READERS} tasks \
-         for as long, without and during a cleanup; medians of {rounds} rounds\n",
+         during a cleanup and, without one, for as long before and after it; medians of {rounds} rounds\n",
         CLEANUP_ROWS / 2
     );
     println!(
@@ -779,11 +828,11 @@ async fn cleanup(dir: &Path, value: &[u8]) {
             "| {name} | {} | {} | {} | {} | {:.2} |",
             ms(med(runs, |r| r.time)),
             ms(med(runs, |r| r.with_checkpoint)),
-            ms(med(runs, |r| r.read_p99_before)),
+            ms(med(runs, |r| r.read_p99_without)),
             ms(med(runs, |r| r.read_p99_during)),
             median(
                 runs.iter()
-                    .map(|r| r.read_p99_during.as_secs_f64() / r.read_p99_before.as_secs_f64())
+                    .map(|r| r.read_p99_during.as_secs_f64() / r.read_p99_without.as_secs_f64())
             ),
         );
     }
