@@ -59,8 +59,12 @@ pub struct SqliteConfig {
     /// through the store's single writer connection (not counted here).
     /// An in-memory database always has exactly one connection.
     pub pool_size: u32,
-    /// How long an operation waits for a free pooled connection before it
-    /// fails with [`Error::PoolTimeout`] (more than zero; default 30 s).
+    /// How long an operation waits for its turn before it fails with
+    /// [`Error::PoolTimeout`] (more than zero; default 30 s): a read for a
+    /// free pooled connection, a write of a file database for the single
+    /// writer to take it (for room in its queue, then for the writes
+    /// ahead). A write that timed out was not run. Once taken, a write
+    /// waits at most `busy_timeout` more for SQLite's lock.
     #[serde(with = "session_core::duration")]
     pub wait_timeout: Duration,
     /// SQLite's `busy_timeout` on every connection: how long a statement

@@ -14,7 +14,6 @@ use session_core::{
     Error, Result, Store, StoreAdmin, StoreConfig, TableName, async_trait, non_zero, validate_key,
 };
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
 use tracing::{Instrument, Span};
 
 use crate::clock::Now;
@@ -22,7 +21,7 @@ use crate::config::{SqliteConfig, file_flags, init_connection};
 use crate::connector::{Location, parse_location};
 use crate::migrations::{self, SqliteExecutor};
 use crate::schema::{Statements, ddl};
-use crate::writer::{Task, Writer};
+use crate::writer::{Reopen, Writer};
 
 pub(crate) const BACKEND: &str = "sqlite";
 
@@ -40,9 +39,12 @@ pub(crate) const BACKEND: &str = "sqlite";
 /// store's single writer: one connection on a thread of its own that runs
 /// them in arrival order, committing the writes that queued meanwhile
 /// together, with checkpoints on one more thread; see `docs/sqlite.md`.
+/// A write waits at most `wait_timeout` for the writer to take it, then
+/// at most `busy_timeout` for SQLite's lock.
 /// An in-memory store and one built [`from_pool`](Self::from_pool) write
 /// through the pool. The methods must be called from within a tokio
-/// runtime (outside one they return an error). Statements are formatted
+/// runtime (outside one they return an error) with its timer enabled (as
+/// `#[tokio::main]` and `Runtime::new` do): the writer's wait is timed. Statements are formatted
 /// once, at construction, with the validated table name, prepared once per
 /// connection and cached; every value is a bound parameter.
 ///
@@ -76,6 +78,14 @@ struct Inner {
     writer: Option<Writer>,
 }
 
+/// The single writer's connections to a file database: the writer's own
+/// and its checkpoints', and the file, to reopen the writer's.
+struct WriterParts {
+    conn: Connection,
+    checkpoints: Connection,
+    path: std::path::PathBuf,
+}
+
 /// What a statement needs besides its connection: the table, the SQL, and
 /// what error messages say. Shared with the writer thread.
 pub(crate) struct Shared {
@@ -85,6 +95,13 @@ pub(crate) struct Shared {
     batch_size: u32,
     /// The file, for a store that opened one: named when it is locked.
     database: Option<String>,
+}
+
+impl Shared {
+    /// The database file, or what stands for it in messages.
+    pub(crate) fn database(&self) -> &str {
+        self.database.as_deref().unwrap_or_default()
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -207,7 +224,12 @@ impl SqliteStore {
             Connection::open_with_flags(path, file_flags()).map_err(|e| cannot("open", e))?;
         init_connection(&mut checkpoints, config.busy_timeout, true)
             .map_err(|e| cannot("configure", e))?;
-        Self::assemble(pool, table, &config, shown, Some((probe, checkpoints)))
+        let writer = WriterParts {
+            conn: probe,
+            checkpoints,
+            path: path.to_path_buf(),
+        };
+        Self::assemble(pool, table, &config, shown, Some(writer))
     }
 
     /// A fresh in-memory database, private to this store and its clones,
@@ -276,7 +298,7 @@ impl SqliteStore {
         table: TableName,
         config: &SqliteConfig,
         location: String,
-        writer: Option<(Connection, Connection)>,
+        writer: Option<WriterParts>,
     ) -> Result<Self> {
         let shared = Arc::new(Shared {
             sql: Statements::new(&table),
@@ -286,11 +308,15 @@ impl SqliteStore {
             database: writer.is_some().then(|| location.clone()),
         });
         let writer = match writer {
-            Some((conn, checkpoints)) => Some(Writer::start(
-                conn,
-                checkpoints,
+            Some(parts) => Some(Writer::start(
+                parts.conn,
+                parts.checkpoints,
                 Arc::clone(&shared),
-                location.clone(),
+                Reopen {
+                    path: parts.path,
+                    busy_timeout: config.busy_timeout,
+                },
+                config.wait_timeout,
             )?),
             None => None,
         };
@@ -381,19 +407,7 @@ impl SqliteStore {
         // The same contract as every operation: within a tokio runtime.
         runtime(op)?;
         let span = tracing::debug_span!("session_store", backend = BACKEND, op, table = %self.inner.shared.table);
-        let (reply, outcome) = oneshot::channel();
-        let task = Task {
-            work,
-            what,
-            span: span.clone(),
-            outcome: None,
-            reply,
-        };
-        writer.submit(op, Box::new(task))?;
-        outcome
-            .instrument(span)
-            .await
-            .map_err(|_| writer.stopped(op))?
+        writer.write(op, what, span, work).await
     }
 
     /// Runs `work` with the migration [`Dialect`] of this store's table
@@ -530,6 +544,35 @@ fn data(value: ValueRef<'_>) -> rusqlite::Result<Bytes> {
     }
 }
 
+/// A renewing read: one `UPDATE ... RETURNING data` of the live row `key`.
+fn renew_row(
+    inner: &Shared,
+    conn: &mut Connection,
+    key: &str,
+    now: Now,
+    renew: Duration,
+) -> Result<Option<Bytes>> {
+    let err = |e| inner.db_error("renew a session", e);
+    let mut statement = conn.prepare_cached(&inner.sql.renew).map_err(err)?;
+    let mut rows = statement
+        .query(params![
+            key,
+            now.secs(),
+            now.expiry_after(renew),
+            now.secs()
+        ])
+        .map_err(err)?;
+    let value = match rows.next().map_err(err)? {
+        Some(row) => Some(data(row.get_ref(0).map_err(err)?).map_err(err)?),
+        None => None,
+    };
+    // Stepped to the end: outside a transaction the statement commits on
+    // its last step, whose error a reset (as `query_row` leaves it to)
+    // would drop, reporting a renewal that was rolled back.
+    while rows.next().map_err(err)?.is_some() {}
+    Ok(value)
+}
+
 fn expiry(now: Now, expires_in: Option<Duration>) -> Option<i64> {
     non_zero(expires_in).map(|d| now.expiry_after(d))
 }
@@ -554,16 +597,7 @@ impl Store for SqliteStore {
             // An `UPDATE ... RETURNING`: a write, on the writer.
             Some(renew) => {
                 self.write("get_renew", "renew a session", move |inner, conn| {
-                    let now = Now::read();
-                    let err = |e| inner.db_error("renew a session", e);
-                    conn.prepare_cached(&inner.sql.renew)
-                        .map_err(err)?
-                        .query_row(
-                            params![key, now.secs(), now.expiry_after(renew), now.secs()],
-                            |row| data(row.get_ref(0)?),
-                        )
-                        .optional()
-                        .map_err(err)
+                    renew_row(inner, conn, &key, Now::read(), renew)
                 })
                 .await
             }
@@ -844,5 +878,56 @@ impl SqliteStore {
                 .map_err(err)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+impl Shared {
+    /// The shared part of a store on `table` of the file `database`, for
+    /// the unit tests of the writer.
+    pub(crate) fn for_tests(table: &str, database: &str, busy_timeout: Duration) -> Shared {
+        let table = TableName::new(table, crate::config::IDENTIFIER_LIMIT).expect("a table name");
+        Shared {
+            sql: Statements::new(&table),
+            table,
+            busy_timeout,
+            batch_size: 50,
+            database: Some(database.to_owned()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A renewal whose autocommit is refused (a commit hook turns it into
+    /// a rollback) reports the error instead of the value it never kept.
+    #[test]
+    fn a_renewal_whose_commit_fails_is_an_error() {
+        let shared = Shared::for_tests("renew_commit", "a test database", Duration::ZERO);
+        let mut conn = Connection::open_in_memory().unwrap();
+        for statement in ddl(&shared.table) {
+            conn.execute_batch(&statement).unwrap();
+        }
+        let now = Now::read();
+        conn.execute(
+            "INSERT INTO renew_commit (session_id, data, expires_at, created_at, updated_at) \
+             VALUES ('k', x'01', ?1, ?2, ?2)",
+            params![now.secs() + 60, now.secs()],
+        )
+        .unwrap();
+        let renewed = renew_row(&shared, &mut conn, "k", now, Duration::from_secs(3600));
+        assert_eq!(renewed.unwrap(), Some(Bytes::from_static(b"\x01")));
+
+        conn.commit_hook(Some(|| true)).unwrap();
+        let renewed = renew_row(&shared, &mut conn, "k", now, Duration::from_secs(7200));
+        conn.commit_hook(None::<fn() -> bool>).unwrap();
+        let err = renewed.expect_err("the renewal was rolled back, yet reported");
+        assert!(err.to_string().contains("renew a session"), "{err}");
+        let kept: i64 = conn
+            .query_row("SELECT expires_at FROM renew_commit", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, now.expiry_after(Duration::from_secs(3600)));
     }
 }

@@ -14,16 +14,40 @@ use session_core::{Bytes, Error, Store, StoreAdmin};
 use session_sqlite::{SqliteConfig, SqliteStore};
 
 async fn open(path: &std::path::Path, busy_timeout: Duration) -> SqliteStore {
+    open_waiting(path, busy_timeout, SqliteConfig::default().wait_timeout).await
+}
+
+async fn open_waiting(
+    path: &std::path::Path,
+    busy_timeout: Duration,
+    wait_timeout: Duration,
+) -> SqliteStore {
     let store = SqliteStore::open_with(
         path.to_str().unwrap(),
         SqliteConfig {
             busy_timeout,
+            wait_timeout,
             ..config(&unique("writer"))
         },
     )
     .unwrap();
     store.create_table().await.unwrap();
     store
+}
+
+/// Rows whose key starts with `prefix`, seen by a connection of its own.
+fn rows_like(path: &std::path::Path, store: &SqliteStore, prefix: &str) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .query_row(
+            &format!(
+                "SELECT count(*) FROM {} WHERE session_id LIKE ?1",
+                store.table()
+            ),
+            [format!("{prefix}%")],
+            |r| r.get(0),
+        )
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -206,6 +230,116 @@ async fn queued_writes_fail_naming_the_database_when_the_lock_is_held() {
     );
     // Cleanup goes through the writer too.
     assert_eq!(store.cleanup().await.unwrap(), Some(0));
+}
+
+/// With another connection holding the write lock, many concurrent writes
+/// all fail within the wait timeout (for a turn at the writer) plus the
+/// busy timeout (for the lock, once the writer runs the write), not one
+/// busy timeout per group of queued writes; none of them runs later; and
+/// once the lock is released, writes succeed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_behind_a_held_lock_fail_within_the_wait_and_busy_timeouts() {
+    let path = fresh_db_path();
+    let busy = Duration::from_millis(500);
+    let wait = Duration::from_millis(50);
+    let store = open_waiting(&path, busy, wait).await;
+
+    let holder = Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    const WRITES: usize = 200;
+    let started = Instant::now();
+    let writes: Vec<_> = (0..WRITES)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let began = Instant::now();
+                let result = store
+                    .set(&format!("w{i}"), Bytes::from_static(b"x"), None)
+                    .await;
+                (result, began.elapsed())
+            })
+        })
+        .collect();
+    let (mut timed_out, mut locked, mut slowest) = (0, 0, Duration::ZERO);
+    for write in writes {
+        let (result, took) = write.await.unwrap();
+        slowest = slowest.max(took);
+        match result.expect_err("a write landed under another connection's lock") {
+            Error::PoolTimeout { waited, .. } => {
+                assert!(waited >= wait, "waited {waited:?}, less than {wait:?}");
+                assert!(waited <= took, "reported {waited:?}, waited {took:?}");
+                timed_out += 1;
+            }
+            err => {
+                let text = err.to_string();
+                assert!(text.contains("database is locked"), "{text}");
+                assert!(text.contains(path.to_str().unwrap()), "{text}");
+                locked += 1;
+            }
+        }
+    }
+    let took = started.elapsed();
+    let bound = (wait + busy) * 3;
+    println!(
+        "{WRITES} writes under a held lock: {timed_out} timed out waiting for the writer, \
+         {locked} found the database locked; all failed after {took:?}, the slowest caller \
+         waited {slowest:?} (wait_timeout {wait:?}, busy_timeout {busy:?}, bound {bound:?})"
+    );
+    assert!(took < bound, "took {took:?}, more than {bound:?}");
+
+    holder.execute_batch("ROLLBACK").unwrap();
+    store
+        .set("after", Bytes::from_static(b"v"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("after", None).await.unwrap(),
+        Some(Bytes::from_static(b"v"))
+    );
+    // The writes that failed never ran later (the write above queued
+    // behind any that were left).
+    assert_eq!(rows_like(&path, &store, "w"), 0);
+}
+
+/// A write whose caller has gone (its future dropped) before the writer
+/// reaches it is not run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_whose_callers_have_gone_are_not_run() {
+    let path = fresh_db_path();
+    let store = open(&path, Duration::from_secs(10)).await;
+    let holder = Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // The writer runs this one and waits for the lock...
+    let first = tokio::spawn({
+        let store = store.clone();
+        async move { store.set("first", Bytes::from_static(b"1"), None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // ...while these queue, and their callers give up.
+    let gone: Vec<_> = (0..10)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .set(&format!("gone{i}"), Bytes::from_static(b"x"), None)
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for task in gone {
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+    }
+    holder.execute_batch("COMMIT").unwrap();
+    first.await.unwrap().unwrap();
+    store
+        .set("last", Bytes::from_static(b"2"), None)
+        .await
+        .unwrap();
+    assert_eq!(rows_like(&path, &store, "gone"), 0, "abandoned writes ran");
+    assert_eq!(rows_like(&path, &store, "first"), 1);
+    assert_eq!(rows_like(&path, &store, "last"), 1);
 }
 
 #[test]
