@@ -10,10 +10,12 @@
 //! [`MAX_BATCH`] callers) as one batch; the others wait for the answer the
 //! leader sends them.
 //!
-//! Cancellation is safe: a leader dropped mid-statement passes its slot on
-//! (through [`Slot`]'s `Drop`), and the callers it was serving see their
-//! reply channel close and queue again; a queued caller that is dropped is
-//! skipped.
+//! Cancellation is safe at every await: a leader dropped mid-statement
+//! passes its slot on (through [`Slot`]'s `Drop`), and the callers it was
+//! serving see their reply channel close and queue again; a queued caller
+//! that is dropped is skipped; and a queued caller dropped after the slot
+//! was handed to it but before it ran (a request timeout, a client gone)
+//! hands the slot and its batch on (through [`Queued`]'s `Drop`).
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -118,9 +120,15 @@ impl<R, A> Coalescer<R, A> {
                     request: request(),
                     reply,
                 });
-                waiting
+                Queued {
+                    coalescer: self,
+                    reply: waiting,
+                }
             };
-            match waiting.await {
+            // Dropped here (this future dropped), `waiting` passes on a
+            // slot sent to it meanwhile.
+            let mut waiting = waiting;
+            match (&mut waiting.reply).await {
                 Ok(Reply::Done(answer)) => return Joined::Answered(answer),
                 Ok(Reply::Lead(others)) => {
                     return Joined::Lead {
@@ -133,6 +141,14 @@ impl<R, A> Coalescer<R, A> {
                 Err(_) => {}
             }
         }
+    }
+
+    /// A slot and its batch handed to a caller that went away: the batch
+    /// goes back to the head of the queue (its callers are the oldest),
+    /// and the slot passes on.
+    fn hand_back(&self, others: Vec<Waiter<R, A>>) {
+        self.lock().queue.splice(0..0, others);
+        self.release();
     }
 
     /// Passes a slot to the oldest queued caller, with the callers queued
@@ -161,6 +177,29 @@ impl<R, A> Coalescer<R, A> {
                 }
             }
         }
+    }
+}
+
+/// A queued caller's end of its reply channel. Dropped before its reply
+/// was taken (the caller's future dropped), it closes the channel, so no
+/// reply is sent to it any more, and a slot sent to it meanwhile passes on
+/// with its batch: without this, a caller cancelled between being handed
+/// the slot and running would keep the slot for ever.
+struct Queued<'a, R, A> {
+    coalescer: &'a Coalescer<R, A>,
+    reply: oneshot::Receiver<Reply<R, A>>,
+}
+
+impl<R, A> Drop for Queued<'_, R, A> {
+    fn drop(&mut self) {
+        // After `close`, a `send` fails (and `release` moves on to the next
+        // caller), so what `try_recv` finds is all that was sent. After a
+        // reply was taken, both do nothing.
+        self.reply.close();
+        if let Ok(Reply::Lead(others)) = self.reply.try_recv() {
+            self.coalescer.hand_back(others);
+        }
+        // A `Done` answer nobody wants is dropped.
     }
 }
 
@@ -263,5 +302,91 @@ mod tests {
             assert_eq!(got, i as u32 + 101);
         }
         assert_eq!(coalescer.lock().running, 0);
+    }
+
+    /// A queued caller handed the slot (`Reply::Lead`) and dropped before
+    /// it is polled again (a request timeout, a client gone): the slot
+    /// passes on instead of leaking, and the next caller runs at once.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_cancelled_caller_handed_the_slot_passes_it_on() {
+        let c = Arc::new(Coalescer::<u32, u32>::new(1));
+        // A leads: holds the only slot.
+        let Joined::Lead { slot: a, .. } = c.join(|| 0).await else {
+            unreachable!("the slot was free")
+        };
+        // B queues (runs until it awaits its reply).
+        let b = tokio::spawn({
+            let c = c.clone();
+            async move {
+                match c.join(|| 1).await {
+                    Joined::Lead { slot, .. } => {
+                        slot.pass_on();
+                        1
+                    }
+                    Joined::Answered(x) => x,
+                }
+            }
+        });
+        tokio::task::yield_now().await;
+        // A finishes: the slot is sent to B (B is woken, not yet polled) ...
+        a.pass_on();
+        // ... and B is cancelled before it runs.
+        b.abort();
+        assert!(b.await.unwrap_err().is_cancelled());
+        // A new caller, with no statement in flight anywhere:
+        let c2 = c.clone();
+        let r = tokio::time::timeout(std::time::Duration::from_secs(2), async move {
+            match c2.join(|| 2).await {
+                Joined::Lead { slot, .. } => {
+                    slot.pass_on();
+                    2
+                }
+                Joined::Answered(x) => x,
+            }
+        })
+        .await;
+        assert!(r.is_ok(), "the next caller hung: the slot leaked ({c:?})");
+        assert_eq!(c.lock().running, 0);
+    }
+
+    /// As above, but the cancelled caller was handed a batch: its callers
+    /// are led by the next of them instead of waiting for ever.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_cancelled_caller_handed_a_batch_passes_it_on() {
+        let c = Arc::new(Coalescer::<u32, u32>::new(1));
+        let Joined::Lead { slot: a, .. } = c.join(|| 0).await else {
+            unreachable!("the slot was free")
+        };
+        let spawn = |n: u32| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                match c.join(|| n).await {
+                    Joined::Lead { slot, others } => {
+                        slot.pass_on();
+                        for w in others {
+                            let a = w.request * 10;
+                            w.answer(a);
+                        }
+                        n * 10
+                    }
+                    Joined::Answered(x) => x,
+                }
+            })
+        };
+        let b = spawn(1);
+        tokio::task::yield_now().await;
+        let rest: Vec<_> = (2..6).map(spawn).collect();
+        tokio::task::yield_now().await;
+        a.pass_on();
+        b.abort();
+        assert!(b.await.unwrap_err().is_cancelled());
+        for (n, h) in (2..6u32).zip(rest) {
+            let got = tokio::time::timeout(std::time::Duration::from_secs(2), h)
+                .await
+                .expect("a caller of the cancelled leader's batch hung")
+                .unwrap();
+            assert_eq!(got, n * 10);
+        }
+        assert_eq!(c.lock().running, 0);
     }
 }

@@ -1,10 +1,9 @@
 //! Mapping driver and pool errors to [`session_core::Error`].
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{PoolError, TimeoutType};
-use session_core::{BoxError, Error};
+use session_core::Error;
 
 use crate::tls::{SslMode, tls_cause};
 
@@ -93,92 +92,5 @@ pub(crate) fn pool_error(
             format!("getting a connection to {address} from the pool"),
             other,
         ),
-    }
-}
-
-/// The driver's error of a statement that served several coalesced calls,
-/// shared by all of them: it reads as the driver's error, which is its
-/// [`source`](std::error::Error::source).
-#[derive(Debug, Clone)]
-pub(crate) struct Shared(Arc<dyn std::error::Error + Send + Sync>);
-
-impl std::fmt::Display for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for Shared {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.0)
-    }
-}
-
-/// `err` with its source made shareable (see [`share_again`]).
-pub(crate) fn share(err: Error) -> Error {
-    let shared = |source: BoxError| -> BoxError {
-        if source.is::<Shared>() {
-            source
-        } else {
-            Box::new(Shared(Arc::from(source)))
-        }
-    };
-    match err {
-        Error::Backend {
-            backend,
-            context,
-            source,
-        } => Error::Backend {
-            backend,
-            context,
-            source: shared(source),
-        },
-        Error::Connection {
-            backend,
-            context,
-            source,
-        } => Error::Connection {
-            backend,
-            context,
-            source: shared(source),
-        },
-        other => other,
-    }
-}
-
-/// The same error for another caller served by the same statement: the
-/// same kind and context, and the same (shared) source. `err` comes from
-/// [`share`].
-pub(crate) fn share_again(err: &Error) -> Error {
-    let source = |source: &BoxError| -> BoxError {
-        match source.downcast_ref::<Shared>() {
-            Some(shared) => Box::new(shared.clone()),
-            None => source.to_string().into(),
-        }
-    };
-    match err {
-        Error::Backend {
-            backend,
-            context,
-            source: s,
-        } => Error::Backend {
-            backend,
-            context: context.clone(),
-            source: source(s),
-        },
-        Error::Connection {
-            backend,
-            context,
-            source: s,
-        } => Error::Connection {
-            backend,
-            context: context.clone(),
-            source: source(s),
-        },
-        Error::PoolTimeout { backend, waited } => Error::PoolTimeout {
-            backend,
-            waited: *waited,
-        },
-        other => Error::backend(BACKEND, other.to_string(), "a coalesced statement failed"),
     }
 }

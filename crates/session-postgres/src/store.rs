@@ -2,22 +2,25 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Pool, PoolError, QueueMode, RecyclingMethod, Runtime, TimeoutType,
+};
 use session_core::cleanup::delete_in_batches_async;
 use session_core::{Error, Result, Store, StoreConfig, TableName, non_zero, validate_key};
 use tokio_postgres::Row;
 use tokio_postgres::config::Host;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tracing::{Instrument, Span};
 
 use crate::coalesce::{Coalescer, Joined, Waiter};
 use crate::config::PostgresConfig;
 use crate::connector::parse_url;
-use crate::error::{BACKEND, is_connection_error, pool_error, share, share_again, statement_error};
+use crate::error::{BACKEND, is_connection_error, pool_error, statement_error};
 use crate::tls::SslMode;
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
@@ -35,6 +38,20 @@ struct SweepPlan {
     chunk: i64,
 }
 
+/// The first server version (`server_version_num`) with TID range scans,
+/// which a sweep's chunks need: on an older server each chunk would read
+/// the whole table, so its cleanup walks the expiry index instead.
+const SWEEP_MIN_SERVER_VERSION: i32 = 140_000;
+
+/// Whether `delete_expired` may sweep on a server of `server_version_num`.
+fn sweep_supported(server_version_num: i32) -> bool {
+    server_version_num >= SWEEP_MIN_SERVER_VERSION
+}
+
+/// How many times a cleanup statement the server chose as a deadlock's
+/// victim (40P01) runs in all before its error is returned.
+const DEADLOCK_TRIES: u32 = 3;
+
 /// A chunk of `pages` pages, rounded, at least 8 and at most 2^20.
 fn chunk_pages(pages: f64) -> i64 {
     pages.round().clamp(8.0, f64::from(1 << 20)) as i64
@@ -43,6 +60,68 @@ fn chunk_pages(pages: f64) -> i64 {
 /// Statements of one kind (reads, renewing reads) in flight at once; the
 /// calls arriving meanwhile are served together by the next one.
 const STATEMENTS_IN_FLIGHT: usize = 1;
+
+/// What a coalesced call is sent by the statement that served it.
+enum Served {
+    /// Its answer.
+    Found(Option<Bytes>),
+    /// The statement failed: the call runs a statement of its own.
+    RunAlone,
+}
+
+/// How long a `get` may wait for a connection and for other calls'
+/// statements, in all.
+struct Wait {
+    started: Instant,
+    /// `None`: the pool has no wait timeout.
+    deadline: Option<Instant>,
+}
+
+impl Wait {
+    /// What is left of the wait (zero once past), or `None` if unbounded.
+    fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// The call waited too long: how long it really waited.
+    fn timed_out(&self) -> Error {
+        Error::PoolTimeout {
+            backend: BACKEND,
+            waited: self.started.elapsed(),
+        }
+    }
+}
+
+/// The SQLSTATE of the driver's error that `err` has as its source.
+fn err_code(err: &Error) -> Option<&SqlState> {
+    std::error::Error::source(err)
+        .and_then(|s| s.downcast_ref::<tokio_postgres::Error>())
+        .and_then(tokio_postgres::Error::code)
+}
+
+/// Runs `attempt` again while it fails as a deadlock's victim (40P01), at
+/// most [`DEADLOCK_TRIES`] times in all: the server rolled the victim's
+/// statement back, and the other transaction has gone on.
+async fn retry_deadlocks<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(err)
+                if tries < DEADLOCK_TRIES
+                    && err_code(&err) == Some(&SqlState::T_R_DEADLOCK_DETECTED) =>
+            {
+                tracing::info!(error = %err, "a cleanup statement was a deadlock's victim; running it again");
+                tries += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
 
 /// The statements of one store, with the table name formatted in once.
 #[derive(Debug)]
@@ -64,6 +143,7 @@ struct Statements {
     delete_expired_range: String,
     table_size: String,
     expired_estimate: String,
+    server_version: String,
 }
 
 impl Statements {
@@ -94,15 +174,23 @@ impl Statements {
             ),
             // The renewing reads of many coalesced calls, as `get_renew`:
             // $1 the distinct keys, $2 each key's duration at the same
-            // position. The index scan of `= ANY` visits the keys in
-            // index order, so concurrent batches lock their rows in one
-            // order.
+            // position. `locked` takes the rows' locks in key order (the
+            // lock the UPDATE takes anyway, FOR NO KEY UPDATE, after the
+            // sort), whatever order the plan finds them in (a bitmap scan
+            // finds them in physical order), so two batches, of this store
+            // or of another process, never lock two rows in opposite
+            // orders: they cannot deadlock each other.
             get_renew_many: format!(
-                "WITH renewed AS (\
-                     UPDATE {table} SET expires_at = now() + \
-                         ($2::float8[])[array_position($1::text[], session_id)] * interval '1 second' \
+                "WITH locked AS (\
+                     SELECT session_id FROM {table} \
                      WHERE session_id = ANY($1::text[]) AND expires_at > now() \
-                     RETURNING session_id, data\
+                     ORDER BY session_id FOR NO KEY UPDATE\
+                 ), renewed AS (\
+                     UPDATE {table} AS s SET expires_at = now() + \
+                         ($2::float8[])[array_position($1::text[], s.session_id)] * interval '1 second' \
+                     FROM locked \
+                     WHERE s.session_id = locked.session_id AND s.expires_at > now() \
+                     RETURNING s.session_id, s.data\
                  ) \
                  SELECT session_id, data FROM renewed \
                  UNION ALL \
@@ -191,6 +279,7 @@ impl Statements {
             expired_estimate: format!(
                 "EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} WHERE expires_at <= now()"
             ),
+            server_version: "SELECT current_setting('server_version_num')::int4".to_owned(),
         }
     }
 }
@@ -211,8 +300,13 @@ impl Statements {
 /// is in flight queue and are served together by the next statement
 /// (`session_id = ANY($1)`), each with its own answer. Renewing reads are
 /// coalesced the same way, separately, each key renewed for its own
-/// duration. If a coalesced statement fails, every caller it served gets
-/// the error.
+/// duration, their rows locked in key order. If a coalesced statement
+/// fails (a deadlock victim, a lost connection, a dropped table), each
+/// caller it served runs a statement of its own, so each gets exactly the
+/// answer or error a call served alone gets. A call waits for a
+/// connection and for other calls' statements at most the pool's wait
+/// timeout in all, then fails with [`Error::PoolTimeout`] naming how long
+/// it waited.
 ///
 /// Cloning is cheap and shares the pool.
 ///
@@ -237,9 +331,11 @@ pub struct PostgresStore {
 #[derive(Debug)]
 struct Inner {
     /// Concurrent plain reads, coalesced (see [`crate::coalesce`]).
-    reads: Coalescer<String, Result<Option<Bytes>>>,
+    reads: Coalescer<String, Served>,
     /// Concurrent renewing reads, coalesced: each key with its duration.
-    renewals: Coalescer<(String, f64), Result<Option<Bytes>>>,
+    renewals: Coalescer<(String, f64), Served>,
+    /// The server's `server_version_num`, read once.
+    server_version: tokio::sync::OnceCell<i32>,
     config: PostgresConfig,
     table: TableName,
     sql: Statements,
@@ -356,6 +452,7 @@ impl PostgresStore {
             inner: Arc::new(Inner {
                 reads: Coalescer::new(STATEMENTS_IN_FLIGHT),
                 renewals: Coalescer::new(STATEMENTS_IN_FLIGHT),
+                server_version: tokio::sync::OnceCell::new(),
                 sql: Statements::new(&qualified),
                 config,
                 table,
@@ -449,11 +546,14 @@ impl PostgresStore {
     pub(crate) async fn delete_batch(&self, limit: u32) -> Result<u64> {
         session_core::cleanup::check_batch_limit(limit)?;
         let limit = i64::from(limit);
-        self.execute(
-            "delete_expired",
-            &self.inner.sql.delete_expired_batch,
-            &[&limit],
-        )
+        retry_deadlocks(|| async move {
+            self.execute(
+                "delete_expired",
+                &self.inner.sql.delete_expired_batch,
+                &[&limit],
+            )
+            .await
+        })
         .instrument(self.span("delete_expired_batch"))
         .await
     }
@@ -490,6 +590,16 @@ impl PostgresStore {
 
     async fn query_opt(&self, op: &str, sql: &str, params: &Params<'_>) -> Result<Option<Row>> {
         let client = self.client().await?;
+        self.query_opt_on(client, op, sql, params).await
+    }
+
+    async fn query_opt_on(
+        &self,
+        client: deadpool_postgres::Object,
+        op: &str,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<Option<Row>> {
         let result = async {
             let statement = client.prepare_cached(sql).await?;
             client.query_opt(&statement, params).await
@@ -498,8 +608,13 @@ impl PostgresStore {
         result.map_err(|e| self.statement_failed(client, e, op))
     }
 
-    async fn query(&self, op: &str, sql: &str, params: &Params<'_>) -> Result<Vec<Row>> {
-        let client = self.client().await?;
+    async fn query_on(
+        &self,
+        client: deadpool_postgres::Object,
+        op: &str,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<Vec<Row>> {
         let result = async {
             let statement = client.prepare_cached(sql).await?;
             client.query(&statement, params).await
@@ -518,26 +633,106 @@ impl PostgresStore {
         result.map_err(|e| self.statement_failed(client, e, op))
     }
 
+    /// The wait of a call starting now: until the pool's wait timeout
+    /// (none if the pool has none).
+    fn wait(&self) -> Wait {
+        let started = Instant::now();
+        Wait {
+            started,
+            deadline: self.pool.timeouts().wait.map(|w| started + w),
+        }
+    }
+
+    /// Joins `coalescer`, waiting at most until `wait`'s deadline.
+    async fn join<'c, R>(
+        &self,
+        coalescer: &'c Coalescer<R, Served>,
+        request: impl Fn() -> R,
+        wait: &Wait,
+    ) -> Result<Joined<'c, R, Served>> {
+        let Some(deadline) = wait.deadline else {
+            return Ok(coalescer.join(request).await);
+        };
+        // Dropping the join is safe (see `crate::coalesce`).
+        tokio::time::timeout_at(deadline.into(), coalescer.join(request))
+            .await
+            .map_err(|_| {
+                tracing::debug!(waited = ?wait.started.elapsed(), "gave up waiting for a coalesced statement");
+                wait.timed_out()
+            })
+    }
+
+    /// A pooled connection, waiting at most until `wait`'s deadline (not
+    /// at all once it has passed, if none is idle).
+    async fn client_within(&self, wait: &Wait) -> Result<deadpool_postgres::Object> {
+        let mut timeouts = self.pool.timeouts();
+        timeouts.wait = wait.remaining();
+        self.pool.timeout_get(&timeouts).await.map_err(|e| match e {
+            PoolError::Timeout(TimeoutType::Wait | TimeoutType::Recycle) => wait.timed_out(),
+            e => pool_error(
+                e,
+                self.address(),
+                self.inner.sslmode,
+                timeouts.wait,
+                timeouts.create,
+            ),
+        })
+    }
+
+    /// One plain read, by a statement of its own.
+    async fn read_alone(&self, key: &str, wait: &Wait) -> Result<Option<Bytes>> {
+        let client = self.client_within(wait).await?;
+        let row = self
+            .query_opt_on(client, "get", &self.sql().get, &[&key])
+            .await?;
+        self.data(row)
+    }
+
+    /// One renewing read, by a statement of its own.
+    async fn renewal_alone(&self, key: &str, secs: f64, wait: &Wait) -> Result<Option<Bytes>> {
+        let client = self.client_within(wait).await?;
+        let row = self
+            .query_opt_on(client, "get", &self.sql().get_renew, &[&key, &secs])
+            .await?;
+        self.data(row)
+    }
+
+    /// The rows of a statement serving many calls, `sql` with `params`.
+    async fn query_within(&self, wait: &Wait, sql: &str, params: &Params<'_>) -> Result<Vec<Row>> {
+        let client = self.client_within(wait).await?;
+        self.query_on(client, "get", sql, params).await
+    }
+
     /// One plain read: alone when no other is in flight, else served with
     /// the reads queued meanwhile by one `get_many`.
     async fn coalesced_read(&self, key: &str) -> Result<Option<Bytes>> {
-        let (slot, others) = match self.inner.reads.join(|| key.to_owned()).await {
-            Joined::Answered(answer) => return answer,
+        let wait = self.wait();
+        let (slot, others) = match self
+            .join(&self.inner.reads, || key.to_owned(), &wait)
+            .await?
+        {
+            Joined::Answered(Served::Found(answer)) => return Ok(answer),
+            Joined::Answered(Served::RunAlone) => return self.read_alone(key, &wait).await,
             Joined::Lead { slot, others } => (slot, others),
         };
         if others.is_empty() {
-            let row = self.query_opt("get", &self.sql().get, &[&key]).await;
+            let answer = self.read_alone(key, &wait).await;
             slot.pass_on();
-            return self.data(row?);
+            return answer;
         }
         let mut keys: Vec<&str> = Vec::with_capacity(others.len() + 1);
         keys.push(key);
         keys.extend(others.iter().map(|w| w.request.as_str()));
         keys.sort_unstable();
         keys.dedup();
-        let rows = self.query("get", &self.sql().get_many, &[&keys]).await;
+        let rows = self
+            .query_within(&wait, &self.sql().get_many, &[&keys])
+            .await;
         slot.pass_on();
-        self.answer_all(key, rows, others, |w| w.request.as_str())
+        match self.answer_all(key, rows, others, |w| w.request.as_str()) {
+            Some(answer) => Ok(answer),
+            None => self.read_alone(key, &wait).await,
+        }
     }
 
     /// One renewing read: alone when no other is in flight, else served
@@ -545,16 +740,21 @@ impl PostgresStore {
     /// each key renewed for its own duration (of two calls for one key,
     /// the later one's).
     async fn coalesced_renewal(&self, key: &str, secs: f64) -> Result<Option<Bytes>> {
-        let (slot, others) = match self.inner.renewals.join(|| (key.to_owned(), secs)).await {
-            Joined::Answered(answer) => return answer,
+        let wait = self.wait();
+        let joined = self
+            .join(&self.inner.renewals, || (key.to_owned(), secs), &wait)
+            .await?;
+        let (slot, others) = match joined {
+            Joined::Answered(Served::Found(answer)) => return Ok(answer),
+            Joined::Answered(Served::RunAlone) => {
+                return self.renewal_alone(key, secs, &wait).await;
+            }
             Joined::Lead { slot, others } => (slot, others),
         };
         if others.is_empty() {
-            let row = self
-                .query_opt("get", &self.sql().get_renew, &[&key, &secs])
-                .await;
+            let answer = self.renewal_alone(key, secs, &wait).await;
             slot.pass_on();
-            return self.data(row?);
+            return answer;
         }
         // Callers queue oldest first: the last duration given for a key wins.
         let mut pairs: Vec<(&str, f64)> = Vec::with_capacity(others.len() + 1);
@@ -566,22 +766,28 @@ impl PostgresStore {
         pairs.dedup_by(|later, first| later.0 == first.0);
         let (keys, durations): (Vec<&str>, Vec<f64>) = pairs.into_iter().unzip();
         let rows = self
-            .query("get", &self.sql().get_renew_many, &[&keys, &durations])
+            .query_within(&wait, &self.sql().get_renew_many, &[&keys, &durations])
             .await;
         slot.pass_on();
-        self.answer_all(key, rows, others, |w| w.request.0.as_str())
+        match self.answer_all(key, rows, others, |w| w.request.0.as_str()) {
+            Some(answer) => Ok(answer),
+            None => self.renewal_alone(key, secs, &wait).await,
+        }
     }
 
     /// Answers the callers a coalesced statement served (rows of
-    /// `session_id, data`), and returns the leader's own answer. A failed
-    /// statement fails every caller.
+    /// `session_id, data`), and returns the leader's own answer. If the
+    /// statement failed, each caller, and the leader (`None`), runs a
+    /// statement of its own instead: a deadlock victim's or a lost
+    /// connection's calls are served, and every call that fails gets its
+    /// own statement's error, as a call served alone does.
     fn answer_all<R>(
         &self,
         key: &str,
         rows: Result<Vec<Row>>,
-        others: Vec<Waiter<R, Result<Option<Bytes>>>>,
-        key_of: impl Fn(&Waiter<R, Result<Option<Bytes>>>) -> &str,
-    ) -> Result<Option<Bytes>> {
+        others: Vec<Waiter<R, Served>>,
+        key_of: impl Fn(&Waiter<R, Served>) -> &str,
+    ) -> Option<Option<Bytes>> {
         let found = rows.and_then(|rows| {
             rows.iter()
                 .map(|row| {
@@ -595,16 +801,21 @@ impl PostgresStore {
             Ok(found) => {
                 for waiter in others {
                     let answer = found.get(key_of(&waiter)).cloned();
-                    waiter.answer(Ok(answer));
+                    waiter.answer(Served::Found(answer));
                 }
-                Ok(found.get(key).cloned())
+                Some(found.get(key).cloned())
             }
             Err(err) => {
-                let err = share(err);
-                for waiter in others {
-                    waiter.answer(Err(share_again(&err)));
+                let deadlock = err_code(&err) == Some(&SqlState::T_R_DEADLOCK_DETECTED);
+                if deadlock {
+                    tracing::info!(callers = others.len() + 1, error = %err, "a coalesced statement was a deadlock's victim; each caller runs its own");
+                } else {
+                    tracing::debug!(callers = others.len() + 1, error = %err, "a coalesced statement failed; each caller runs its own");
                 }
-                Err(err)
+                for waiter in others {
+                    waiter.answer(Served::RunAlone);
+                }
+                None
             }
         }
     }
@@ -626,6 +837,14 @@ impl PostgresStore {
     /// than the index walk, which visits each expired row twice.
     async fn sweep_plan(&self, batch: u32) -> Result<Option<SweepPlan>> {
         const OP: &str = "delete_expired";
+        let version = self.server_version().await?;
+        if !sweep_supported(version) {
+            tracing::debug!(
+                server_version_num = version,
+                "no TID range scans before PostgreSQL 14: cleanup walks the expiry index"
+            );
+            return Ok(None);
+        }
         let Some(size) = self.query_opt(OP, &self.sql().table_size, &[]).await? else {
             return Ok(None);
         };
@@ -662,6 +881,24 @@ impl PostgresStore {
         }
     }
 
+    /// The server's `server_version_num` (e.g. 150004), read once per
+    /// store.
+    async fn server_version(&self) -> Result<i32> {
+        const OP: &str = "delete_expired";
+        self.inner
+            .server_version
+            .get_or_try_init(|| async {
+                let row = self.query_opt(OP, &self.sql().server_version, &[]).await?;
+                match row {
+                    Some(row) => self.column(OP, &row),
+                    // Not reached: the statement returns one row.
+                    None => Ok(0),
+                }
+            })
+            .await
+            .copied()
+    }
+
     /// The planner's estimate of the expired rows (`EXPLAIN`, not run).
     async fn expired_estimate(&self) -> Result<f64> {
         let client = self.client().await?;
@@ -695,7 +932,7 @@ impl PostgresStore {
                 .delete_expired_range
                 .replace("{lo}", &start.to_string())
                 .replace("{hi}", &end.to_string());
-            let removed = self.simple_count("delete_expired", &sql).await?;
+            let removed = retry_deadlocks(|| self.simple_count("delete_expired", &sql)).await?;
             total += removed;
             // Toward `batch` rows per chunk, at most doubling or halving.
             let per_page = removed as f64 / (end - start) as f64;
@@ -967,6 +1204,15 @@ pub(crate) fn advisory_lock_key(qualified_table: &str) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sweeps_need_postgresql_14() {
+        // server_version_num of 13.16, 14.0, 15.4 and 17.2.
+        assert!(!sweep_supported(130_016));
+        assert!(sweep_supported(140_000));
+        assert!(sweep_supported(150_004));
+        assert!(sweep_supported(170_002));
+    }
 
     #[test]
     fn address_never_holds_the_password() {
