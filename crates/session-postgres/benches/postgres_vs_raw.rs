@@ -21,7 +21,7 @@
 //! touches no database.
 
 use session_test_support::bench::{
-    Measured, fmt_latency, fmt_rate, median, next, percentile, run_tasks,
+    Measured, comparison_row_with_p50, fmt_latency, fmt_rate, median, next, percentile, run_tasks,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -250,33 +250,6 @@ impl Target {
     }
 }
 
-/// `| case | tasks | store ops/s | p50 | p99 | raw ops/s | p50 | p99 |
-/// store/raw |`: the medians of each side's rounds, and the median of the
-/// rounds' ratios (round `i` of both sides ran back to back).
-fn row(case: &str, tasks: usize, store: &[Measured], raw: &[Measured]) -> String {
-    let rate = |side: &[Measured]| fmt_rate(median(side.iter().map(|m| m.ops_per_sec)));
-    let latency = |side: &[Measured], pick: fn(&Measured) -> Duration| {
-        fmt_latency(Duration::from_secs_f64(median(
-            side.iter().map(|m| pick(m).as_secs_f64()),
-        )))
-    };
-    let ratio = median(
-        store
-            .iter()
-            .zip(raw)
-            .map(|(s, r)| s.ops_per_sec / r.ops_per_sec),
-    );
-    format!(
-        "| {case} | {tasks} | {} | {} | {} | {} | {} | {} | {ratio:.2} |",
-        rate(store),
-        latency(store, |m| m.p50),
-        latency(store, |m| m.p99),
-        rate(raw),
-        latency(raw, |m| m.p50),
-        latency(raw, |m| m.p99),
-    )
-}
-
 async fn measure(target: &Target, op: Op, tasks: usize, ops: usize, tag: &str) -> Measured {
     let value = Bytes::from(vec![0xab; VALUE_LEN]);
     let (target, tag) = (target.clone(), tag.to_owned());
@@ -445,7 +418,10 @@ async fn bench(url: &str, filter: &str) {
                     rounds[side].push(measure(target, op, tasks, ops, &tag).await);
                 }
             }
-            println!("{}", row(op.name(), tasks, &rounds[1], &rounds[0]));
+            println!(
+                "{}",
+                comparison_row_with_p50(op.name(), tasks, &rounds[1], &rounds[0])
+            );
         }
     }
 

@@ -45,7 +45,9 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{OpenFlags, OptionalExtension, params};
 use session_core::{Store, StoreAdmin};
 use session_sqlite::{SqliteConfig, SqliteStore};
-use session_test_support::bench::{Measured, fmt_latency, fmt_rate, median, percentile, run_tasks};
+use session_test_support::bench::{
+    Measured, comparison_row_with_p50, fmt_latency, fmt_rate, median, percentile, run_tasks,
+};
 
 const SESSIONS: usize = 10_000;
 /// Operations per run at 1 task and at 16 tasks (issue 17's counts).
@@ -624,35 +626,12 @@ async fn operations(dir: &Path, value: &Bytes) {
                     store_runs.push(measure(&store, op, tasks, round, value).await);
                 }
             }
-            println!("{}", row(op.name(), tasks, &store_runs, &raw_runs));
+            println!(
+                "{}",
+                comparison_row_with_p50(op.name(), tasks, &store_runs, &raw_runs)
+            );
         }
     }
-}
-
-/// One table row: each side's median ops/s, p50 and p99, and the median of
-/// the rounds' ratios.
-fn row(case: &str, tasks: usize, store: &[Measured], raw: &[Measured]) -> String {
-    let rate = |side: &[Measured]| median(side.iter().map(|m| m.ops_per_sec));
-    let lat = |side: &[Measured], f: fn(&Measured) -> Duration| {
-        fmt_latency(Duration::from_secs_f64(median(
-            side.iter().map(|m| f(m).as_secs_f64()),
-        )))
-    };
-    let ratio = median(
-        store
-            .iter()
-            .zip(raw)
-            .map(|(s, r)| s.ops_per_sec / r.ops_per_sec),
-    );
-    format!(
-        "| {case} | {tasks} | {} | {} | {} | {} | {} | {} | {ratio:.2} |",
-        fmt_rate(rate(store)),
-        lat(store, |m| m.p50),
-        lat(store, |m| m.p99),
-        fmt_rate(rate(raw)),
-        lat(raw, |m| m.p50),
-        lat(raw, |m| m.p99),
-    )
 }
 
 /// Reads of live keys (`x1`, `x3`, ...) on `CLEANUP_READERS` tasks until

@@ -173,3 +173,47 @@ pub fn comparison_row(case: &str, tasks: usize, store: &[Measured], raw: &[Measu
         fmt_latency(p99(raw)),
     )
 }
+
+/// `| case | tasks | store ops/s | p50 | p99 | raw ops/s | p50 | p99 |
+/// store/raw |`: like [`comparison_row`], with each side's median p50
+/// beside its p99.
+///
+/// ```
+/// use std::time::Duration;
+/// use session_test_support::bench::{Measured, comparison_row_with_p50};
+/// let m = |ops_per_sec, p50, p99| Measured {
+///     ops_per_sec,
+///     p50: Duration::from_micros(p50),
+///     p99: Duration::from_micros(p99),
+/// };
+/// let row = comparison_row_with_p50("read", 1, &[m(2_000.0, 40, 90)], &[m(1_000.0, 50, 100)]);
+/// assert_eq!(row, "| read | 1 | 2,000 | 0.04 ms | 0.09 ms | 1,000 | 0.05 ms | 0.10 ms | 2.00 |");
+/// ```
+pub fn comparison_row_with_p50(
+    case: &str,
+    tasks: usize,
+    store: &[Measured],
+    raw: &[Measured],
+) -> String {
+    let rate = |side: &[Measured]| fmt_rate(median(side.iter().map(|m| m.ops_per_sec)));
+    let latency = |side: &[Measured], pick: fn(&Measured) -> Duration| {
+        fmt_latency(Duration::from_secs_f64(median(
+            side.iter().map(|m| pick(m).as_secs_f64()),
+        )))
+    };
+    let ratio = median(
+        store
+            .iter()
+            .zip(raw)
+            .map(|(s, r)| s.ops_per_sec / r.ops_per_sec),
+    );
+    format!(
+        "| {case} | {tasks} | {} | {} | {} | {} | {} | {} | {ratio:.2} |",
+        rate(store),
+        latency(store, |m| m.p50),
+        latency(store, |m| m.p99),
+        rate(raw),
+        latency(raw, |m| m.p50),
+        latency(raw, |m| m.p99),
+    )
+}
