@@ -19,15 +19,18 @@
 //! `--bench` (`cargo test --benches`) it only checks that a sealed session
 //! written by one request opens in the next.
 
+mod support;
+
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use http::{Request, Response, header::COOKIE, header::SET_COOKIE};
+use http::{Request, Response, header::SET_COOKIE};
 use serde_json::{Map, Value, json};
 use session_core::MemoryStore;
 use session_test_support::bench::median;
 use session_tower::{ClientSideConfig, Session, SessionConfig, SessionLayer};
+use support::request;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 const ROUNDS: usize = 31;
@@ -75,14 +78,6 @@ fn one_kib_session() -> Map<String, Value> {
     data.insert("prefs".into(), Value::from("p".repeat(1024 - size - 11)));
     assert_eq!(serde_json::to_vec(&data).expect("json").len(), 1024);
     data
-}
-
-fn request(cookie: &str) -> Request<String> {
-    Request::builder()
-        .uri("/page")
-        .header(COOKIE, cookie)
-        .body(String::new())
-        .expect("a valid request")
 }
 
 /// Sends one request through `layer` to a handler that stores `data`, and

@@ -20,18 +20,21 @@
 //! `--bench` (`cargo test --benches`) only the checks run (the same store
 //! work, and a short run of the renewal count).
 
+mod support;
+
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, header::COOKIE};
+use http::{Request, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use session_core::{MemoryStore, Store, async_trait};
 use session_test_support::bench::median;
 use session_tower::{Session, SessionConfig, SessionLayer, store_key};
+use support::request;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 const REQUESTS: u32 = 200_000;
@@ -131,14 +134,6 @@ async fn direct(
         }
     }
     Ok(Response::new(String::new()))
-}
-
-fn request(cookie: &str) -> Request<String> {
-    Request::builder()
-        .uri("/page")
-        .header(COOKIE, cookie)
-        .body(String::new())
-        .expect("a valid request")
 }
 
 async fn time<S>(service: S, cookie: &str) -> Duration

@@ -5,9 +5,10 @@
 //! `Set-Cookie` as a browser does), so every cookie sent and received can
 //! be inspected; the login flow runs through reqwest's own cookie store.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -17,12 +18,15 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
-use reqwest::header::{COOKIE, SET_COOKIE};
-use session_core::{MemoryStore, Result, Store, async_trait};
+use reqwest::header::COOKIE;
+use session_core::{MemoryStore, Store};
 use session_tower::{
     ClientSideConfig, CookieKeys, Session, SessionConfig, SessionError, SessionLayer,
 };
+use support::app::{config, incr};
+use support::client::set_cookies;
+use support::logs::capture;
+use support::store::CountingStore;
 
 const OLD: &str = "the old secret: thirty-two bytes or more of it";
 const NEW: &str = "the new secret: thirty-two bytes or more of it";
@@ -44,12 +48,6 @@ async fn profile(session: Session) -> std::result::Result<impl IntoResponse, Ses
 async fn logout(session: Session) -> std::result::Result<&'static str, SessionError> {
     session.clear().await?;
     Ok("logged out")
-}
-
-async fn incr(session: Session) -> std::result::Result<String, SessionError> {
-    let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
-    session.insert("n", n).await?;
-    Ok(n.to_string())
 }
 
 async fn read(session: Session) -> std::result::Result<String, SessionError> {
@@ -106,17 +104,6 @@ fn routes() -> Router {
         .route("/expires", get(expires))
 }
 
-fn config() -> SessionConfig {
-    SessionConfig::builder()
-        .max_age(Duration::from_secs(600))
-        // Plain http on a loopback port: reqwest's cookie store, like a
-        // browser, sends no `Secure` cookie over it (`secure` defaults to
-        // true since issue 16).
-        .secure(false)
-        .build()
-        .unwrap()
-}
-
 fn client_config(secrets: &[&str], max_cookie_bytes: usize) -> ClientSideConfig {
     ClientSideConfig::builder()
         .secret_keys(secrets)
@@ -131,12 +118,8 @@ struct App {
 }
 
 async fn serve_layer(layer: SessionLayer) -> App {
-    let app = routes().layer(layer);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     App {
-        url: format!("http://{addr}"),
+        url: support::serve(routes().layer(layer)).await,
         client: reqwest::Client::new(),
     }
 }
@@ -194,14 +177,6 @@ impl Jar {
         jar.0.remove(name);
         jar
     }
-}
-
-fn set_cookies(res: &reqwest::Response) -> Vec<String> {
-    res.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
 }
 
 impl App {
@@ -654,40 +629,9 @@ async fn hostile_cookies_are_no_session_and_never_a_500() {
     );
 }
 
-/// Captures what `tracing` logs on this thread.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn a_refused_cookie_is_a_debug_event_without_its_content() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .finish();
-    // See tests/http.rs: a global no-op subscriber keeps callsites first
-    // reached on other threads interesting.
-    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
-    let _guard = tracing::subscriber::set_default(subscriber);
-    tracing::callsite::rebuild_interest_cache();
+    let logs = capture(tracing::Level::DEBUG);
 
     let app = serve(&[NEW], config()).await;
     let jar = app.logged_in().await;
@@ -698,7 +642,7 @@ async fn a_refused_cookie_is_a_debug_event_without_its_content() {
         .await;
     assert_eq!(res.status(), 401);
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let line = text
         .lines()
         .find(|l| l.contains("session cookie refused"))
@@ -720,78 +664,6 @@ fn a_short_or_missing_key_is_refused_at_build_time() {
         .unwrap_err();
     assert!(err.to_string().contains("`secret_keys[1]`"), "{err}");
     assert!(err.to_string().contains("got 10"), "{err}");
-}
-
-/// Counts every store call; a forged id must reach none.
-#[derive(Default)]
-struct CountingStore {
-    inner: MemoryStore,
-    calls: AtomicUsize,
-}
-
-impl CountingStore {
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-    fn count(&self) {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-#[async_trait]
-impl Store for CountingStore {
-    async fn get(&self, key: &str, renew_for: Option<Duration>) -> Result<Option<Bytes>> {
-        self.count();
-        self.inner.get(key, renew_for).await
-    }
-    async fn set(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<()> {
-        self.count();
-        self.inner.set(key, value, expires_in).await
-    }
-    async fn delete(&self, key: &str) -> Result<()> {
-        self.count();
-        self.inner.delete(key).await
-    }
-    async fn delete_all(&self) -> Result<()> {
-        self.count();
-        self.inner.delete_all().await
-    }
-    async fn exists(&self, key: &str) -> Result<bool> {
-        self.count();
-        self.inner.exists(key).await
-    }
-    async fn expires_in(&self, key: &str) -> Result<Option<Duration>> {
-        self.count();
-        self.inner.expires_in(key).await
-    }
-    async fn delete_expired(&self) -> Result<u64> {
-        self.count();
-        self.inner.delete_expired().await
-    }
-    async fn create(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
-        self.count();
-        self.inner.create(key, value, expires_in).await
-    }
-    async fn update(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
-        self.count();
-        self.inner.update(key, value, expires_in).await
-    }
-    async fn compare_and_set(
-        &self,
-        key: &str,
-        expected: Bytes,
-        value: Bytes,
-        expires_in: Option<Duration>,
-    ) -> Result<bool> {
-        self.count();
-        self.inner
-            .compare_and_set(key, expected, value, expires_in)
-            .await
-    }
-    async fn delete_live(&self, key: &str) -> Result<bool> {
-        self.count();
-        self.inner.delete_live(key).await
-    }
 }
 
 #[tokio::test]

@@ -4,6 +4,8 @@
 //!
 //! Races are ordered with barriers and `Notify`, never with sleeps.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -83,11 +85,8 @@ async fn serve(wave_size: usize, gate: Arc<Gate>) -> App {
             store.clone(),
             SessionConfig::default(),
         ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     App {
-        url: format!("http://{addr}"),
+        url: support::serve(app).await,
         store,
         client: reqwest::Client::new(),
     }
@@ -359,11 +358,8 @@ async fn a_change_saved_while_the_id_changes_is_carried_over() {
             store.clone(),
             SessionConfig::default(),
         ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     let app = Arc::new(App {
-        url: format!("http://{addr}"),
+        url: support::serve(router).await,
         store: Arc::new(MemoryStore::new()), // unused: `live` reads `store`
         client: reqwest::Client::new(),
     });

@@ -7,7 +7,6 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -15,15 +14,13 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use session_core::{Error, Store};
 use session_tower::{Session, SessionConfig, SessionError, SessionLayer, store_key};
-use support::{Browser, CountingStore, serve};
+use support::app::{config, incr};
+use support::client::Browser;
+use support::logs::capture;
+use support::serve;
+use support::store::CountingStore;
 
 type Res<T> = Result<T, SessionError>;
-
-async fn incr(session: Session) -> Res<String> {
-    let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
-    session.insert("n", n).await?;
-    Ok(n.to_string())
-}
 
 async fn read(session: Session) -> Res<String> {
     Ok(format!("{:?}", session.get_value("n").await?))
@@ -58,14 +55,6 @@ async fn optional(session: Option<Session>) -> Res<String> {
 
 async fn required(session: Session) -> Res<String> {
     Ok(format!("session {:?}", session.get_value("n").await?))
-}
-
-fn config() -> SessionConfig {
-    SessionConfig::builder()
-        .max_age(Duration::from_secs(600))
-        .secure(false) // plain http on a loopback port
-        .build()
-        .unwrap()
 }
 
 fn routes() -> Router {
@@ -182,41 +171,9 @@ async fn a_response_that_sets_the_session_cookie_is_kept_out_of_shared_caches() 
     assert!(res.header("vary").is_empty(), "{res:?}");
 }
 
-/// Captures what `tracing` logs on this thread (the current-thread test
-/// runtime runs the server's tasks here too).
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn a_value_of_the_wrong_type_is_an_error_without_the_value() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .finish();
-    // See tests/http.rs: a global no-op subscriber keeps callsites first
-    // reached on another test's thread interesting here.
-    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
-    let _guard = tracing::subscriber::set_default(subscriber);
-    tracing::callsite::rebuild_interest_cache();
+    let logs = capture(tracing::Level::DEBUG);
 
     let (base, _) = serve_with(config()).await;
     let browser = Browser::new(&base);
@@ -225,7 +182,7 @@ async fn a_value_of_the_wrong_type_is_an_error_without_the_value() {
     assert_eq!(res.status, 500);
     assert!(!res.body.contains("s3cr3t"), "{}", res.body);
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let line = text
         .lines()
         .find(|l| l.contains("session error"))

@@ -1,126 +1,25 @@
 //! The middleware over real HTTP on a loopback port, with a client that
 //! keeps cookies, and a store wrapper that counts every call.
 
+mod support;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::Request;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use bytes::Bytes;
-use reqwest::header::{COOKIE, SET_COOKIE};
-use session_core::{Error, MemoryStore, Result, Store, async_trait};
+use reqwest::header::COOKIE;
+use session_core::Store;
 use session_tower::{
     SameSite, Session, SessionConfig, SessionError, SessionLayer, SkipSessionLayer, store_key,
 };
+use support::app::incr;
+use support::client::set_cookies;
+use support::logs::capture;
+use support::store::CountingStore;
 use tokio::sync::Notify;
-
-/// Counts calls per kind and can be told to fail every call.
-#[derive(Default)]
-struct CountingStore {
-    inner: MemoryStore,
-    reads: AtomicUsize,
-    writes: AtomicUsize,
-    failing: AtomicBool,
-    failing_writes: AtomicBool,
-}
-
-impl CountingStore {
-    fn calls(&self) -> usize {
-        self.reads.load(Ordering::SeqCst) + self.writes.load(Ordering::SeqCst)
-    }
-    fn writes(&self) -> usize {
-        self.writes.load(Ordering::SeqCst)
-    }
-    fn read(&self) -> Result<()> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.check()
-    }
-    fn write(&self) -> Result<()> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        if self.failing_writes.load(Ordering::SeqCst) {
-            return Err(Error::backend(
-                "test",
-                "write session",
-                std::io::Error::other("disk full"),
-            ));
-        }
-        self.check()
-    }
-    fn check(&self) -> Result<()> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(Error::connection(
-                "test",
-                "127.0.0.1:1",
-                std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
-            ));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Store for CountingStore {
-    async fn get(&self, key: &str, renew_for: Option<Duration>) -> Result<Option<Bytes>> {
-        self.read()?;
-        self.inner.get(key, renew_for).await
-    }
-    async fn set(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<()> {
-        self.write()?;
-        self.inner.set(key, value, expires_in).await
-    }
-    async fn delete(&self, key: &str) -> Result<()> {
-        self.write()?;
-        self.inner.delete(key).await
-    }
-    async fn delete_all(&self) -> Result<()> {
-        self.write()?;
-        self.inner.delete_all().await
-    }
-    async fn exists(&self, key: &str) -> Result<bool> {
-        self.read()?;
-        self.inner.exists(key).await
-    }
-    async fn expires_in(&self, key: &str) -> Result<Option<Duration>> {
-        self.read()?;
-        self.inner.expires_in(key).await
-    }
-    async fn delete_expired(&self) -> Result<u64> {
-        self.write()?;
-        self.inner.delete_expired().await
-    }
-    async fn create(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
-        self.write()?;
-        self.inner.create(key, value, expires_in).await
-    }
-    async fn update(&self, key: &str, value: Bytes, expires_in: Option<Duration>) -> Result<bool> {
-        self.write()?;
-        self.inner.update(key, value, expires_in).await
-    }
-    async fn compare_and_set(
-        &self,
-        key: &str,
-        expected: Bytes,
-        value: Bytes,
-        expires_in: Option<Duration>,
-    ) -> Result<bool> {
-        self.write()?;
-        self.inner
-            .compare_and_set(key, expected, value, expires_in)
-            .await
-    }
-    async fn delete_live(&self, key: &str) -> Result<bool> {
-        self.write()?;
-        self.inner.delete_live(key).await
-    }
-}
-
-async fn incr(session: Session) -> std::result::Result<String, SessionError> {
-    let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
-    session.insert("n", n).await?;
-    Ok(n.to_string())
-}
 
 async fn read(session: Session) -> std::result::Result<String, SessionError> {
     let n: Option<u64> = session.get("n").await?;
@@ -188,12 +87,8 @@ async fn untouched() -> &'static str {
 }
 
 fn config() -> SessionConfig {
-    SessionConfig::builder()
-        .max_age(Duration::from_secs(600))
-        // Plain http on a loopback port: reqwest's cookie store, like a
-        // browser, sends no `Secure` cookie over it (`secure` defaults to
-        // true since issue 16).
-        .secure(false)
+    support::app::config()
+        .to_builder()
         .exclude(["^/excluded"])
         .max_session_bytes(4096usize)
         .build()
@@ -226,11 +121,8 @@ async fn serve(config: SessionConfig) -> App {
         .route("/probe", get(probe))
         .route("/skip", get(probe).route_layer(SkipSessionLayer))
         .layer(SessionLayer::with_shared(store.clone(), config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     App {
-        url: format!("http://{addr}"),
+        url: support::serve(app).await,
         store,
         client: client(),
         gate,
@@ -269,14 +161,6 @@ impl App {
         }
         req.send().await.unwrap()
     }
-}
-
-fn set_cookies(res: &reqwest::Response) -> Vec<String> {
-    res.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
 }
 
 fn session_id(res: &reqwest::Response) -> String {
@@ -662,51 +546,16 @@ async fn raw_ids_can_be_stored_for_tables_shared_with_litestar() {
     assert_eq!(&stored[..], br#"{"n":1}"#);
 }
 
-/// Captures what `tracing` logs on this thread (the current-thread test
-/// runtime runs the server's tasks here too).
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn a_store_failure_is_logged_with_its_cause() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .finish();
-    // A process-wide subscriber that records nothing: with it, a callsite
-    // first reached by another test's thread (which has no subscriber of
-    // its own) is cached as interesting, not as "never" (tracing's
-    // one-dispatcher short path asks only the registering thread;
-    // tokio-rs/tracing#3611).
-    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
-    let _guard = tracing::subscriber::set_default(subscriber);
-    tracing::callsite::rebuild_interest_cache();
+    let logs = capture(tracing::Level::INFO);
 
     let app = serve(config()).await;
     let id = session_id(&app.send("POST", "/incr").await);
     app.store.failing_writes.store(true, Ordering::SeqCst);
     assert_eq!(app.send("POST", "/incr").await.status(), 500);
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let line = text
         .lines()
         .find(|l| l.contains("saving the session failed"))

@@ -16,7 +16,10 @@ use session_tower::{
     ClientSideConfig, Expiry, METADATA_KEY, Session, SessionConfig, SessionError, SessionLayer,
     fingerprint_of_key, store_key,
 };
-use support::{Browser, CountingStore, max_age, serve};
+use support::app::{config, incr};
+use support::client::{Browser, max_age};
+use support::serve;
+use support::store::CountingStore;
 
 type Res<T> = Result<T, SessionError>;
 
@@ -42,12 +45,6 @@ async fn whoami(session: Session) -> Res<String> {
         .get::<String>("user")
         .await?
         .unwrap_or_else(|| "anonymous".into()))
-}
-
-async fn incr(session: Session) -> Res<String> {
-    let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
-    session.insert("n", n).await?;
-    Ok(n.to_string())
 }
 
 async fn expiry(session: Session) -> Res<String> {
@@ -151,15 +148,6 @@ fn routes() -> Router {
         .route("/late", get(late))
         .route("/big/{n}", post(big))
         .route("/big-remember/{n}", post(big_remember))
-}
-
-fn config() -> SessionConfig {
-    SessionConfig::builder()
-        .max_age(Duration::from_secs(600))
-        // Plain http on a loopback port: a development setting.
-        .secure(false)
-        .build()
-        .unwrap()
 }
 
 struct App {

@@ -1,6 +1,8 @@
 //! `litestar_compatible`: raw ids as store keys, and a stored session that
 //! is not a JSON object refused rather than replaced, over real HTTP.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,18 +10,13 @@ use axum::Router;
 use axum::routing::{get, post};
 use session_core::{MemoryStore, Store};
 use session_tower::{METADATA_KEY, Session, SessionConfig, SessionError, SessionLayer};
+use support::app::incr;
 
 async fn whoami(session: Session) -> Result<String, SessionError> {
     Ok(match session.get::<String>("user").await? {
         Some(user) => user,
         None => "anonymous".into(),
     })
-}
-
-async fn incr(session: Session) -> Result<String, SessionError> {
-    let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
-    session.insert("n", n).await?;
-    Ok(n.to_string())
 }
 
 async fn data(session: Session) -> Result<String, SessionError> {
@@ -39,10 +36,7 @@ async fn serve(store: Arc<MemoryStore>, config: SessionConfig) -> String {
         .route("/data", get(data))
         .route("/tag", post(tag))
         .layer(SessionLayer::new(store, config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    support::serve(app).await
 }
 
 async fn get_with_cookie(base: &str, cookie: &str) -> (u16, String) {
