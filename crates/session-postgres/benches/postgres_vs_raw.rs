@@ -355,6 +355,11 @@ async fn bench(url: &str, filter: &str) {
             PostgresConfig {
                 table: table.to_owned(),
                 pool_size: POOL as u32,
+                // `CLEANUP_BATCH=n` tries another cleanup batch size.
+                cleanup_batch_size: std::env::var("CLEANUP_BATCH")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(PostgresConfig::default().cleanup_batch_size),
                 ..PostgresConfig::default()
             },
         )

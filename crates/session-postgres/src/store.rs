@@ -57,9 +57,16 @@ fn chunk_pages(pages: f64) -> i64 {
     pages.round().clamp(8.0, f64::from(1 << 20)) as i64
 }
 
-/// Statements of one kind (reads, renewing reads) in flight at once; the
-/// calls arriving meanwhile are served together by the next one.
-const STATEMENTS_IN_FLIGHT: usize = 1;
+/// Plain reads in flight at once; the calls arriving meanwhile are served
+/// together by the next one. Two measured best across the round trips this
+/// machine kind has shown (16 tasks, store/raw: 1.51-1.53 at a 0.10 ms
+/// round trip, where one in flight gave 1.03-1.20 and four 1.29-1.33; at a
+/// 0.02 ms round trip, one gave 2.8 and two 1.8): see docs/performance.md.
+const READS_IN_FLIGHT: usize = 2;
+
+/// Renewing reads in flight at once: one, as their batches lock rows
+/// (two gave 1.02-1.14 against 1.14-1.16 for one, and four 0.83-0.93).
+const RENEWALS_IN_FLIGHT: usize = 1;
 
 /// What a coalesced call is sent by the statement that served it.
 enum Served {
@@ -450,8 +457,8 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             inner: Arc::new(Inner {
-                reads: Coalescer::new(STATEMENTS_IN_FLIGHT),
-                renewals: Coalescer::new(STATEMENTS_IN_FLIGHT),
+                reads: Coalescer::new(READS_IN_FLIGHT),
+                renewals: Coalescer::new(RENEWALS_IN_FLIGHT),
                 server_version: tokio::sync::OnceCell::new(),
                 sql: Statements::new(&qualified),
                 config,
