@@ -262,15 +262,18 @@ impl TlsOptions {
             }
             (Verification::Chain, Some(roots)) => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(ChainOnly {
-                    roots: Arc::new(roots),
+                .with_custom_certificate_verifier(Arc::new(Relaxed {
+                    chain: Some(roots),
                     provider,
                 }))
                 .with_no_client_auth(),
             // `verification` is `None` exactly when there are no roots.
             (_, _) => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerification { provider }))
+                .with_custom_certificate_verifier(Arc::new(Relaxed {
+                    chain: None,
+                    provider,
+                }))
                 .with_no_client_auth(),
         };
         // PostgreSQL 17 and later check it (required for
@@ -347,24 +350,32 @@ fn load_roots(root: &RootCert) -> Result<RootCertStore> {
     Ok(store)
 }
 
-/// `verify-ca` (and `prefer`/`require` with a root certificate, as libpq):
-/// the server's certificate must chain up to one of `roots`, be in its
-/// validity period and be meant for a server (extended key usage), but
-/// may name any host.
+/// The two checks weaker than `verify-full`, built through rustls's
+/// `dangerous` API because each leaves out what rustls otherwise always
+/// checks:
 ///
-/// Built through rustls's `dangerous` API because it leaves out the host
-/// name check that rustls otherwise always does: that is exactly what
-/// `verify-ca` means. The chain is checked by rustls's own
-/// `verify_server_cert_signed_by_trust_anchor` (the first half of its
-/// standard verifier), and the handshake signatures as always, so the
-/// server proves it holds the certificate's key.
+/// * `chain: Some(roots)`: `verify-ca` (and `prefer`/`require` with a root
+///   certificate, as libpq). The server's certificate must chain up to one
+///   of `roots`, be in its validity period and be meant for a server
+///   (extended key usage), but may name any host: the host name check is
+///   exactly what `verify-ca` leaves out. The chain is checked by rustls's
+///   own `verify_server_cert_signed_by_trust_anchor` (the first half of its
+///   standard verifier).
+/// * `chain: None`: `prefer` and `require` without a root certificate, as
+///   libpq: the connection is encrypted but the server's certificate is
+///   not checked at all, so an active man in the middle is not detected;
+///   `verify-ca` or `verify-full` are the modes that authenticate the
+///   server.
+///
+/// In both, the handshake signatures are checked against the presented
+/// certificate, so the server proves it holds the certificate's key.
 #[derive(Debug)]
-struct ChainOnly {
-    roots: Arc<RootCertStore>,
+struct Relaxed {
+    chain: Option<RootCertStore>,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Relaxed {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -373,72 +384,16 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// `prefer` and `require` without a root certificate, as libpq: the
-/// connection is encrypted but the server's certificate is not checked
-/// at all, so an active man in the middle is not detected. Built through
-/// rustls's `dangerous` API for that reason; `verify-ca` or `verify-full`
-/// are the modes that authenticate the server. The handshake signatures
-/// are still checked against the presented certificate.
-#[derive(Debug)]
-struct NoVerification {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        if let Some(roots) = &self.chain {
+            let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.provider.signature_verification_algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
