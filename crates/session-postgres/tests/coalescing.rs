@@ -426,11 +426,7 @@ async fn a_queued_call_gives_up_after_wait_timeout_with_its_real_wait() {
             .unwrap();
     }
     let admin = connect(&url).await.unwrap();
-    admin
-        .batch_execute(&format!(
-            "BEGIN; SELECT 1 FROM {} WHERE session_id = 'slow' FOR UPDATE",
-            dropper.table
-        ))
+    lock_row(&admin, &dropper.table, "slow", true)
         .await
         .unwrap();
     // The renewal of `slow` waits on the row lock, holding the slot.
@@ -525,6 +521,46 @@ async fn with_the_pool_exhausted_no_read_waits_past_wait_timeout() {
     );
 }
 
+/// Locks the row of `key` in `client`'s transaction (`begin`: opening
+/// one first), as another application's `SELECT ... FOR UPDATE` would.
+async fn lock_row(
+    client: &tokio_postgres::Client,
+    table: &str,
+    key: &str,
+    begin: bool,
+) -> Result<(), tokio_postgres::Error> {
+    let begin = if begin { "BEGIN; " } else { "" };
+    client
+        .batch_execute(&format!(
+            "{begin}SELECT 1 FROM {table} WHERE session_id = '{key}' FOR UPDATE"
+        ))
+        .await
+}
+
+/// Stores `v-<key>` under each of `keys`, live for an hour.
+async fn seed(store: &PostgresStore, keys: &[&str]) {
+    for key in keys {
+        store
+            .set(key, Bytes::from(format!("v-{key}")), Some(HOUR))
+            .await
+            .unwrap();
+    }
+}
+
+/// Each call, within 10 s, answers `v-<key>` for its key.
+async fn expect_served(
+    calls: Vec<tokio::task::JoinHandle<session_core::Result<Option<Bytes>>>>,
+    keys: &[&str],
+) {
+    for (call, key) in calls.into_iter().zip(keys) {
+        let got = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("a renewal hung")
+            .unwrap();
+        assert_eq!(got.unwrap(), Some(Bytes::from(format!("v-{key}"))), "{key}");
+    }
+}
+
 /// Makes the store's next renewing batch hold exactly `keys`: a renewal of
 /// `gate` waits on a row lock the returned transaction holds, the
 /// renewals of `keys` queue behind it; committing the transaction (see
@@ -538,12 +574,7 @@ struct Gate {
 impl Gate {
     async fn close(store: &Arc<PostgresStore>, url: &str, table: &str, keys: &[&str]) -> Gate {
         let admin = connect(url).await.unwrap();
-        admin
-            .batch_execute(&format!(
-                "BEGIN; SELECT 1 FROM {table} WHERE session_id = 'gate' FOR UPDATE"
-            ))
-            .await
-            .unwrap();
+        lock_row(&admin, table, "gate", true).await.unwrap();
         let spawn = |key: String| {
             let store = store.clone();
             tokio::spawn(async move { store.get(&key, Some(DAY)).await })
@@ -574,12 +605,7 @@ async fn a_renewing_batch_locks_its_rows_in_key_order() {
     };
     let (store, dropper) = fresh(&url, "coalesce_lock_order").await;
     // On disk: kz before ka.
-    for key in ["kz", "gate", "ka"] {
-        store
-            .set(key, Bytes::from(format!("v-{key}")), Some(HOUR))
-            .await
-            .unwrap();
-    }
+    seed(&store, &["kz", "gate", "ka"]).await;
     let other = connect(&url).await.unwrap();
     other
         .batch_execute(&format!(
@@ -593,21 +619,10 @@ async fn a_renewing_batch_locks_its_rows_in_key_order() {
     let calls = gate.open().await;
     // The batch now waits for `ka`; it must not hold `kz`.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let second = other
-        .batch_execute(&format!(
-            "SELECT 1 FROM {} WHERE session_id = 'kz' FOR UPDATE",
-            dropper.table
-        ))
-        .await;
+    let second = lock_row(&other, &dropper.table, "kz", false).await;
     let _ = other.batch_execute("COMMIT").await;
     second.expect("the batch held `kz` while waiting for `ka`: rows locked out of key order");
-    for (call, key) in calls.into_iter().zip(["ka", "kz"]) {
-        let got = tokio::time::timeout(Duration::from_secs(10), call)
-            .await
-            .expect("a renewal hung")
-            .unwrap();
-        assert_eq!(got.unwrap(), Some(Bytes::from(format!("v-{key}"))));
-    }
+    expect_served(calls, &["ka", "kz"]).await;
 }
 
 /// A renewing batch that the server aborts as a deadlock victim (40P01)
@@ -618,42 +633,20 @@ async fn a_deadlocked_batch_serves_its_callers_one_by_one() {
         return;
     };
     let (store, dropper) = fresh(&url, "coalesce_deadlock").await;
-    for key in ["ka", "gate", "kz"] {
-        store
-            .set(key, Bytes::from(format!("v-{key}")), Some(HOUR))
-            .await
-            .unwrap();
-    }
+    seed(&store, &["ka", "gate", "kz"]).await;
     // Another transaction holds `kz` ...
     let other = connect(&url).await.unwrap();
-    other
-        .batch_execute(&format!(
-            "BEGIN; SELECT 1 FROM {} WHERE session_id = 'kz' FOR UPDATE",
-            dropper.table
-        ))
-        .await
-        .unwrap();
+    lock_row(&other, &dropper.table, "kz", true).await.unwrap();
     // ... the batch locks `ka` and waits for `kz` ...
     let gate = Gate::close(&store, &url, &dropper.table, &["ka", "kz"]).await;
     let calls = gate.open().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     // ... and the other transaction then wants `ka`: a deadlock, which the
     // batch (waiting first) detects after deadlock_timeout, as its victim.
-    let second = other
-        .batch_execute(&format!(
-            "SELECT 1 FROM {} WHERE session_id = 'ka' FOR UPDATE",
-            dropper.table
-        ))
-        .await;
+    let second = lock_row(&other, &dropper.table, "ka", false).await;
     let _ = other.batch_execute("COMMIT").await;
     second.expect("the other transaction was the deadlock's victim");
-    for (call, key) in calls.into_iter().zip(["ka", "kz"]) {
-        let got = tokio::time::timeout(Duration::from_secs(10), call)
-            .await
-            .expect("a renewal hung")
-            .unwrap();
-        assert_eq!(got.unwrap(), Some(Bytes::from(format!("v-{key}"))), "{key}");
-    }
+    expect_served(calls, &["ka", "kz"]).await;
 }
 
 /// A cleanup statement that the server aborts as a deadlock's victim (a
@@ -680,24 +673,13 @@ async fn a_cleanup_statement_chosen_as_a_deadlock_victim_runs_again() {
     // Another transaction holds e2; the cleanup deletes e1 and waits for
     // e2; the other transaction then wants e1.
     let other = connect(&url).await.unwrap();
-    other
-        .batch_execute(&format!(
-            "BEGIN; SELECT 1 FROM {} WHERE session_id = 'e2' FOR UPDATE",
-            dropper.table
-        ))
-        .await
-        .unwrap();
+    lock_row(&other, &dropper.table, "e2", true).await.unwrap();
     let cleanup = {
         let store = store.clone();
         tokio::spawn(async move { store.delete_expired().await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let second = other
-        .batch_execute(&format!(
-            "SELECT 1 FROM {} WHERE session_id = 'e1' FOR UPDATE",
-            dropper.table
-        ))
-        .await;
+    let second = lock_row(&other, &dropper.table, "e1", false).await;
     let _ = other.batch_execute("COMMIT").await;
     second.expect("the other transaction was the deadlock's victim");
     let removed = tokio::time::timeout(Duration::from_secs(10), cleanup)
