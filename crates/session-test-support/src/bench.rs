@@ -155,23 +155,7 @@ where
 /// assert_eq!(row, "| read | 16 | 1,000 | 0.15 ms | 1,000 | 0.15 ms | 1.00 |");
 /// ```
 pub fn comparison_row(case: &str, tasks: usize, store: &[Measured], raw: &[Measured]) -> String {
-    let rate = |side: &[Measured]| median(side.iter().map(|m| m.ops_per_sec));
-    let p99 = |side: &[Measured]| {
-        Duration::from_secs_f64(median(side.iter().map(|m| m.p99.as_secs_f64())))
-    };
-    let ratio = median(
-        store
-            .iter()
-            .zip(raw)
-            .map(|(s, r)| s.ops_per_sec / r.ops_per_sec),
-    );
-    format!(
-        "| {case} | {tasks} | {} | {} | {} | {} | {ratio:.2} |",
-        fmt_rate(rate(store)),
-        fmt_latency(p99(store)),
-        fmt_rate(rate(raw)),
-        fmt_latency(p99(raw)),
-    )
+    table_row(case, tasks, store, raw, false)
 }
 
 /// `| case | tasks | store ops/s | p50 | p99 | raw ops/s | p50 | p99 |
@@ -195,25 +179,40 @@ pub fn comparison_row_with_p50(
     store: &[Measured],
     raw: &[Measured],
 ) -> String {
-    let rate = |side: &[Measured]| fmt_rate(median(side.iter().map(|m| m.ops_per_sec)));
+    table_row(case, tasks, store, raw, true)
+}
+
+/// The row of [`comparison_row`] (`with_p50`: of
+/// [`comparison_row_with_p50`]): each side's median rate, p50 when asked,
+/// and p99, then the median of the rounds' ratios.
+fn table_row(
+    case: &str,
+    tasks: usize,
+    store: &[Measured],
+    raw: &[Measured],
+    with_p50: bool,
+) -> String {
     let latency = |side: &[Measured], pick: fn(&Measured) -> Duration| {
         fmt_latency(Duration::from_secs_f64(median(
             side.iter().map(|m| pick(m).as_secs_f64()),
         )))
     };
+    let mut row = format!("| {case} | {tasks} |");
+    for side in [store, raw] {
+        row += &format!(
+            " {} |",
+            fmt_rate(median(side.iter().map(|m| m.ops_per_sec)))
+        );
+        if with_p50 {
+            row += &format!(" {} |", latency(side, |m| m.p50));
+        }
+        row += &format!(" {} |", latency(side, |m| m.p99));
+    }
     let ratio = median(
         store
             .iter()
             .zip(raw)
             .map(|(s, r)| s.ops_per_sec / r.ops_per_sec),
     );
-    format!(
-        "| {case} | {tasks} | {} | {} | {} | {} | {} | {} | {ratio:.2} |",
-        rate(store),
-        latency(store, |m| m.p50),
-        latency(store, |m| m.p99),
-        rate(raw),
-        latency(raw, |m| m.p50),
-        latency(raw, |m| m.p99),
-    )
+    row + &format!(" {ratio:.2} |")
 }
