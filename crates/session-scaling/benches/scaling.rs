@@ -13,7 +13,7 @@ use session_postgres::{PostgresConfig, PostgresStore};
 use session_redis::{RedisConfig, RedisStore};
 use session_sqlite::{SqliteConfig, SqliteStore, rusqlite};
 use session_test_support::bench::{
-    Measured, fmt_latency, fmt_rate, median, next, percentile, run_tasks,
+    Measured, fmt_count, fmt_latency, fmt_rate, median, next, percentile, run_tasks,
 };
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
@@ -206,79 +206,52 @@ fn mib(bytes: f64) -> String {
     format!("{:.0} MiB", bytes / (1024.0 * 1024.0))
 }
 
-fn fmt_count(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Whether `n` sessions fit; prints what they need and why not.
 fn fits(backend: Backend, n: u64, disk_path: &Path) -> bool {
     let per = kib_per_session(backend);
     let need = n as f64 * per * 1024.0;
-    match backend {
-        Backend::Redis => {
-            let available = memory_available();
+    let (what, place, available, unknown) = match backend {
+        Backend::Redis => (
+            "memory",
+            String::new(),
+            memory_available(),
+            "cannot read /proc/meminfo".to_owned(),
+        ),
+        Backend::Sqlite | Backend::Postgres => (
+            "disk",
+            format!(" on {}", disk_path.display()),
+            disk_available(disk_path),
+            format!("`df` did not answer for {}", disk_path.display()),
+        ),
+    };
+    let label = if what == "memory" {
+        "MemAvailable"
+    } else {
+        "available"
+    };
+    println!(
+        "{} at {} sessions needs about {} of {what} (estimate: {} × {per} KiB){place}; {label} {}",
+        backend.name(),
+        fmt_count(n),
+        gib(need),
+        fmt_count(n),
+        available.map_or("unknown".into(), gib)
+    );
+    match available {
+        Some(a) if a >= need * 1.2 + GIB => true,
+        Some(a) => {
             println!(
-                "{} at {} sessions needs about {} of memory (estimate: {} × {per} KiB); MemAvailable {}",
+                "skipped {} at {}: needs {} (+20% and 1 GiB headroom), only {} available",
                 backend.name(),
                 fmt_count(n),
                 gib(need),
-                fmt_count(n),
-                available.map_or("unknown".into(), gib)
+                gib(a)
             );
-            match available {
-                Some(a) if a >= need * 1.2 + GIB => true,
-                Some(a) => {
-                    println!(
-                        "skipped {} at {}: needs {} (+20% and 1 GiB headroom), only {} available",
-                        backend.name(),
-                        fmt_count(n),
-                        gib(need),
-                        gib(a)
-                    );
-                    false
-                }
-                None => {
-                    println!("skipped: cannot read /proc/meminfo");
-                    false
-                }
-            }
+            false
         }
-        Backend::Sqlite | Backend::Postgres => {
-            let available = disk_available(disk_path);
-            println!(
-                "{} at {} sessions needs about {} of disk (estimate: {} × {per} KiB) on {}; available {}",
-                backend.name(),
-                fmt_count(n),
-                gib(need),
-                fmt_count(n),
-                disk_path.display(),
-                available.map_or("unknown".into(), gib)
-            );
-            match available {
-                Some(a) if a >= need * 1.2 + GIB => true,
-                Some(a) => {
-                    println!(
-                        "skipped {} at {}: needs {} (+20% and 1 GiB headroom), only {} available",
-                        backend.name(),
-                        fmt_count(n),
-                        gib(need),
-                        gib(a)
-                    );
-                    false
-                }
-                None => {
-                    println!("skipped: `df` did not answer for {}", disk_path.display());
-                    false
-                }
-            }
+        None => {
+            println!("skipped: {unknown}");
+            false
         }
     }
 }

@@ -46,18 +46,32 @@ pub fn next(state: &mut u64) -> u64 {
     *state
 }
 
-/// Operations per second with a thousands separator: `12,345`.
+/// Operations per second, rounded, with thousands separators: `12,345`.
 ///
 /// ```
 /// assert_eq!(session_test_support::bench::fmt_rate(12_345.4), "12,345");
 /// ```
 pub fn fmt_rate(x: f64) -> String {
-    let n = x.round() as u64;
-    if n >= 1000 {
-        format!("{},{:03}", n / 1000, n % 1000)
-    } else {
-        n.to_string()
+    fmt_count(x.round() as u64)
+}
+
+/// A count with thousands separators: `10,000,000`.
+///
+/// ```
+/// use session_test_support::bench::fmt_count;
+/// assert_eq!(fmt_count(10_000_000), "10,000,000");
+/// assert_eq!(fmt_count(999), "999");
+/// ```
+pub fn fmt_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
     }
+    out
 }
 
 /// A latency in milliseconds: two decimals below 10 ms, none above.
