@@ -52,17 +52,6 @@ fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-/// `GET /profile` with `cookie` as the session cookie's value.
-async fn profile(base: &str, cookie: &str) -> (StatusCode, Value) {
-    let res = client()
-        .get(format!("{base}/profile"))
-        .header(COOKIE, format!("session={cookie}"))
-        .send()
-        .await
-        .unwrap();
-    (res.status(), res.json().await.unwrap())
-}
-
 /// `POST /login` as alice, with `cookie` sent if given; the sealed cookie
 /// it sets.
 async fn login_alice(base: &str, cookie: Option<&str>) -> String {
@@ -174,7 +163,7 @@ async fn a_cookie_sealed_under_the_old_secret_opens_after_rotation_and_is_reseal
             &[("SESSION_SECRET", OLD_SECRET)],
         );
         let cookie = login_alice(&demo.base, None).await;
-        assert_eq!(profile(&demo.base, &cookie).await.0, StatusCode::OK);
+        assert_eq!(common::profile(&demo.base, &cookie).await.0, StatusCode::OK);
         cookie
     };
 
@@ -194,7 +183,7 @@ async fn a_cookie_sealed_under_the_old_secret_opens_after_rotation_and_is_reseal
             demo.ready_line
         );
         assert_eq!(
-            profile(&demo.base, &old_cookie).await,
+            common::profile(&demo.base, &old_cookie).await,
             (StatusCode::OK, alice()),
             "the cookie sealed under the old secret no longer opens"
         );
@@ -202,7 +191,7 @@ async fn a_cookie_sealed_under_the_old_secret_opens_after_rotation_and_is_reseal
         let cookie = login_alice(&demo.base, Some(&old_cookie)).await;
         assert_ne!(cookie, old_cookie);
         assert_eq!(
-            profile(&demo.base, &cookie).await,
+            common::profile(&demo.base, &cookie).await,
             (StatusCode::OK, alice())
         );
         cookie
@@ -217,12 +206,12 @@ async fn a_cookie_sealed_under_the_old_secret_opens_after_rotation_and_is_reseal
         &[("SESSION_SECRET", NEW_SECRET)],
     );
     assert_eq!(
-        profile(&demo.base, &new_cookie).await,
+        common::profile(&demo.base, &new_cookie).await,
         (StatusCode::OK, alice()),
         "the re-sealed cookie needs the old secret"
     );
     assert_eq!(
-        profile(&demo.base, &old_cookie).await.0,
+        common::profile(&demo.base, &old_cookie).await.0,
         StatusCode::UNAUTHORIZED
     );
 }
@@ -284,7 +273,7 @@ async fn a_tampered_cookie_is_no_session_never_a_500() {
     cases.push(("sealed under a secret this demo lacks", foreign));
     for (what, cookie) in &cases {
         assert_eq!(
-            profile(base, cookie).await,
+            common::profile(base, cookie).await,
             (
                 StatusCode::UNAUTHORIZED,
                 json!({"error": "Not authenticated"})
@@ -307,7 +296,10 @@ async fn a_tampered_cookie_is_no_session_never_a_500() {
         assert_eq!(logout.status(), StatusCode::OK, "{what}");
     }
     // The good cookie still opens: the refusals above were the tampering.
-    assert_eq!(profile(base, &good).await, (StatusCode::OK, alice()));
+    assert_eq!(
+        common::profile(base, &good).await,
+        (StatusCode::OK, alice())
+    );
     assert!(
         demo.child.try_wait().unwrap().is_none(),
         "the demo stopped: {}",
@@ -341,13 +333,13 @@ async fn without_session_secret_a_random_one_is_made_with_a_warning() {
             "{logs}"
         );
         let cookie = login_alice(&demo.base, None).await;
-        assert_eq!(profile(&demo.base, &cookie).await.0, StatusCode::OK);
+        assert_eq!(common::profile(&demo.base, &cookie).await.0, StatusCode::OK);
         cookie
     };
     // A restart makes another secret: the session ended with the process.
     let demo = start_demo(&dir, "second", &[], &env);
     assert_eq!(
-        profile(&demo.base, &cookie).await.0,
+        common::profile(&demo.base, &cookie).await.0,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(files_besides_logs(&dir), Vec::<String>::new());

@@ -101,17 +101,6 @@ async fn logout_with(base: &str, cookie: &str, headers: &[(&str, String)]) -> re
     req.send().await.unwrap()
 }
 
-/// `GET /profile` with `cookie`: status and body.
-async fn profile(base: &str, cookie: &str) -> (StatusCode, Value) {
-    let res = reqwest::Client::new()
-        .get(format!("{base}/profile"))
-        .header(COOKIE, format!("session={cookie}"))
-        .send()
-        .await
-        .unwrap();
-    (res.status(), res.json().await.unwrap())
-}
-
 async fn login_alice(base: &str) -> String {
     let res = login_with(base, "alice", "wonderland", None, &[]).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -129,7 +118,7 @@ async fn the_readme_users_log_in_with_the_readme_passwords() {
         let res = login_with(&base, &user, &password, None, &[]).await;
         assert_eq!(res.status(), StatusCode::OK, "{user}");
         let cookie = common::session_cookie(&res).expect("login sets the cookie");
-        let (status, body) = profile(&base, &cookie).await;
+        let (status, body) = common::profile(&base, &cookie).await;
         assert_eq!(status, StatusCode::OK, "{user}");
         assert_eq!(body["username"], json!(user));
     }
@@ -294,7 +283,7 @@ async fn a_cross_site_login_is_refused_and_changes_no_session() {
         let res = login_with(&base, "bob", "builder", None, &headers).await;
         assert_refused(res, what).await;
         assert_eq!(
-            profile(&base, &cookie).await,
+            common::profile(&base, &cookie).await,
             (StatusCode::OK, alice()),
             "{what}"
         );
@@ -310,7 +299,7 @@ async fn cross_site_logout_leaves_the_session(base: &str, store: Option<Arc<dyn 
         let res = logout_with(base, &cookie, &headers).await;
         assert_refused(res, what).await;
         assert_eq!(
-            profile(base, &cookie).await,
+            common::profile(base, &cookie).await,
             (StatusCode::OK, alice()),
             "{what}"
         );
@@ -332,7 +321,10 @@ async fn cross_site_logout_leaves_the_session(base: &str, store: Option<Arc<dyn 
     assert!(expired.contains("Max-Age=0"), "{expired}");
     if let Some(store) = &store {
         assert!(!store.exists(&store_key(&cookie, true)).await.unwrap());
-        assert_eq!(profile(base, &cookie).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            common::profile(base, &cookie).await.0,
+            StatusCode::UNAUTHORIZED
+        );
     }
 }
 

@@ -240,3 +240,15 @@ impl Drop for Server {
         }
     }
 }
+
+/// `GET /profile` with `cookie` as the session cookie's value: the status
+/// and the JSON body.
+pub(crate) async fn profile(base: &str, cookie: &str) -> (reqwest::StatusCode, serde_json::Value) {
+    let res = reqwest::Client::new()
+        .get(format!("{base}/profile"))
+        .header(reqwest::header::COOKIE, format!("session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    (res.status(), res.json().await.unwrap())
+}
