@@ -15,16 +15,19 @@
 //! runs 5 rounds, store and raw back to back (alternating which goes
 //! first); the tables give the medians of ops/s, p50 and p99, and the ratio
 //! is the median of the rounds' ratios (store ops/s over raw ops/s).
-//! Cleanup: median of 3 rounds. Prints Markdown tables, as in
-//! `docs/performance.md`.
+//! Cleanup: 10 rounds; the time is the median of the rounds, the read
+//! latencies are those of all rounds' reads pooled (4 tasks, each at most
+//! one read a millisecond, from 300 ms before the cleanup to 300 ms after
+//! it; the reads before and after are those without a cleanup). Prints
+//! Markdown tables, as in `docs/performance.md`.
 //! Without `--bench` (`cargo test --benches`) it measures nothing and
 //! touches no database.
 
 use session_test_support::bench::{
-    Measured, comparison_row_with_p50, fmt_latency, fmt_rate, median, next, percentile, run_tasks,
+    Measured, ReadsAround, comparison_row_with_p50, fmt_count, fmt_latency, fmt_rate, median,
+    reads_around, run_tasks,
 };
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use session_core::{Bytes, Store};
@@ -41,13 +44,14 @@ const ROUNDS: usize = 5;
 const OPS_ALONE: usize = 5_000;
 const OPS_CONCURRENT: usize = 20_000;
 /// Rounds of the cleanup case (each repopulates 100,000 rows).
-const CLEANUP_ROUNDS: usize = 5;
+const CLEANUP_ROUNDS: usize = 10;
 /// Tasks reading during the cleanup case, each at most one read per
 /// [`READ_EVERY`]: a steady load the cleanup must not stall.
 const READERS: usize = 4;
 const READ_EVERY: Duration = Duration::from_millis(1);
-/// How long the readers run alone, for their latency without a cleanup.
-const QUIET: Duration = Duration::from_millis(400);
+/// How long the readers run before a cleanup and after it, for their
+/// latency without one.
+const WINDOW: Duration = Duration::from_millis(300);
 const DAY: f64 = 86_400.0;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -444,8 +448,9 @@ async fn bench(url: &str, filter: &str) {
 
 /// The cleanup case: 50,000 expired rows spread through 100,000, removed by
 /// the store's `delete_expired` (its batches) and by one raw `DELETE`, each
-/// while [`READERS`] tasks read live sessions through a store; the readers'
-/// latency is also measured for [`QUIET`] before each cleanup, without one.
+/// while [`READERS`] tasks read live sessions through a store, from
+/// [`WINDOW`] before the cleanup to [`WINDOW`] after it (the reads without
+/// a cleanup). Latencies are pooled over the rounds ([`ReadsAround`]).
 async fn cleanup(
     admin: &Client,
     store: &Arc<PostgresStore>,
@@ -458,48 +463,54 @@ async fn cleanup(
         Arc::new(make_store(raw_table)),
         Arc::new(make_store(store_table)),
     ];
-    // Per side: (time, p50/p99 without, p50/p99 during) of each round.
     let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-    let mut quiet: [Vec<(Duration, Duration)>; 2] = [Vec::new(), Vec::new()];
-    let mut busy: [Vec<(Duration, Duration)>; 2] = [Vec::new(), Vec::new()];
+    let mut reads: [ReadsAround; 2] = Default::default();
     for round in 0..CLEANUP_ROUNDS {
         let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for side in order {
             let table = if side == 0 { raw_table } else { store_table };
             populate(admin, table, CLEANUP_ROWS, true).await;
-            let reader = readers[side].clone();
+            let read = {
+                let reader = readers[side].clone();
+                move |_task: usize, random: u64| {
+                    let reader = reader.clone();
+                    async move {
+                        let key = format!("s{}", (random % (CLEANUP_ROWS as u64 / 2)) * 2 + 1);
+                        let found = reader.get(&key, None).await.expect("read during cleanup");
+                        assert!(found.is_some(), "live session {key} not found");
+                    }
+                }
+            };
             // Warm the readers' connections.
-            let _ = read_while(&reader, async { tokio::time::sleep(QUIET / 4).await }).await;
-            let (without, ()) =
-                read_while(&reader, async { tokio::time::sleep(QUIET).await }).await;
-            quiet[side].push(without);
-            let (during, (elapsed, removed)) = read_while(&reader, async {
-                let started = Instant::now();
-                let removed = if side == 0 {
-                    admin
-                        .execute(
-                            &format!("DELETE FROM {table} WHERE expires_at <= now()"),
-                            &[],
-                        )
-                        .await
-                        .expect("raw cleanup")
-                } else {
-                    store.delete_expired().await.expect("store cleanup")
-                };
-                (started.elapsed(), removed)
+            let _ = reads_around(READERS, Some(READ_EVERY), WINDOW / 4, read.clone(), async {
             })
             .await;
+            let (round_reads, (elapsed, removed)) =
+                reads_around(READERS, Some(READ_EVERY), WINDOW, read, async {
+                    let started = Instant::now();
+                    let removed = if side == 0 {
+                        admin
+                            .execute(
+                                &format!("DELETE FROM {table} WHERE expires_at <= now()"),
+                                &[],
+                            )
+                            .await
+                            .expect("raw cleanup")
+                    } else {
+                        store.delete_expired().await.expect("store cleanup")
+                    };
+                    (started.elapsed(), removed)
+                })
+                .await;
             assert_eq!(removed, (CLEANUP_ROWS / 2) as u64);
             times[side].push(elapsed.as_secs_f64());
-            busy[side].push(during);
+            reads[side].add_round(&round_reads);
         }
     }
-    let time = |side: usize| median(times[side].iter().copied());
-    let lat = |v: &[(Duration, Duration)], pick: fn(&(Duration, Duration)) -> Duration| {
-        Duration::from_secs_f64(median(v.iter().map(|x| pick(x).as_secs_f64())))
-    };
-    let ms = |secs: f64| fmt_latency(Duration::from_secs_f64(secs));
+    let time =
+        |side: usize| fmt_latency(Duration::from_secs_f64(median(times[side].iter().copied())));
     let time_ratio = median(times[1].iter().zip(&times[0]).map(|(s, r)| s / r));
+    let [raw, ours] = &reads;
     println!();
     println!(
         "| cleanup: 50,000 expired spread through 100,000 rows | store (batches of {}) | raw (one DELETE) | store/raw |",
@@ -507,68 +518,33 @@ async fn cleanup(
     );
     println!("| --- | ---: | ---: | ---: |");
     println!(
-        "| time (median of {CLEANUP_ROUNDS}; ratio: median of the rounds' store time / raw time) | {} | {} | {time_ratio:.2} |",
-        ms(time(1)),
-        ms(time(0)),
+        "| time (median of {CLEANUP_ROUNDS} rounds; ratio: median of the rounds' store time / raw time) | {} | {} | {time_ratio:.2} |",
+        time(1),
+        time(0),
     );
-    for (label, pick) in [
-        (
-            "p50",
-            (|x: &(Duration, Duration)| x.0) as fn(&(Duration, Duration)) -> Duration,
-        ),
-        ("p99", |x: &(Duration, Duration)| x.1),
-    ] {
-        let (sq, rq) = (lat(&quiet[1], pick), lat(&quiet[0], pick));
-        let (sb, rb) = (lat(&busy[1], pick), lat(&busy[0], pick));
+    println!(
+        "| reads without / during the cleanup (all rounds) | {} / {} | {} / {} | |",
+        fmt_count(ours.counts().0 as u64),
+        fmt_count(ours.counts().1 as u64),
+        fmt_count(raw.counts().0 as u64),
+        fmt_count(raw.counts().1 as u64),
+    );
+    for pct in [50, 99] {
         println!(
-            "| read {label} without a cleanup | {} | {} | |",
-            fmt_latency(sq),
-            fmt_latency(rq)
+            "| read p{pct} without a cleanup | {} | {} | |",
+            fmt_latency(ours.without(pct)),
+            fmt_latency(raw.without(pct))
         );
         println!(
-            "| read {label} during the cleanup (x without) | {} ({:.2}x) | {} ({:.2}x) | |",
-            fmt_latency(sb),
-            sb.as_secs_f64() / sq.as_secs_f64(),
-            fmt_latency(rb),
-            rb.as_secs_f64() / rq.as_secs_f64(),
+            "| read p{pct} during the cleanup (x without) | {} ({:.2}x) | {} ({:.2}x) | |",
+            fmt_latency(ours.during(pct)),
+            ours.during(pct).as_secs_f64() / ours.without(pct).as_secs_f64(),
+            fmt_latency(raw.during(pct)),
+            raw.during(pct).as_secs_f64() / raw.without(pct).as_secs_f64(),
         );
     }
-}
-
-/// Runs [`READERS`] tasks reading live sessions (odd keys of the cleanup
-/// table) through `reader`, each at most once per [`READ_EVERY`], while
-/// `work` runs; returns the reads' (p50, p99) and `work`'s output.
-async fn read_while<T>(
-    reader: &Arc<PostgresStore>,
-    work: impl std::future::Future<Output = T>,
-) -> ((Duration, Duration), T) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let handles: Vec<_> = (0..READERS)
-        .map(|task| {
-            let (reader, stop) = (reader.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut seed = 0x2545_f491_4f6c_dd1d_u64 ^ (task as u64 + 1);
-                let mut ticks = tokio::time::interval(READ_EVERY);
-                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let mut latencies = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    ticks.tick().await;
-                    let key = format!("s{}", (next(&mut seed) % (CLEANUP_ROWS as u64 / 2)) * 2 + 1);
-                    let t0 = Instant::now();
-                    let found = reader.get(&key, None).await.expect("read during cleanup");
-                    latencies.push(t0.elapsed());
-                    assert!(found.is_some(), "live session {key} not found");
-                }
-                latencies
-            })
-        })
-        .collect();
-    let out = work.await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    for handle in handles {
-        all.extend(handle.await.expect("reader"));
-    }
-    all.sort_unstable();
-    ((percentile(&all, 50), percentile(&all, 99)), out)
+    let ((ours_lo, ours_hi), (raw_lo, raw_hi)) = (ours.round_ratios(), raw.round_ratios());
+    println!(
+        "| one round's p99 during / without: lowest to highest | {ours_lo:.2}x to {ours_hi:.2}x | {raw_lo:.2}x to {raw_hi:.2}x | |"
+    );
 }

@@ -32,10 +32,11 @@
 //! run back to back (alternating which goes first); the medians of the
 //! rounds are reported, and the ratio is the median of the rounds' ratios,
 //! so a burst of load from elsewhere on the machine skews one round, not
-//! the result.
+//! the result. The cleanup's read latencies are those of all rounds' reads
+//! pooled ([`ReadsAround`]): one round's p99 rests on its few slowest
+//! reads.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -46,7 +47,8 @@ use rusqlite::{OpenFlags, OptionalExtension, params};
 use session_core::{Store, StoreAdmin};
 use session_sqlite::{SqliteConfig, SqliteStore};
 use session_test_support::bench::{
-    Measured, comparison_row_with_p50, fmt_latency, fmt_rate, median, percentile, run_tasks,
+    Measured, ReadsAround, comparison_row_with_p50, fmt_count, fmt_latency, fmt_rate, median,
+    reads_around, run_tasks,
 };
 
 const SESSIONS: usize = 10_000;
@@ -634,46 +636,6 @@ async fn operations(dir: &Path, value: &Bytes) {
     }
 }
 
-/// Reads of live keys (`x1`, `x3`, ...) on `CLEANUP_READERS` tasks until
-/// `phase` reaches [`DONE`]; each latency with the phase its read began in.
-async fn readers(target: &Target, phase: Arc<AtomicU64>) -> Vec<(u64, Duration)> {
-    let handles: Vec<_> = (0..CLEANUP_READERS)
-        .map(|task| {
-            let target = target.clone();
-            let phase = phase.clone();
-            tokio::spawn(async move {
-                let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ (task as u64 + 1);
-                let mut latencies = Vec::new();
-                loop {
-                    let at = phase.load(Ordering::Relaxed);
-                    if at == DONE {
-                        break;
-                    }
-                    let n = session_test_support::bench::next(&mut seed) as usize;
-                    let key = format!("x{}", (n % (CLEANUP_ROWS / 2)) * 2 + 1);
-                    let began = Instant::now();
-                    let out = target.run(Op::Read, key, Bytes::new(), Bytes::new()).await;
-                    latencies.push((at, began.elapsed()));
-                    assert!(matches!(out, Out::Data(Some(_))), "a live row was not read");
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for h in handles {
-        all.extend(h.await.expect("reader task"));
-    }
-    all
-}
-
-/// The phases of the reads around a cleanup: before it, during it, after
-/// it, and the end.
-const BEFORE: u64 = 0;
-const DURING: u64 = 1;
-const AFTER: u64 = 2;
-const DONE: u64 = 3;
-
 /// Deletes the expired rows: the store's `cleanup` (batched), or the raw
 /// side's one `DELETE`.
 async fn run_cleanup(target: &Target) -> u64 {
@@ -701,20 +663,17 @@ struct CleanupRun {
     /// into the database file (the raw `DELETE`'s automatic checkpoint
     /// runs inside its statement; the store's run on its checkpoint thread).
     with_checkpoint: Duration,
-    /// The p99 of the reads without a cleanup (in the windows before and
-    /// after one) and during one.
-    read_p99_without: Duration,
-    read_p99_during: Duration,
 }
 
 /// Fills a fresh table with `CLEANUP_ROWS` rows, every other one expired
 /// (spread evenly, as a real table ages), and times the removal of the
 /// expired half; then refills it and reads on `CLEANUP_READERS` tasks
-/// without a break: for as long as the cleanup took (at least 200 ms)
-/// before a cleanup, during one, and as long again after it. The reads
-/// before and after are the reads without a cleanup, so a change of the
-/// machine's load during the round weighs on both sides of the ratio.
-async fn cleanup_round(target: &Target, value: &[u8]) -> CleanupRun {
+/// without a break ([`reads_around`]): for as long as the cleanup took (at
+/// least 200 ms) before a cleanup, during one, and as long again after it.
+/// The reads before and after are the reads without a cleanup, so a change
+/// of the machine's load during the round weighs on both sides of the
+/// ratio; they are added to `reads`, pooled over the rounds.
+async fn cleanup_round(target: &Target, value: &[u8], reads: &mut ReadsAround) -> CleanupRun {
     target.insert("x", CLEANUP_ROWS, value, |i| i % 2 == 0);
     let started = Instant::now();
     assert_eq!(run_cleanup(target).await, (CLEANUP_ROWS / 2) as u64);
@@ -731,33 +690,25 @@ async fn cleanup_round(target: &Target, value: &[u8]) -> CleanupRun {
     let with_checkpoint = started.elapsed();
 
     target.insert("x", CLEANUP_ROWS, value, |i| i % 2 == 0);
-    let window = time.max(Duration::from_millis(200));
-    let phase = Arc::new(AtomicU64::new(BEFORE));
-    let reading = tokio::spawn({
-        let (target, phase) = (target.clone(), phase.clone());
-        async move { readers(&target, phase).await }
-    });
-    tokio::time::sleep(window).await;
-    phase.store(DURING, Ordering::Relaxed);
-    assert_eq!(run_cleanup(target).await, (CLEANUP_ROWS / 2) as u64);
-    phase.store(AFTER, Ordering::Relaxed);
-    tokio::time::sleep(window).await;
-    phase.store(DONE, Ordering::Relaxed);
-    let reads = reading.await.expect("readers");
-    let p99 = |during: bool| {
-        let mut of: Vec<Duration> = reads
-            .iter()
-            .filter(|(at, _)| (*at == DURING) == during)
-            .map(|(_, d)| *d)
-            .collect();
-        of.sort_unstable();
-        percentile(&of, 99)
+    let read = {
+        let target = target.clone();
+        move |_task: usize, random: u64| {
+            let target = target.clone();
+            async move {
+                let key = format!("x{}", (random as usize % (CLEANUP_ROWS / 2)) * 2 + 1);
+                let out = target.run(Op::Read, key, Bytes::new(), Bytes::new()).await;
+                assert!(matches!(out, Out::Data(Some(_))), "a live row was not read");
+            }
+        }
     };
+    let window = time.max(Duration::from_millis(200));
+    let (round_reads, removed) =
+        reads_around(CLEANUP_READERS, None, window, read, run_cleanup(target)).await;
+    assert_eq!(removed, (CLEANUP_ROWS / 2) as u64);
+    reads.add_round(&round_reads);
     CleanupRun {
         time,
         with_checkpoint,
-        read_p99_without: p99(false),
-        read_p99_during: p99(true),
     }
 }
 
@@ -768,6 +719,7 @@ async fn cleanup(dir: &Path, value: &[u8]) {
         .and_then(|v| v.parse().ok());
     let mut store_runs = Vec::new();
     let mut raw_runs = Vec::new();
+    let (mut store_reads, mut raw_reads) = (ReadsAround::default(), ReadsAround::default());
     for round in 0..rounds {
         // Fresh databases each round, so no earlier rows count.
         let store = open_store(&dir.join(format!("store-cleanup-{round}.db")), batch);
@@ -775,11 +727,11 @@ async fn cleanup(dir: &Path, value: &[u8]) {
         let store = Target::Store(store);
         let raw = Target::Raw(Raw::open(&dir.join(format!("raw-cleanup-{round}.db"))));
         if round % 2 == 0 {
-            store_runs.push(cleanup_round(&store, value).await);
-            raw_runs.push(cleanup_round(&raw, value).await);
+            store_runs.push(cleanup_round(&store, value, &mut store_reads).await);
+            raw_runs.push(cleanup_round(&raw, value, &mut raw_reads).await);
         } else {
-            raw_runs.push(cleanup_round(&raw, value).await);
-            store_runs.push(cleanup_round(&store, value).await);
+            raw_runs.push(cleanup_round(&raw, value, &mut raw_reads).await);
+            store_runs.push(cleanup_round(&store, value, &mut store_reads).await);
         }
     }
     let ms = |d: Duration| fmt_latency(d);
@@ -795,24 +747,28 @@ async fn cleanup(dir: &Path, value: &[u8]) {
     println!(
         "\n## Cleanup\n\n{} expired rows spread evenly through {CLEANUP_ROWS} (every other row); \
          the store's `cleanup()` ({batch}) against one raw `DELETE`; reads on {CLEANUP_READERS} tasks \
-         during a cleanup and, without one, for as long before and after it; medians of {rounds} rounds\n",
+         during a cleanup and, without one, for as long before and after it; times: medians of \
+         {rounds} rounds; read latencies: all rounds' reads pooled\n",
         CLEANUP_ROWS / 2
     );
     println!(
-        "| side | cleanup time | with its checkpoint | read p99 without | read p99 during | during/without |"
+        "| side | cleanup time | with its checkpoint | reads without / during | read p99 without | read p99 during | during/without | one round's during/without |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-    for (name, runs) in [("store", &store_runs), ("raw", &raw_runs)] {
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (name, runs, reads) in [
+        ("store", &store_runs, &store_reads),
+        ("raw", &raw_runs, &raw_reads),
+    ] {
+        let (lowest, highest) = reads.round_ratios();
         println!(
-            "| {name} | {} | {} | {} | {} | {:.2} |",
+            "| {name} | {} | {} | {} / {} | {} | {} | {:.2} | {lowest:.2} to {highest:.2} |",
             ms(med(runs, |r| r.time)),
             ms(med(runs, |r| r.with_checkpoint)),
-            ms(med(runs, |r| r.read_p99_without)),
-            ms(med(runs, |r| r.read_p99_during)),
-            median(
-                runs.iter()
-                    .map(|r| r.read_p99_during.as_secs_f64() / r.read_p99_without.as_secs_f64())
-            ),
+            fmt_count(reads.counts().0 as u64),
+            fmt_count(reads.counts().1 as u64),
+            ms(reads.without(99)),
+            ms(reads.during(99)),
+            reads.p99_ratio(),
         );
     }
     println!(

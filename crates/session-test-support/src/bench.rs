@@ -230,3 +230,198 @@ fn table_row(
     );
     row + &format!(" {ratio:.2} |")
 }
+
+/// When a read ran, relative to a piece of work measured beside it (see
+/// [`reads_around`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// In the window before the work started.
+    Before,
+    /// While the work ran.
+    During,
+    /// In the window after the work ended.
+    After,
+}
+
+const DONE: u8 = 3;
+
+/// Runs `tasks` readers without a break between windows: for `window`
+/// before `work`, while it runs, and for `window` after it; returns each
+/// read's [`Phase`] (the phase it started in) and latency, and `work`'s
+/// output. Each reader calls `read(task, random)` (`random` from [`next`],
+/// seeded per task) back to back, or at most once per `every`; only
+/// awaiting the future it returns is timed. The reads before and after are
+/// the reads without the work, so a change of the machine's load during
+/// the round weighs on both sides of a comparison.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::time::Duration;
+/// use session_test_support::bench::{Phase, reads_around};
+/// let window = Duration::from_millis(20);
+/// let (reads, out) = reads_around(2, None, window, |_task, _random| async {
+///     tokio::time::sleep(Duration::from_millis(1)).await
+/// }, async { tokio::time::sleep(window).await; 7 }).await;
+/// assert_eq!(out, 7);
+/// for phase in [Phase::Before, Phase::During, Phase::After] {
+///     assert!(reads.iter().any(|(at, _)| *at == phase));
+/// }
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// When a read panics (its task's panic is passed on).
+pub async fn reads_around<R, Fut, W, T>(
+    tasks: usize,
+    every: Option<Duration>,
+    window: Duration,
+    read: R,
+    work: W,
+) -> (Vec<(Phase, Duration)>, T)
+where
+    R: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+    W: std::future::Future<Output = T>,
+{
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU8, Ordering};
+    let phase = Arc::new(AtomicU8::new(Phase::Before as u8));
+    let handles: Vec<_> = (0..tasks)
+        .map(|task| {
+            let (read, phase) = (read.clone(), phase.clone());
+            tokio::spawn(async move {
+                let mut seed = 0x2545_f491_4f6c_dd1d_u64 ^ (task as u64 + 1);
+                let mut ticks = every.map(|every| {
+                    let mut ticks = tokio::time::interval(every);
+                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    ticks
+                });
+                let mut latencies = Vec::new();
+                loop {
+                    if let Some(ticks) = ticks.as_mut() {
+                        ticks.tick().await;
+                    }
+                    let at = match phase.load(Ordering::Relaxed) {
+                        0 => Phase::Before,
+                        1 => Phase::During,
+                        2 => Phase::After,
+                        _ => break,
+                    };
+                    let operation = read(task, next(&mut seed));
+                    let t0 = std::time::Instant::now();
+                    operation.await;
+                    latencies.push((at, t0.elapsed()));
+                }
+                latencies
+            })
+        })
+        .collect();
+    tokio::time::sleep(window).await;
+    phase.store(Phase::During as u8, Ordering::Relaxed);
+    let out = work.await;
+    phase.store(Phase::After as u8, Ordering::Relaxed);
+    tokio::time::sleep(window).await;
+    phase.store(DONE, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for handle in handles {
+        match handle.await {
+            Ok(latencies) => all.extend(latencies),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    (all, out)
+}
+
+/// The latencies of [`reads_around`] one side's work, pooled over rounds:
+/// a round's p99 rests on its few slowest reads (with 500 reads, the 5th
+/// slowest), so one stall of the machine moves it by a factor of several;
+/// the p99 of all rounds' reads together rests on many more.
+///
+/// ```
+/// use std::time::Duration;
+/// use session_test_support::bench::{Phase, ReadsAround};
+/// let ms = Duration::from_millis;
+/// let mut reads = ReadsAround::default();
+/// reads.add_round(&[(Phase::Before, ms(1)), (Phase::During, ms(3)), (Phase::After, ms(1))]);
+/// reads.add_round(&[(Phase::Before, ms(2)), (Phase::During, ms(2)), (Phase::After, ms(1))]);
+/// assert_eq!(reads.without(99), ms(2));
+/// assert_eq!(reads.during(99), ms(3));
+/// assert_eq!(reads.p99_ratio(), 1.5);
+/// assert_eq!(reads.round_ratios(), (1.0, 3.0));
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct ReadsAround {
+    without: Vec<Duration>,
+    during: Vec<Duration>,
+    round_ratios: Vec<f64>,
+}
+
+impl ReadsAround {
+    /// Adds one round's reads.
+    pub fn add_round(&mut self, reads: &[(Phase, Duration)]) {
+        let mut without: Vec<Duration> = reads
+            .iter()
+            .filter(|(at, _)| *at != Phase::During)
+            .map(|(_, d)| *d)
+            .collect();
+        let mut during: Vec<Duration> = reads
+            .iter()
+            .filter(|(at, _)| *at == Phase::During)
+            .map(|(_, d)| *d)
+            .collect();
+        without.sort_unstable();
+        during.sort_unstable();
+        if !without.is_empty() && !during.is_empty() {
+            self.round_ratios.push(
+                percentile(&during, 99).as_secs_f64() / percentile(&without, 99).as_secs_f64(),
+            );
+        }
+        self.without.extend(without);
+        self.during.extend(during);
+    }
+
+    /// The `pct` percentile of all rounds' reads without the work.
+    ///
+    /// # Panics
+    ///
+    /// Before any round added reads without the work.
+    pub fn without(&self, pct: usize) -> Duration {
+        sorted_percentile(&self.without, pct)
+    }
+
+    /// The `pct` percentile of all rounds' reads during the work.
+    ///
+    /// # Panics
+    ///
+    /// Before any round added reads during the work.
+    pub fn during(&self, pct: usize) -> Duration {
+        sorted_percentile(&self.during, pct)
+    }
+
+    /// The p99 of the reads during the work over their p99 without it,
+    /// all rounds pooled.
+    pub fn p99_ratio(&self) -> f64 {
+        self.during(99).as_secs_f64() / self.without(99).as_secs_f64()
+    }
+
+    /// The smallest and largest of the rounds' own p99 ratios.
+    pub fn round_ratios(&self) -> (f64, f64) {
+        self.round_ratios
+            .iter()
+            .fold((f64::INFINITY, 0.0_f64), |(lo, hi), r| {
+                (lo.min(*r), hi.max(*r))
+            })
+    }
+
+    /// How many reads ran without the work and during it.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.without.len(), self.during.len())
+    }
+}
+
+fn sorted_percentile(values: &[Duration], pct: usize) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    percentile(&sorted, pct)
+}
