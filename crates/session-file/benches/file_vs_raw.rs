@@ -37,6 +37,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use session_core::Store;
 use session_file::{FileConfig, FileStore};
+use session_test_support::bench::Op;
 use sha2::{Digest, Sha256};
 
 const SESSIONS: usize = 10_000;
@@ -45,38 +46,6 @@ const VALUE_BYTES: usize = 1024;
 const ROUNDS: usize = 5;
 const TTL: Duration = Duration::from_secs(3600);
 const CLEANUP_FILES: usize = 20_000;
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Op {
-    Read,
-    RenewingRead,
-    Write,
-    CompareAndSet,
-    Create,
-    Delete,
-}
-
-const OPS_ALL: [Op; 6] = [
-    Op::Read,
-    Op::RenewingRead,
-    Op::Write,
-    Op::CompareAndSet,
-    Op::Create,
-    Op::Delete,
-];
-
-impl Op {
-    fn name(self) -> &'static str {
-        match self {
-            Op::Read => "read",
-            Op::RenewingRead => "renewing read",
-            Op::Write => "write",
-            Op::CompareAndSet => "compare-and-set",
-            Op::Create => "create",
-            Op::Delete => "delete",
-        }
-    }
-}
 
 // The store's file format (`session-file/src/record.rs`).
 const MAGIC: [u8; 8] = *b"SESSFIL\x01";
@@ -379,7 +348,7 @@ async fn check_same_work(dir: &Path) {
     let mut logs = Vec::new();
     for side in &sides {
         let mut log = Vec::new();
-        for op in OPS_ALL {
+        for op in Op::ALL {
             for key in ["live", "forever", "expired", "missing"] {
                 let expected: &[String] = match op {
                     Op::CompareAndSet => &[format!("old {key}"), "stale".to_owned()],
@@ -535,7 +504,7 @@ async fn run(dir: &Path) {
     );
     println!("| case | tasks | store ops/s | store p99 | raw ops/s | raw p99 | store/raw |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for op in OPS_ALL {
+    for op in Op::ALL {
         for tasks in [1, 16] {
             let mut store_runs = Vec::new();
             let mut raw_runs = Vec::new();

@@ -22,7 +22,7 @@
 //! (store ops/s over raw ops/s). Prints a Markdown table, as in
 //! `docs/performance.md`.
 
-use session_test_support::bench::{Measured, comparison_row, run_tasks};
+use session_test_support::bench::{Measured, Op, comparison_row, run_tasks};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,38 +39,6 @@ const POOL: usize = 16;
 const ROUNDS: usize = 5;
 const OPS: usize = 5_000;
 const DAY: Duration = Duration::from_secs(86_400);
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Op {
-    Read,
-    RenewingRead,
-    Write,
-    CompareAndSet,
-    Create,
-    Delete,
-}
-
-impl Op {
-    const ALL: [Op; 6] = [
-        Op::Read,
-        Op::RenewingRead,
-        Op::Write,
-        Op::CompareAndSet,
-        Op::Create,
-        Op::Delete,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Op::Read => "read",
-            Op::RenewingRead => "renewing read",
-            Op::Write => "write",
-            Op::CompareAndSet => "compare-and-set",
-            Op::Create => "create",
-            Op::Delete => "delete",
-        }
-    }
-}
 
 /// The raw side: the same client and pool size, the store's commands.
 struct Raw {

@@ -24,7 +24,7 @@
 //! touches no database.
 
 use session_test_support::bench::{
-    Measured, ReadsAround, comparison_row_with_p50, fmt_count, fmt_latency, fmt_rate, median,
+    Measured, Op, ReadsAround, comparison_row_with_p50, fmt_count, fmt_latency, fmt_rate, median,
     reads_around, run_tasks,
 };
 use std::sync::Arc;
@@ -53,29 +53,6 @@ const READ_EVERY: Duration = Duration::from_millis(1);
 /// latency without one.
 const WINDOW: Duration = Duration::from_millis(300);
 const DAY: f64 = 86_400.0;
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Op {
-    Read,
-    RenewingRead,
-    Write,
-    CompareAndSet,
-    Create,
-    Delete,
-}
-
-impl Op {
-    fn name(self) -> &'static str {
-        match self {
-            Op::Read => "read",
-            Op::RenewingRead => "renewing read",
-            Op::Write => "write",
-            Op::CompareAndSet => "compare-and-set",
-            Op::Create => "create",
-            Op::Delete => "delete",
-        }
-    }
-}
 
 /// One raw connection with its statements, prepared once.
 struct RawConn {
@@ -395,14 +372,7 @@ async fn bench(url: &str, filter: &str) {
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut case_id = 0;
-    for op in [
-        Op::Read,
-        Op::RenewingRead,
-        Op::Write,
-        Op::CompareAndSet,
-        Op::Create,
-        Op::Delete,
-    ] {
+    for op in Op::ALL {
         if !op.name().contains(filter) {
             continue;
         }

@@ -47,7 +47,7 @@ use rusqlite::{OpenFlags, OptionalExtension, params};
 use session_core::{Store, StoreAdmin};
 use session_sqlite::{SqliteConfig, SqliteStore};
 use session_test_support::bench::{
-    Measured, ReadsAround, comparison_row_with_p50, fmt_count, fmt_latency, fmt_rate, median,
+    Measured, Op, ReadsAround, comparison_row_with_p50, fmt_count, fmt_latency, fmt_rate, median,
     reads_around, run_tasks,
 };
 
@@ -85,47 +85,12 @@ fn selected(op: Op, tasks: usize) -> bool {
     })
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Op {
-    Read,
-    RenewingRead,
-    Write,
-    CompareAndSet,
-    Create,
-    Delete,
-}
-
-impl Op {
-    const ALL: [Op; 6] = [
-        Op::Read,
-        Op::RenewingRead,
-        Op::Write,
-        Op::CompareAndSet,
-        Op::Create,
-        Op::Delete,
-    ];
-
-    /// The name `BENCH_CASES` uses.
-    fn short(self) -> &'static str {
-        match self {
-            Op::Read => "read",
-            Op::RenewingRead => "renew",
-            Op::Write => "set",
-            Op::CompareAndSet => "cas",
-            Op::Create => "create",
-            Op::Delete => "delete",
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Op::Read => "read",
-            Op::RenewingRead => "renewing read",
-            Op::Write => "write (`set`)",
-            Op::CompareAndSet => "compare-and-set",
-            Op::Create => "create",
-            Op::Delete => "delete",
-        }
+/// An operation's row label: `set` is named, as the store's API has both
+/// `set` and `update`.
+fn label(op: Op) -> &'static str {
+    match op {
+        Op::Write => "write (`set`)",
+        _ => op.name(),
     }
 }
 
@@ -630,7 +595,7 @@ async fn operations(dir: &Path, value: &Bytes) {
             }
             println!(
                 "{}",
-                comparison_row_with_p50(op.name(), tasks, &store_runs, &raw_runs)
+                comparison_row_with_p50(label(op), tasks, &store_runs, &raw_runs)
             );
         }
     }
@@ -921,7 +886,7 @@ async fn diagnose(dir: &Path, value: &Bytes) {
         let first = BUSY_FIRST_CALLS.load(Ordering::Relaxed);
         println!(
             "| {} | {} | {} | {} | {:.1}% | {} | {:.0} µs |",
-            op.name(),
+            label(op),
             fmt_rate(m.ops_per_sec),
             fmt_latency(m.p50),
             fmt_latency(m.p99),

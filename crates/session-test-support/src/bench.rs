@@ -425,3 +425,67 @@ fn sorted_percentile(values: &[Duration], pct: usize) -> Duration {
     sorted.sort_unstable();
     percentile(&sorted, pct)
 }
+
+/// The operations the backend benches compare store against raw client,
+/// in the order of their tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `get` without renewal.
+    Read,
+    /// `get` with a renewal.
+    RenewingRead,
+    /// `set`.
+    Write,
+    /// `compare_and_set`.
+    CompareAndSet,
+    /// `create`.
+    Create,
+    /// `delete`.
+    Delete,
+}
+
+impl Op {
+    /// Every operation, in table order.
+    pub const ALL: [Op; 6] = [
+        Op::Read,
+        Op::RenewingRead,
+        Op::Write,
+        Op::CompareAndSet,
+        Op::Create,
+        Op::Delete,
+    ];
+
+    /// The name a table row shows.
+    ///
+    /// ```
+    /// use session_test_support::bench::Op;
+    /// assert_eq!(Op::CompareAndSet.name(), "compare-and-set");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::RenewingRead => "renewing read",
+            Op::Write => "write",
+            Op::CompareAndSet => "compare-and-set",
+            Op::Create => "create",
+            Op::Delete => "delete",
+        }
+    }
+
+    /// A short name, for picking cases from the command line.
+    ///
+    /// ```
+    /// use session_test_support::bench::Op;
+    /// assert_eq!(Op::RenewingRead.short(), "renew");
+    /// ```
+    pub fn short(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::RenewingRead => "renew",
+            Op::Write => "set",
+            Op::CompareAndSet => "cas",
+            Op::Create => "create",
+            Op::Delete => "delete",
+        }
+    }
+}
