@@ -12,40 +12,22 @@ mod common;
 use std::cell::RefCell;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 use session_core::Store;
+use session_test_support::logs::LogBuffer;
 use session_tower::{SessionConfig, store_key};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, fmt};
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 /// The logs of one test: INFO and above (what must never hold an id), and
 /// every level.
 struct Logs {
-    info: Buffer,
-    all: Buffer,
+    info: LogBuffer,
+    all: LogBuffer,
 }
 
 thread_local! {
@@ -65,8 +47,8 @@ fn run_logged<F: Future>(test: impl FnOnce() -> F) -> (F::Output, Logs) {
     // asks only the registering thread; tokio-rs/tracing#3611).
     let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
     let logs = Logs {
-        info: Buffer::default(),
-        all: Buffer::default(),
+        info: LogBuffer::default(),
+        all: LogBuffer::default(),
     };
     let (i, a) = (logs.info.clone(), logs.all.clone());
     let subscriber = tracing_subscriber::registry()

@@ -39,6 +39,7 @@
 pub mod bench;
 mod cluster;
 pub mod documents;
+pub mod logs;
 pub mod memcached;
 mod process;
 pub mod redis;

@@ -1,48 +1,26 @@
 //! What `tracing` logs during a test.
 
-use std::sync::{Arc, Mutex};
-
+use session_test_support::logs::LogBuffer;
 use tracing::subscriber::DefaultGuard;
 
-/// Captures what `tracing` logs on this thread (the current-thread
-/// test runtime runs the server's tasks here too).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// The events of `level` and above logged on this thread while it
-/// lives, as plain text (no colours).
+/// lives, as plain text (no colours). The current-thread test runtime
+/// runs the server's tasks on this thread too.
 pub(crate) struct Capture {
-    logs: Captured,
+    logs: LogBuffer,
     _guard: DefaultGuard,
 }
 
 impl Capture {
     /// What was logged so far.
     pub(crate) fn text(&self) -> String {
-        String::from_utf8(self.logs.0.lock().unwrap().clone()).unwrap()
+        self.logs.text()
     }
 }
 
 /// Starts capturing the events of `level` and above on this thread.
 pub(crate) fn capture(level: tracing::Level) -> Capture {
-    let logs = Captured::default();
+    let logs = LogBuffer::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(logs.clone())
         .with_max_level(level)
