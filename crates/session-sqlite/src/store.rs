@@ -9,6 +9,7 @@ use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use session_core::cleanup::delete_in_batches_async;
 use session_core::migrate::{AppliedMigration, Dialect, MigrateReport, Migration, SqlExecutor};
 use session_core::{
     Error, Result, Store, StoreAdmin, StoreConfig, TableName, async_trait, non_zero, validate_key,
@@ -676,18 +677,16 @@ impl Store for SqliteStore {
 
     /// Deletes the expired rows in batches of at most
     /// `cleanup_batch_size`, each one statement in its own transaction on
-    /// the writer, so requests' writes take turns with the batches.
+    /// the writer, so requests' writes take turns with the batches. The
+    /// default `StoreAdmin::cleanup` runs it, never skipped: SQLite's
+    /// write lock already keeps two cleaners from deleting at once.
     async fn delete_expired(&self) -> Result<u64> {
         let now = Now::read();
         let batch = self.inner.shared.batch_size;
-        let mut total = 0;
-        loop {
-            let removed = self.expired_batch("delete_expired", now, batch).await?;
-            total += removed;
-            if removed < u64::from(batch) {
-                break;
-            }
-        }
+        let total = delete_in_batches_async(u64::from(batch), || {
+            self.expired_batch("delete_expired", now, batch)
+        })
+        .await?;
         tracing::debug!(removed = total, table = %self.inner.shared.table, "expired sessions deleted");
         Ok(total)
     }
@@ -823,13 +822,6 @@ impl StoreAdmin for SqliteStore {
         session_core::cleanup::check_batch_limit(limit)?;
         self.expired_batch("delete_expired_batch", Now::read(), limit)
             .await
-    }
-
-    /// One [`delete_expired`](Store::delete_expired): batched, never
-    /// skipped (SQLite's write lock already keeps two cleaners from
-    /// deleting at once).
-    async fn cleanup(&self) -> Result<Option<u64>> {
-        self.delete_expired().await.map(Some)
     }
 }
 
