@@ -424,17 +424,11 @@ async fn one_session_table_one_login_beside_a_real_litestar_app() {
         "litestar-app: serving on ",
         logs.join(format!("{table}-litestar.log")),
     );
-    let demo = Server::start(
-        "session-demo --litestar-compatible",
-        Command::new(DEMO)
-            .args(["--litestar-compatible", "--bind", "127.0.0.1:0"])
-            .env("DATABASE_URL", &url)
-            .env("SESSION_TABLE", &table)
-            .env_remove("BIND")
-            .env_remove("SESSION_LITESTAR_COMPATIBLE")
-            .env("RUST_LOG", "warn"),
-        "session-demo: serving on ",
-        logs.join(format!("{table}-demo.log")),
+    let demo = common::start_demo(
+        &logs,
+        &format!("{table}-demo"),
+        &["--litestar-compatible"],
+        &[("DATABASE_URL", &url), ("SESSION_TABLE", &table)],
     );
     let (ls, rs) = (litestar.base.clone(), demo.base.clone());
     let http = Http {
