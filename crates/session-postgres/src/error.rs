@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{PoolError, TimeoutType};
 use session_core::Error;
+use tokio_postgres::error::SqlState;
 
 use crate::tls::{SslMode, tls_cause};
 
@@ -22,6 +23,13 @@ pub(crate) fn is_connection_error(err: &tokio_postgres::Error) -> bool {
         return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
     }
     std::error::Error::source(err).is_some_and(|s| s.is::<std::io::Error>())
+}
+
+/// The SQLSTATE of the driver's error that `err` has as its source.
+pub(crate) fn sqlstate(err: &Error) -> Option<&SqlState> {
+    std::error::Error::source(err)
+        .and_then(|s| s.downcast_ref::<tokio_postgres::Error>())
+        .and_then(tokio_postgres::Error::code)
 }
 
 /// A statement of operation `op` on `table` failed.

@@ -16,7 +16,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use crate::config::PostgresConfig;
-use crate::error::{BACKEND, statement_error};
+use crate::error::{BACKEND, sqlstate, statement_error};
 use crate::store::{PostgresStore, advisory_lock_key};
 
 /// The seed's columns as `format_type` names their types.
@@ -154,9 +154,7 @@ impl SqlExecutor for PgExecutor<'_> {
     /// Recorded by a run that did not take the lock (a script of
     /// `migration_sql` run by hand); the runner re-plans.
     fn unique_violation(&self, err: &Error) -> bool {
-        std::error::Error::source(err)
-            .and_then(|e| e.downcast_ref::<tokio_postgres::Error>())
-            .is_some_and(|e| e.code() == Some(&SqlState::UNIQUE_VIOLATION))
+        sqlstate(err) == Some(&SqlState::UNIQUE_VIOLATION)
     }
 }
 

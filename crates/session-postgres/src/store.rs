@@ -20,7 +20,7 @@ use tracing::{Instrument, Span};
 use crate::coalesce::{Coalescer, Joined, Waiter};
 use crate::config::PostgresConfig;
 use crate::connector::parse_url;
-use crate::error::{BACKEND, is_connection_error, pool_error, statement_error};
+use crate::error::{BACKEND, is_connection_error, pool_error, sqlstate, statement_error};
 use crate::tls::SslMode;
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
@@ -100,13 +100,6 @@ impl Wait {
     }
 }
 
-/// The SQLSTATE of the driver's error that `err` has as its source.
-fn err_code(err: &Error) -> Option<&SqlState> {
-    std::error::Error::source(err)
-        .and_then(|s| s.downcast_ref::<tokio_postgres::Error>())
-        .and_then(tokio_postgres::Error::code)
-}
-
 /// Runs `attempt` again while it fails as a deadlock's victim (40P01), at
 /// most [`DEADLOCK_TRIES`] times in all: the server rolled the victim's
 /// statement back, and the other transaction has gone on.
@@ -120,7 +113,7 @@ where
         match attempt().await {
             Err(err)
                 if tries < DEADLOCK_TRIES
-                    && err_code(&err) == Some(&SqlState::T_R_DEADLOCK_DETECTED) =>
+                    && sqlstate(&err) == Some(&SqlState::T_R_DEADLOCK_DETECTED) =>
             {
                 tracing::info!(error = %err, "a cleanup statement was a deadlock's victim; running it again");
                 tries += 1;
@@ -150,7 +143,6 @@ struct Statements {
     delete_expired_range: String,
     table_size: String,
     expired_estimate: String,
-    server_version: String,
 }
 
 impl Statements {
@@ -276,17 +268,18 @@ impl Statements {
                  WHERE ctid >= '({{lo}},0)'::tid AND ctid < '({{hi}},0)'::tid \
                  AND expires_at <= now()"
             ),
-            // The table's size in pages and the planner's count of its rows.
+            // The table's size in pages, the planner's count of its rows,
+            // and the server's `server_version_num`.
             table_size: format!(
                 "SELECT pg_relation_size(c.oid) / current_setting('block_size')::int8, \
-                     c.reltuples::float8 \
+                     c.reltuples::float8, \
+                     current_setting('server_version_num')::int4 \
                  FROM pg_class c WHERE c.oid = '{table}'::regclass"
             ),
             // The planner's count of expired rows (planned, not run).
             expired_estimate: format!(
                 "EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} WHERE expires_at <= now()"
             ),
-            server_version: "SELECT current_setting('server_version_num')::int4".to_owned(),
         }
     }
 }
@@ -341,8 +334,6 @@ struct Inner {
     reads: Coalescer<String, Served>,
     /// Concurrent renewing reads, coalesced: each key with its duration.
     renewals: Coalescer<(String, f64), Served>,
-    /// The server's `server_version_num`, read once.
-    server_version: tokio::sync::OnceCell<i32>,
     config: PostgresConfig,
     table: TableName,
     sql: Statements,
@@ -459,7 +450,6 @@ impl PostgresStore {
             inner: Arc::new(Inner {
                 reads: Coalescer::new(READS_IN_FLIGHT),
                 renewals: Coalescer::new(RENEWALS_IN_FLIGHT),
-                server_version: tokio::sync::OnceCell::new(),
                 sql: Statements::new(&qualified),
                 config,
                 table,
@@ -688,19 +678,24 @@ impl PostgresStore {
 
     /// One plain read, by a statement of its own.
     async fn read_alone(&self, key: &str, wait: &Wait) -> Result<Option<Bytes>> {
-        let client = self.client_within(wait).await?;
-        let row = self
-            .query_opt_on(client, "get", &self.sql().get, &[&key])
-            .await?;
-        self.data(row)
+        self.get_alone(wait, &self.sql().get, &[&key]).await
     }
 
     /// One renewing read, by a statement of its own.
     async fn renewal_alone(&self, key: &str, secs: f64, wait: &Wait) -> Result<Option<Bytes>> {
+        self.get_alone(wait, &self.sql().get_renew, &[&key, &secs])
+            .await
+    }
+
+    /// The value one `get` statement, `sql` with `params`, run alone reads.
+    async fn get_alone(
+        &self,
+        wait: &Wait,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<Option<Bytes>> {
         let client = self.client_within(wait).await?;
-        let row = self
-            .query_opt_on(client, "get", &self.sql().get_renew, &[&key, &secs])
-            .await?;
+        let row = self.query_opt_on(client, "get", sql, params).await?;
         self.data(row)
     }
 
@@ -795,15 +790,18 @@ impl PostgresStore {
         others: Vec<Waiter<R, Served>>,
         key_of: impl Fn(&Waiter<R, Served>) -> &str,
     ) -> Option<Option<Bytes>> {
-        let found = rows.and_then(|rows| {
-            rows.iter()
-                .map(|row| {
-                    let session_id: &str = self.column_at("get", row, 0)?;
-                    let data: &[u8] = self.column_at("get", row, 1)?;
-                    Ok((session_id.to_owned(), Bytes::copy_from_slice(data)))
-                })
-                .collect::<Result<HashMap<String, Bytes>>>()
-        });
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(err) => return Self::each_alone(&err, others),
+        };
+        let found = rows
+            .iter()
+            .map(|row| {
+                let session_id: &str = self.column_at("get", row, 0)?;
+                let data: &[u8] = self.column_at("get", row, 1)?;
+                Ok((session_id, Bytes::copy_from_slice(data)))
+            })
+            .collect::<Result<HashMap<&str, Bytes>>>();
         match found {
             Ok(found) => {
                 for waiter in others {
@@ -812,19 +810,23 @@ impl PostgresStore {
                 }
                 Some(found.get(key).cloned())
             }
-            Err(err) => {
-                let deadlock = err_code(&err) == Some(&SqlState::T_R_DEADLOCK_DETECTED);
-                if deadlock {
-                    tracing::info!(callers = others.len() + 1, error = %err, "a coalesced statement was a deadlock's victim; each caller runs its own");
-                } else {
-                    tracing::debug!(callers = others.len() + 1, error = %err, "a coalesced statement failed; each caller runs its own");
-                }
-                for waiter in others {
-                    waiter.answer(Served::RunAlone);
-                }
-                None
-            }
+            Err(err) => Self::each_alone(&err, others),
         }
+    }
+
+    /// A coalesced statement failed with `err`: each caller it served, and
+    /// the leader (`None`), runs a statement of its own.
+    fn each_alone<R>(err: &Error, others: Vec<Waiter<R, Served>>) -> Option<Option<Bytes>> {
+        let deadlock = sqlstate(err) == Some(&SqlState::T_R_DEADLOCK_DETECTED);
+        if deadlock {
+            tracing::info!(callers = others.len() + 1, error = %err, "a coalesced statement was a deadlock's victim; each caller runs its own");
+        } else {
+            tracing::debug!(callers = others.len() + 1, error = %err, "a coalesced statement failed; each caller runs its own");
+        }
+        for waiter in others {
+            waiter.answer(Served::RunAlone);
+        }
+        None
     }
 
     /// The value of a `get`'s row, if any.
@@ -844,7 +846,10 @@ impl PostgresStore {
     /// than the index walk, which visits each expired row twice.
     async fn sweep_plan(&self, batch: u32) -> Result<Option<SweepPlan>> {
         const OP: &str = "delete_expired";
-        let version = self.server_version().await?;
+        let Some(size) = self.query_opt(OP, &self.sql().table_size, &[]).await? else {
+            return Ok(None);
+        };
+        let version: i32 = self.column_at(OP, &size, 2)?;
         if !sweep_supported(version) {
             tracing::debug!(
                 server_version_num = version,
@@ -852,9 +857,6 @@ impl PostgresStore {
             );
             return Ok(None);
         }
-        let Some(size) = self.query_opt(OP, &self.sql().table_size, &[]).await? else {
-            return Ok(None);
-        };
         let pages: i64 = self.column_at(OP, &size, 0)?;
         let rows: f64 = self.column_at(OP, &size, 1)?;
         // reltuples is -1 before the first VACUUM or ANALYZE.
@@ -886,24 +888,6 @@ impl PostgresStore {
                 .sum()),
             Err(e) => Err(self.statement_failed(client, e, op)),
         }
-    }
-
-    /// The server's `server_version_num` (e.g. 150004), read once per
-    /// store.
-    async fn server_version(&self) -> Result<i32> {
-        const OP: &str = "delete_expired";
-        self.inner
-            .server_version
-            .get_or_try_init(|| async {
-                let row = self.query_opt(OP, &self.sql().server_version, &[]).await?;
-                match row {
-                    Some(row) => self.column(OP, &row),
-                    // Not reached: the statement returns one row.
-                    None => Ok(0),
-                }
-            })
-            .await
-            .copied()
     }
 
     /// The planner's estimate of the expired rows (`EXPLAIN`, not run).

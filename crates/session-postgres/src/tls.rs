@@ -260,20 +260,11 @@ impl TlsOptions {
                         })?;
                 builder.with_webpki_verifier(verifier).with_no_client_auth()
             }
-            (Verification::Chain, Some(roots)) => builder
+            // `Chain` checks the chain against the roots; `verification`
+            // is `None` exactly when there are no roots.
+            (_, chain) => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Relaxed {
-                    chain: Some(roots),
-                    provider,
-                }))
-                .with_no_client_auth(),
-            // `verification` is `None` exactly when there are no roots.
-            (_, _) => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Relaxed {
-                    chain: None,
-                    provider,
-                }))
+                .with_custom_certificate_verifier(Arc::new(Relaxed { chain, provider }))
                 .with_no_client_auth(),
         };
         // PostgreSQL 17 and later check it (required for
@@ -458,16 +449,19 @@ impl Connect for PgConnect {
             };
             match pg_config.connect(tls.clone()).await {
                 Ok((client, connection)) => Ok((client, drive(connection))),
-                Err(err) if self.mode == SslMode::Prefer && tls_cause(&err).is_some() => {
-                    tracing::warn!(
-                        cause = tls_cause(&err).unwrap_or_default(),
-                        "sslmode=prefer: the TLS handshake failed; connecting again without \
-                         TLS, as libpq does"
-                    );
-                    let mut plain = pg_config;
-                    plain.ssl_mode(DriverSslMode::Disable);
-                    connect_plain(&plain).await
-                }
+                Err(err) if self.mode == SslMode::Prefer => match tls_cause(&err) {
+                    Some(cause) => {
+                        tracing::warn!(
+                            cause,
+                            "sslmode=prefer: the TLS handshake failed; connecting again without \
+                             TLS, as libpq does"
+                        );
+                        let mut plain = pg_config;
+                        plain.ssl_mode(DriverSslMode::Disable);
+                        connect_plain(&plain).await
+                    }
+                    None => Err(err),
+                },
                 Err(err) => Err(err),
             }
         })

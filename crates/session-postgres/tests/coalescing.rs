@@ -11,24 +11,15 @@ use session_test_support::{connect, unique_table_name};
 
 /// A store on a fresh table, and a guard dropping it.
 async fn fresh(url: &str, prefix: &str) -> (Arc<PostgresStore>, Dropper) {
-    let table = unique_table_name(prefix);
-    let store = PostgresStore::from_url(
+    fresh_with(
         url,
+        prefix,
         PostgresConfig {
-            table: table.clone(),
             pool_size: 4,
-            ..PostgresConfig::default()
+            ..Default::default()
         },
     )
-    .unwrap();
-    store.create_table().await.unwrap();
-    (
-        Arc::new(store),
-        Dropper {
-            url: url.to_owned(),
-            table,
-        },
-    )
+    .await
 }
 
 struct Dropper {
@@ -328,10 +319,7 @@ impl Rng {
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
+        session_test_support::bench::next(&mut self.0) % n
     }
 }
 
