@@ -308,6 +308,7 @@ impl ClientSide {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::field;
     use http::HeaderValue;
     use http::header::COOKIE;
     use serde_json::{Map, Value};
@@ -318,13 +319,6 @@ mod tests {
             .max_cookie_bytes(max)
             .build()
             .unwrap()
-    }
-
-    fn field(err: Error) -> String {
-        match err {
-            Error::InvalidConfig { field, .. } => field,
-            other => panic!("expected InvalidConfig, got {other:?}"),
-        }
     }
 
     #[test]

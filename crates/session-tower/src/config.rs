@@ -8,6 +8,8 @@ use regex::RegexSet;
 use serde::{Deserialize, Deserializer};
 use session_core::{Error, MAX_KEY_BYTES, generate_session_id, is_well_formed_session_id};
 
+use crate::meta::ceil_secs;
+
 /// The cookie's `SameSite` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SameSite {
@@ -792,13 +794,10 @@ impl SessionConfigBuilder {
                     format!("must be 1 s to 400 days (34560000 s), got {d:?}"),
                 ));
             }
-            Some(d) => Some(Duration::from_secs(
-                d.as_secs() + u64::from(d.subsec_nanos() > 0),
-            )),
+            Some(d) => Some(Duration::from_secs(ceil_secs(d))),
         };
         // Whole seconds: the cookie's Max-Age cannot say more.
-        let max_age =
-            Duration::from_secs(b.max_age.as_secs() + u64::from(b.max_age.subsec_nanos() > 0));
+        let max_age = Duration::from_secs(ceil_secs(b.max_age));
         Ok(SessionConfig {
             cookie_name: b.cookie_name,
             max_age,
@@ -929,6 +928,7 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::field;
 
     #[test]
     fn defaults_match_litestar() {
@@ -950,13 +950,6 @@ mod tests {
         assert_eq!(c.scopes(), &[Scope::Http, Scope::Websocket]);
         assert_eq!(c.store_label(), "sessions");
         assert!(c.hash_session_ids());
-    }
-
-    fn field(err: Error) -> String {
-        match err {
-            Error::InvalidConfig { field, .. } => field,
-            other => panic!("expected InvalidConfig, got {other:?}"),
-        }
     }
 
     #[test]

@@ -298,18 +298,7 @@ mod proptests {
     use super::*;
     use crate::limits::{MAX_SESSION_ID_BYTES, MIN_SESSION_ID_BYTES};
     use proptest::prelude::*;
-
-    fn config() -> ProptestConfig {
-        let cases = std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2_000);
-        ProptestConfig {
-            cases,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        }
-    }
+    use session_test_support::documents::config;
 
     /// Cookie names a case may configure; each is a prefix or an extension
     /// of another, so a lookup by prefix would be caught.

@@ -63,7 +63,8 @@ pub struct CookieKeys {
 #[derive(Clone)]
 struct Key {
     cipher: Aes256Gcm,
-    signing: [u8; 32],
+    /// HMAC-SHA256 keyed with the signing key, cloned for each use.
+    mac: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for CookieKeys {
@@ -165,23 +166,15 @@ impl CookieKeys {
 
     /// The HMAC-SHA256 of `message` under the first key.
     pub(crate) fn sign(&self, message: &[&[u8]]) -> [u8; 32] {
-        let mut mac = self.keys[0].mac();
-        for part in message {
-            mac.update(part);
-        }
-        mac.finalize().into_bytes().into()
+        self.keys[0].mac(message).finalize().into_bytes().into()
     }
 
     /// True if `tag` is the HMAC-SHA256 of `message` under any key,
     /// compared in constant time.
     pub(crate) fn verify(&self, message: &[&[u8]], tag: &[u8]) -> bool {
-        self.keys.iter().any(|key| {
-            let mut mac = key.mac();
-            for part in message {
-                mac.update(part);
-            }
-            mac.verify_slice(tag).is_ok()
-        })
+        self.keys
+            .iter()
+            .any(|key| key.mac(message).verify_slice(tag).is_ok())
     }
 }
 
@@ -205,15 +198,20 @@ impl Key {
         }
         let mut signing = [0u8; 32];
         expand(&hkdf, SIGNING_INFO, &mut signing);
-        let cipher = Aes256Gcm::new_from_slice(&sealing)
-            .map_err(|_| Error::invalid_config(SECRETS_FIELD, "AES-256 takes a 32-byte key"))?;
-        Ok(Key { cipher, signing })
+        let cipher = Aes256Gcm::new(&sealing.into());
+        // HMAC takes a key of any length.
+        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&signing)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        Ok(Key { cipher, mac })
     }
 
-    fn mac(&self) -> Hmac<Sha256> {
-        // HMAC takes a key of any length.
-        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.signing)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+    /// The HMAC-SHA256 state after `message`, its parts in order.
+    fn mac(&self, message: &[&[u8]]) -> Hmac<Sha256> {
+        let mut mac = self.mac.clone();
+        for part in message {
+            mac.update(part);
+        }
+        mac
     }
 }
 
@@ -237,13 +235,7 @@ pub(crate) fn random(out: &mut [u8], what: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn field(err: Error) -> String {
-        match err {
-            Error::InvalidConfig { field, .. } => field,
-            other => panic!("expected InvalidConfig, got {other:?}"),
-        }
-    }
+    use crate::field;
 
     #[test]
     fn short_or_missing_secrets_are_refused_by_field() {

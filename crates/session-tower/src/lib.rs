@@ -102,3 +102,13 @@ pub use meta::{Expiry, METADATA_KEY, fingerprint_of_key};
 pub use session::Session;
 pub use skip::{SkipSession, SkipSessionLayer, SkipSessionService};
 pub use store_key::store_key;
+
+/// The field an [`InvalidConfig`](session_core::Error::InvalidConfig) error
+/// names; panics on any other error.
+#[cfg(test)]
+pub(crate) fn field(err: session_core::Error) -> String {
+    match err {
+        session_core::Error::InvalidConfig { field, .. } => field,
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
+}

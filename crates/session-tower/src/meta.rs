@@ -127,8 +127,7 @@ impl Expiry {
                         "Expiry::OnInactivity must be 1 s to 400 days, got {d:?}"
                     )));
                 }
-                let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-                Some(StoredExpiry::OnInactivity { secs })
+                Some(StoredExpiry::OnInactivity { secs: ceil_secs(d) })
             }
             Expiry::AtDateTime(at) => {
                 let at_ms = unix_ms(at);
@@ -335,6 +334,11 @@ pub(crate) fn now_ms() -> u64 {
 
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whole seconds, rounded up (a cookie's `Max-Age` says no more).
+pub(crate) fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 #[cfg(test)]

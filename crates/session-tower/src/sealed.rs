@@ -34,8 +34,8 @@ const CLOCK_SKEW_SECS: u64 = 60;
 /// The length of the base64 text of a sealed session whose JSON is
 /// `json_len` bytes.
 pub(crate) fn encoded_len(json_len: usize) -> usize {
-    let raw = json_len + OVERHEAD_BYTES;
-    raw / 3 * 4 + [0, 2, 3][raw % 3]
+    // `None` only past `usize::MAX`, far beyond any cookie: saturate.
+    base64::encoded_len(json_len + OVERHEAD_BYTES, false).unwrap_or(usize::MAX)
 }
 
 /// Why a cookie value did not open. Logged (at debug level) by name only,

@@ -12,10 +12,10 @@ use session_core::Store;
 
 use crate::chunks::Offered;
 use crate::client_side::ClientSide;
-use crate::keys::{CookieKeys, random};
+use crate::keys::CookieKeys;
 use crate::meta::{
-    InvalidMeta, METADATA_KEY, Meta, SEED_HEX_DIGITS, Stored, StoredExpiry, fingerprint_of_key,
-    fingerprint_of_seed, millis, now_ms,
+    InvalidMeta, METADATA_KEY, Meta, SEED_HEX_DIGITS, Stored, StoredExpiry, ceil_secs,
+    fingerprint_of_key, fingerprint_of_seed, millis, now_ms,
 };
 use crate::{Expiry, SessionConfig, SessionError, cookie, limits, store_key};
 
@@ -119,6 +119,30 @@ struct State {
     /// Client-side: the expiry sealed in the cookie it was opened from
     /// (Unix seconds).
     expires_at: Option<u64>,
+}
+
+impl State {
+    /// Loaded, with no session: what `clear` and a session that ended
+    /// while the request ran leave behind. `finished` is carried over.
+    fn without_session(ended: bool, finished: bool, pending: Option<Outcome>) -> Self {
+        State {
+            loaded: true,
+            ended,
+            finished,
+            pending,
+            ..State::default()
+        }
+    }
+
+    /// After a write: this request's changes are in what was written, so
+    /// a later save starts from them.
+    fn written_back(&mut self) {
+        self.changes.clear();
+        self.removed.clear();
+        self.modified = false;
+        self.expiry_changed = false;
+        self.cycle = false;
+    }
 }
 
 /// What the middleware must do to the response once the handler is done.
@@ -444,13 +468,11 @@ impl Session {
                 }
                 let mut state = self.state();
                 let finished = state.finished;
-                *state = State {
-                    loaded: true,
-                    ended: !offered.present.is_empty(),
+                *state = State::without_session(
+                    !offered.present.is_empty(),
                     finished,
-                    pending: (!expired.is_empty()).then_some(Outcome::SetCookies(expired)),
-                    ..State::default()
-                };
+                    (!expired.is_empty()).then_some(Outcome::SetCookies(expired)),
+                );
                 return Ok(());
             }
         };
@@ -473,13 +495,7 @@ impl Session {
         };
         let mut state = self.state();
         let finished = state.finished;
-        *state = State {
-            loaded: true,
-            ended,
-            finished,
-            pending: expired.map(Outcome::SetCookie),
-            ..State::default()
-        };
+        *state = State::without_session(ended, finished, expired.map(Outcome::SetCookie));
         Ok(())
     }
 
@@ -993,11 +1009,7 @@ impl Session {
         state.loaded_bytes = Some(value);
         state.data = data;
         state.meta = meta;
-        state.changes.clear();
-        state.removed.clear();
-        state.modified = false;
-        state.expiry_changed = false;
-        state.cycle = false;
+        state.written_back();
         state.ended = false;
         state.written = true;
         state.pending = Some(Outcome::SetCookie(cookie));
@@ -1016,11 +1028,7 @@ impl Session {
         state.existing_id = None;
         state.loaded_bytes = None;
         state.meta = Meta::default();
-        state.changes.clear();
-        state.removed.clear();
-        state.modified = false;
-        state.expiry_changed = false;
-        state.cycle = false;
+        state.written_back();
         state.ended = expire;
         state.pending = expired.map(Outcome::SetCookie);
         Ok(())
@@ -1033,13 +1041,7 @@ impl Session {
         let expired = self.expired_cookie()?;
         let mut state = self.state();
         let finished = state.finished;
-        *state = State {
-            loaded: true,
-            ended: true,
-            finished,
-            pending: Some(Outcome::SetCookie(expired)),
-            ..State::default()
-        };
+        *state = State::without_session(true, finished, Some(Outcome::SetCookie(expired)));
         Ok(())
     }
 
@@ -1392,11 +1394,7 @@ impl Session {
         }
         state.meta = meta;
         state.expires_at = expires_at;
-        state.changes.clear();
-        state.removed.clear();
-        state.modified = false;
-        state.expiry_changed = false;
-        state.cycle = false;
+        state.written_back();
         state.written = true;
         state.pending = (!cookies.is_empty()).then_some(Outcome::SetCookies(cookies));
         Ok(())
@@ -1471,16 +1469,10 @@ fn encode(data: &Map<String, Value>, meta: &Meta) -> Result<Bytes, SessionError>
         })
 }
 
-/// A client-side session's fingerprint seed: 12 random bytes in hex.
+/// A client-side session's fingerprint seed: 12 random bytes from the OS
+/// CSPRNG, in lowercase hex.
 fn new_seed() -> Result<String, SessionError> {
-    let mut seed = [0u8; SEED_HEX_DIGITS / 2];
-    random(&mut seed, "a session fingerprint")?;
-    Ok(hex::encode(seed))
-}
-
-/// Whole seconds, rounded up (a cookie's `Max-Age` says no more).
-fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+    session_core::generate_session_id(SEED_HEX_DIGITS / 2).map_err(SessionError::Store)
 }
 
 /// The serialized length of the session as stored.
