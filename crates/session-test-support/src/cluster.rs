@@ -59,23 +59,6 @@ impl ThrowawayCluster {
         Self::start_configured(|_| Ok(Vec::new()))
     }
 
-    /// [`start`](Self::start), with `settings` (`name`, `value`; the value
-    /// as `postgresql.conf` spells it, quoted where needed, e.g.
-    /// `("log_min_duration_statement", "0")`) appended to the cluster's
-    /// `postgresql.conf` before its first start.
-    ///
-    /// # Errors
-    ///
-    /// As [`start`](Self::start); a bad setting makes the server refuse to
-    /// start, and its log is quoted.
-    pub fn start_with(settings: &[(&str, &str)]) -> Result<Self, String> {
-        let settings: Vec<(String, String)> = settings
-            .iter()
-            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-            .collect();
-        Self::start_configured(move |_| Ok(settings))
-    }
-
     /// A cluster with TLS on (`ssl = on`), presenting `certificates`'
     /// server certificate: its certificate and key are copied into the
     /// cluster's folder (the key readable by the server's user alone, as

@@ -4,13 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The names [`TestCertificates::make`] certifies: the loopback address
-/// and `localhost`.
-pub const LOOPBACK_NAMES: &[&str] = &["IP:127.0.0.1", "DNS:localhost"];
-
 /// A test certificate authority and a server certificate it signed for
-/// `127.0.0.1` and `localhost` (or the names given to
-/// [`make_for`](Self::make_for)), made with the `openssl` command, valid
+/// `127.0.0.1` and `localhost`, made with the `openssl` command, valid
 /// for a day. Every call makes a new authority: the certificates of one
 /// call are not trusted by the authority of another (a "wrong root").
 ///
@@ -32,29 +27,19 @@ pub struct TestCertificates {
 }
 
 impl TestCertificates {
-    /// Makes them in `dir` (created if missing), for [`LOOPBACK_NAMES`].
-    ///
-    /// # Errors
-    ///
-    /// Why `openssl` could not (it is missing, or failed: its output).
-    pub fn make(dir: &Path) -> Result<Self, String> {
-        Self::make_for(dir, LOOPBACK_NAMES)
-    }
-
-    /// Makes them in `dir` (created if missing), the server certificate's
-    /// subject alternative names being `names` in `openssl`'s spelling
-    /// (`DNS:host.example`, `IP:127.0.0.1`).
+    /// Makes them in `dir` (created if missing); the server certificate's
+    /// subject alternative names are the loopback address and `localhost`.
     ///
     /// # Errors
     ///
     /// Why `openssl` could not (it is missing, or failed: its output), or
     /// `dir` cannot be written.
-    pub fn make_for(dir: &Path, names: &[&str]) -> Result<Self, String> {
+    pub fn make(dir: &Path) -> Result<Self, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let path = |name: &str| dir.join(name).display().to_string();
         let ext = dir.join("san.ext");
-        std::fs::write(&ext, format!("subjectAltName={}\n", names.join(",")))
+        std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
             .map_err(|e| format!("cannot write {}: {e}", ext.display()))?;
         let owned = |args: &[&str]| args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         // A subject of its own: another call's authority is a stranger,
