@@ -26,10 +26,6 @@ const OLD_SECRET: &str = "the old secret of the demo: 32 bytes or more";
 /// The secret that replaces it.
 const NEW_SECRET: &str = "a newer secret of the demo: also 32 bytes or more";
 
-fn alice() -> Value {
-    json!({"user_id": 1, "username": "alice", "roles": ["user", "admin"]})
-}
-
 /// A fresh directory to run the demo in: a store the demo should not
 /// open (the default `session-demo.sqlite`) would appear here.
 fn run_dir(name: &str) -> PathBuf {
@@ -45,25 +41,6 @@ fn files_besides_logs(dir: &Path) -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|name| !name.ends_with(".log"))
         .collect()
-}
-
-/// A client that sends the cookie it is given by hand, keeping none.
-fn client() -> reqwest::Client {
-    reqwest::Client::new()
-}
-
-/// `POST /login` as alice, with `cookie` sent if given; the sealed cookie
-/// it sets.
-async fn login_alice(base: &str, cookie: Option<&str>) -> String {
-    let mut req = client()
-        .post(format!("{base}/login"))
-        .json(&json!({"username": "alice", "password": "wonderland"}));
-    if let Some(cookie) = cookie {
-        req = req.header(COOKIE, format!("session={cookie}"));
-    }
-    let res = req.send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    common::session_cookie(&res).expect("login sets the session cookie")
 }
 
 #[tokio::test]
@@ -111,7 +88,7 @@ async fn the_readme_curl_session_works_on_sealed_cookies_with_no_store() {
 
     let res = jar.get(format!("{base}/profile")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.json::<Value>().await.unwrap(), alice());
+    assert_eq!(res.json::<Value>().await.unwrap(), common::alice());
 
     let page = jar
         .get(format!("{base}/"))
@@ -162,7 +139,7 @@ async fn a_cookie_sealed_under_the_old_secret_opens_after_rotation_and_is_reseal
             &["--backend", "cookie"],
             &[("SESSION_SECRET", OLD_SECRET)],
         );
-        let cookie = login_alice(&demo.base, None).await;
+        let cookie = common::login_alice(&demo.base, None).await;
         assert_eq!(common::profile(&demo.base, &cookie).await.0, StatusCode::OK);
         cookie
     };
@@ -184,15 +161,15 @@ async fn a_cookie_sealed_under_the_old_secret_opens_after_rotation_and_is_reseal
         );
         assert_eq!(
             common::profile(&demo.base, &old_cookie).await,
-            (StatusCode::OK, alice()),
+            (StatusCode::OK, common::alice()),
             "the cookie sealed under the old secret no longer opens"
         );
         // The next write (a login on the open session) seals it anew.
-        let cookie = login_alice(&demo.base, Some(&old_cookie)).await;
+        let cookie = common::login_alice(&demo.base, Some(&old_cookie)).await;
         assert_ne!(cookie, old_cookie);
         assert_eq!(
             common::profile(&demo.base, &cookie).await,
-            (StatusCode::OK, alice())
+            (StatusCode::OK, common::alice())
         );
         cookie
     };
@@ -207,7 +184,7 @@ async fn a_cookie_sealed_under_the_old_secret_opens_after_rotation_and_is_reseal
     );
     assert_eq!(
         common::profile(&demo.base, &new_cookie).await,
-        (StatusCode::OK, alice()),
+        (StatusCode::OK, common::alice()),
         "the re-sealed cookie needs the old secret"
     );
     assert_eq!(
@@ -258,7 +235,7 @@ async fn a_tampered_cookie_is_no_session_never_a_500() {
         &[("SESSION_SECRET", NEW_SECRET)],
     );
     let base = &demo.base.clone();
-    let good = login_alice(base, None).await;
+    let good = common::login_alice(base, None).await;
     // Sealed by another demo's secret: opens nowhere else.
     let foreign = {
         let other = start_demo(
@@ -267,7 +244,7 @@ async fn a_tampered_cookie_is_no_session_never_a_500() {
             &["--backend", "cookie"],
             &[("SESSION_SECRET", OLD_SECRET)],
         );
-        login_alice(&other.base, None).await
+        common::login_alice(&other.base, None).await
     };
     let mut cases = tampered(&good);
     cases.push(("sealed under a secret this demo lacks", foreign));
@@ -280,14 +257,14 @@ async fn a_tampered_cookie_is_no_session_never_a_500() {
             ),
             "{what}"
         );
-        let page = client()
+        let page = reqwest::Client::new()
             .get(format!("{base}/"))
             .header(COOKIE, format!("session={cookie}"))
             .send()
             .await
             .unwrap();
         assert_eq!(page.status(), StatusCode::OK, "{what}");
-        let logout = client()
+        let logout = reqwest::Client::new()
             .post(format!("{base}/logout"))
             .header(COOKIE, format!("session={cookie}"))
             .send()
@@ -298,7 +275,7 @@ async fn a_tampered_cookie_is_no_session_never_a_500() {
     // The good cookie still opens: the refusals above were the tampering.
     assert_eq!(
         common::profile(base, &good).await,
-        (StatusCode::OK, alice())
+        (StatusCode::OK, common::alice())
     );
     assert!(
         demo.child.try_wait().unwrap().is_none(),
@@ -332,7 +309,7 @@ async fn without_session_secret_a_random_one_is_made_with_a_warning() {
             logs.contains("warning: DATABASE_URL (sqlite://never-opened.sqlite) is unused"),
             "{logs}"
         );
-        let cookie = login_alice(&demo.base, None).await;
+        let cookie = common::login_alice(&demo.base, None).await;
         assert_eq!(common::profile(&demo.base, &cookie).await.0, StatusCode::OK);
         cookie
     };

@@ -70,26 +70,6 @@ async fn sqlite_demo(name: &str) -> (String, Arc<dyn StoreAdmin>) {
     (base, store)
 }
 
-/// `POST /login` with `headers` and `cookie` (the session cookie's value).
-async fn login_with(
-    base: &str,
-    user: &str,
-    password: &str,
-    cookie: Option<&str>,
-    headers: &[(&str, String)],
-) -> reqwest::Response {
-    let mut req = reqwest::Client::new()
-        .post(format!("{base}/login"))
-        .json(&json!({"username": user, "password": password}));
-    if let Some(cookie) = cookie {
-        req = req.header(COOKIE, format!("session={cookie}"));
-    }
-    for (name, value) in headers {
-        req = req.header(*name, value);
-    }
-    req.send().await.unwrap()
-}
-
 /// `POST /logout` with `headers` and `cookie`.
 async fn logout_with(base: &str, cookie: &str, headers: &[(&str, String)]) -> reqwest::Response {
     let mut req = reqwest::Client::new()
@@ -101,21 +81,11 @@ async fn logout_with(base: &str, cookie: &str, headers: &[(&str, String)]) -> re
     req.send().await.unwrap()
 }
 
-async fn login_alice(base: &str) -> String {
-    let res = login_with(base, "alice", "wonderland", None, &[]).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    common::session_cookie(&res).expect("login sets the cookie")
-}
-
-fn alice() -> Value {
-    json!({"user_id": 1, "username": "alice", "roles": ["user", "admin"]})
-}
-
 #[tokio::test]
 async fn the_readme_users_log_in_with_the_readme_passwords() {
     let base = cookie_demo().await;
     for (user, password) in readme_users() {
-        let res = login_with(&base, &user, &password, None, &[]).await;
+        let res = common::login_with(&base, &user, &password, None, &[]).await;
         assert_eq!(res.status(), StatusCode::OK, "{user}");
         let cookie = common::session_cookie(&res).expect("login sets the cookie");
         let (status, body) = common::profile(&base, &cookie).await;
@@ -138,7 +108,7 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_401() {
         ("", ""),
         ("ALICE", "wonderland"),
     ] {
-        let res = login_with(&base, user, password, None, &[]).await;
+        let res = common::login_with(&base, user, password, None, &[]).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{user}/{password}");
         assert!(
             common::session_cookie(&res).is_none(),
@@ -274,17 +244,17 @@ async fn assert_refused(res: reqwest::Response, what: &str) {
 async fn a_cross_site_login_is_refused_and_changes_no_session() {
     let base = cookie_demo().await;
     let authority = base.trim_start_matches("http://");
-    let cookie = login_alice(&base).await;
+    let cookie = common::login_alice(&base, None).await;
     for (what, headers) in cross_site_headers(authority) {
         // Someone else's site logs the visitor in as bob.
-        let res = login_with(&base, "bob", "builder", Some(&cookie), &headers).await;
+        let res = common::login_with(&base, "bob", "builder", Some(&cookie), &headers).await;
         assert_refused(res, what).await;
         // Without a session as well: none is made.
-        let res = login_with(&base, "bob", "builder", None, &headers).await;
+        let res = common::login_with(&base, "bob", "builder", None, &headers).await;
         assert_refused(res, what).await;
         assert_eq!(
             common::profile(&base, &cookie).await,
-            (StatusCode::OK, alice()),
+            (StatusCode::OK, common::alice()),
             "{what}"
         );
     }
@@ -294,13 +264,13 @@ async fn a_cross_site_login_is_refused_and_changes_no_session() {
 /// when the session is in one, must still hold its row.
 async fn cross_site_logout_leaves_the_session(base: &str, store: Option<Arc<dyn StoreAdmin>>) {
     let authority = base.trim_start_matches("http://");
-    let cookie = login_alice(base).await;
+    let cookie = common::login_alice(base, None).await;
     for (what, headers) in cross_site_headers(authority) {
         let res = logout_with(base, &cookie, &headers).await;
         assert_refused(res, what).await;
         assert_eq!(
             common::profile(base, &cookie).await,
-            (StatusCode::OK, alice()),
+            (StatusCode::OK, common::alice()),
             "{what}"
         );
         if let Some(store) = &store {
@@ -366,7 +336,7 @@ async fn same_origin_and_origin_less_requests_pass() {
             vec![("sec-fetch-site", "none".to_owned())],
         ),
     ] {
-        let res = login_with(&base, "alice", "wonderland", None, &headers).await;
+        let res = common::login_with(&base, "alice", "wonderland", None, &headers).await;
         assert_eq!(res.status(), StatusCode::OK, "{what}");
         let cookie = common::session_cookie(&res).expect("login sets the cookie");
         assert!(store.exists(&store_key(&cookie, true)).await.unwrap());

@@ -46,7 +46,7 @@ pub mod redis;
 pub mod tls;
 
 pub use cluster::ThrowawayCluster;
-pub use process::{required, skip_or_panic};
+pub use process::{required, skip_or_panic, spawn_watchdog};
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};

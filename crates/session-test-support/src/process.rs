@@ -58,7 +58,7 @@ pub(crate) fn free_port() -> Result<u16, String> {
 /// A shell that waits for this process to end, then kills `server` and
 /// removes `dir`: cleanup even when `Drop` never runs (a server in a
 /// static, an abort).
-pub(crate) fn spawn_watchdog(server: u32, dir: Option<&Path>) {
+pub fn spawn_watchdog(server: u32, dir: Option<&Path>) {
     let remove = dir.map_or(String::new(), |dir| format!("; rm -rf '{}'", dir.display()));
     let script = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill -9 {server} 2>/dev/null{remove}",

@@ -143,6 +143,40 @@ pub(crate) async fn login(
         .unwrap()
 }
 
+/// `POST /login` with `headers` and `cookie` (the session cookie's value),
+/// by a client that keeps no cookies.
+pub(crate) async fn login_with(
+    base: &str,
+    user: &str,
+    password: &str,
+    cookie: Option<&str>,
+    headers: &[(&str, String)],
+) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/login"))
+        .json(&serde_json::json!({"username": user, "password": password}));
+    if let Some(cookie) = cookie {
+        req = req.header(reqwest::header::COOKIE, format!("session={cookie}"));
+    }
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    req.send().await.unwrap()
+}
+
+/// `POST /login` as alice ([`login_with`]), which must succeed: the
+/// session cookie it sets.
+pub(crate) async fn login_alice(base: &str, cookie: Option<&str>) -> String {
+    let res = login_with(base, "alice", "wonderland", cookie, &[]).await;
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    session_cookie(&res).expect("login sets the session cookie")
+}
+
+/// What `/profile` shows for alice.
+pub(crate) fn alice() -> serde_json::Value {
+    serde_json::json!({"user_id": 1, "username": "alice", "roles": ["user", "admin"]})
+}
+
 /// A server process: killed, and waited for, when dropped (a panicking
 /// test included).
 pub(crate) struct Server {
@@ -171,6 +205,8 @@ impl Server {
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        // Killed even if this test process dies before `Drop` runs.
+        session_test_support::spawn_watchdog(child.id(), None);
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         let prefix = ready.to_owned();
