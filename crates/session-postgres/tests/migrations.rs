@@ -260,11 +260,15 @@ async fn two_cleaners_never_run_at_once() {
     // connection back in its pool) would let only its own cleaner in:
     // bounded, so that fails instead of hanging.
     let mut counts = progress.subscribe();
+    // The borrow `wait_for` returns holds the channel's read lock: dropped
+    // at once, or a cleaner's `send_modify` (its write) blocks, and with it
+    // `stop()` below.
     let done = tokio::time::timeout(
         Duration::from_secs(30),
         counts.wait_for(|c| c.iter().all(|&n| n >= TURNS)),
     )
-    .await;
+    .await
+    .map(|waited| waited.map(drop));
     let reached = *progress.borrow();
     let mut failures = 0;
     for cleaner in cleaners {
