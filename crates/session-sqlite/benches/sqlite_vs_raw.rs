@@ -6,7 +6,10 @@
 //! `--bench` (`cargo test --benches`) only the same-work check runs.
 //! `BENCH_ROUNDS=n` changes the number of rounds (default 5);
 //! `BENCH_ONLY=diagnosis`, `operations` or `cleanup` runs one section;
-//! `BENCH_CASES` picks cases of the operations table (see [`selected`]).
+//! `BENCH_CASES` picks cases of the operations table (see [`selected`]);
+//! `CLEANUP_BATCH=n` sets the store's cleanup batch; `CLEANUP_WRITER=1`
+//! adds a task writing a session every 2 ms around each cleanup and
+//! prints its write latencies without and during a cleanup.
 //!
 //! Same work: the raw side runs the store's own SQL (copied below: a write
 //! keeps the row's `created_at` and sets `updated_at`, a renewing read
@@ -37,7 +40,8 @@
 //! reads.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -48,7 +52,7 @@ use session_core::{Store, StoreAdmin};
 use session_sqlite::{SqliteConfig, SqliteStore};
 use session_test_support::bench::{
     Measured, Op, ReadsAround, comparison_row_with_p50, fmt_count, fmt_latency, fmt_rate, median,
-    reads_around, run_tasks,
+    percentile, reads_around, run_tasks,
 };
 
 const SESSIONS: usize = 10_000;
@@ -641,7 +645,12 @@ struct CleanupRun {
 /// The reads before and after are the reads without a cleanup, so a change
 /// of the machine's load during the round weighs on both sides of the
 /// ratio; they are added to `reads`, pooled over the rounds.
-async fn cleanup_round(target: &Target, value: &[u8], reads: &mut ReadsAround) -> CleanupRun {
+async fn cleanup_round(
+    target: &Target,
+    value: &[u8],
+    reads: &mut ReadsAround,
+    writes: &mut [Vec<Duration>; 2],
+) -> CleanupRun {
     target.insert("x", CLEANUP_ROWS, value, |i| i % 2 == 0);
     let started = Instant::now();
     assert_eq!(run_cleanup(target).await, (CLEANUP_ROWS / 2) as u64);
@@ -670,14 +679,44 @@ async fn cleanup_round(target: &Target, value: &[u8], reads: &mut ReadsAround) -
         }
     };
     let window = time.max(Duration::from_millis(200));
+    // `CLEANUP_WRITER=1`: one more task writes a session every 2 ms
+    // meanwhile, its writes timed and split by whether they started
+    // during the cleanup.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = std::env::var_os("CLEANUP_WRITER").map(|_| {
+        let (target, stop, value) = (target.clone(), stop.clone(), Bytes::copy_from_slice(value));
+        tokio::spawn(async move {
+            let mut timed = Vec::new();
+            for i in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let t0 = Instant::now();
+                let key = format!("w{}", i % 100);
+                target
+                    .run(Op::Write, key, value.clone(), Bytes::new())
+                    .await;
+                timed.push((t0, t0.elapsed()));
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            timed
+        })
+    });
     let timed = async {
         let started = Instant::now();
-        (run_cleanup(target).await, started.elapsed())
+        (run_cleanup(target).await, started, started.elapsed())
     };
-    let (round_reads, (removed, under_reads)) =
+    let (round_reads, (removed, started, under_reads)) =
         reads_around(CLEANUP_READERS, None, window, read, timed).await;
     assert_eq!(removed, (CLEANUP_ROWS / 2) as u64);
     reads.add_round(&round_reads);
+    stop.store(true, Ordering::Relaxed);
+    if let Some(writer) = writer {
+        for (t0, took) in writer.await.expect("writer task") {
+            let during = t0 >= started && t0 <= started + under_reads;
+            writes[usize::from(during)].push(took);
+        }
+    }
     CleanupRun {
         time,
         with_checkpoint,
@@ -693,6 +732,7 @@ async fn cleanup(dir: &Path, value: &[u8]) {
     let mut store_runs = Vec::new();
     let mut raw_runs = Vec::new();
     let (mut store_reads, mut raw_reads) = (ReadsAround::default(), ReadsAround::default());
+    let (mut store_writes, mut raw_writes) = <([Vec<Duration>; 2], [Vec<Duration>; 2])>::default();
     for round in 0..rounds {
         // Fresh databases each round, so no earlier rows count.
         let store = open_store(&dir.join(format!("store-cleanup-{round}.db")), batch);
@@ -700,11 +740,13 @@ async fn cleanup(dir: &Path, value: &[u8]) {
         let store = Target::Store(store);
         let raw = Target::Raw(Raw::open(&dir.join(format!("raw-cleanup-{round}.db"))));
         if round % 2 == 0 {
-            store_runs.push(cleanup_round(&store, value, &mut store_reads).await);
-            raw_runs.push(cleanup_round(&raw, value, &mut raw_reads).await);
+            store_runs
+                .push(cleanup_round(&store, value, &mut store_reads, &mut store_writes).await);
+            raw_runs.push(cleanup_round(&raw, value, &mut raw_reads, &mut raw_writes).await);
         } else {
-            raw_runs.push(cleanup_round(&raw, value, &mut raw_reads).await);
-            store_runs.push(cleanup_round(&store, value, &mut store_reads).await);
+            raw_runs.push(cleanup_round(&raw, value, &mut raw_reads, &mut raw_writes).await);
+            store_runs
+                .push(cleanup_round(&store, value, &mut store_reads, &mut store_writes).await);
         }
     }
     let ms = |d: Duration| fmt_latency(d);
@@ -743,6 +785,23 @@ async fn cleanup(dir: &Path, value: &[u8]) {
             ms(reads.without(99)),
             ms(reads.during(99)),
             reads.p99_ratio(),
+        );
+    }
+    for (name, writes) in [("store", &mut store_writes), ("raw", &mut raw_writes)] {
+        if writes[1].is_empty() {
+            continue;
+        }
+        writes.iter_mut().for_each(|w| w.sort());
+        println!(
+            "\n{name}: a write every 2 ms, p50 / p99 / max without a cleanup {} / {} / {} ({} writes), during one {} / {} / {} ({} writes)",
+            ms(percentile(&writes[0], 50)),
+            ms(percentile(&writes[0], 99)),
+            ms(*writes[0].last().expect("writes")),
+            writes[0].len(),
+            ms(percentile(&writes[1], 50)),
+            ms(percentile(&writes[1], 99)),
+            ms(*writes[1].last().expect("writes")),
+            writes[1].len(),
         );
     }
     println!(

@@ -831,9 +831,9 @@ impl StoreAdmin for SqliteStore {
 
 /// SQLite virtual-machine instructions a cleanup batch runs between two
 /// yields of its thread (see [`GivingWay`]). A batch of 50 rows runs about
-/// 1,200 (the unit test counts 24 yields for 500 rows), so it yields 2 or
-/// 3 times in its 0.3 ms. 100 and 200 gave the same read latencies in the
-/// benchmark, and took longer.
+/// 1,200 (24 yields for 500 rows, counted once with the unit test's
+/// rows), so it yields 2 or 3 times on average in its 0.3 ms. 100 and 200
+/// gave the same read latencies in the benchmark, and took longer.
 const CLEANUP_YIELD_EVERY: c_int = 500;
 
 #[cfg(test)]
@@ -842,15 +842,16 @@ thread_local! {
     static CLEANUP_YIELDS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// A cleanup batch gives its CPU way to the requests' threads: while it is
-/// installed, SQLite's progress handler calls `std::thread::yield_now`
-/// every [`CLEANUP_YIELD_EVERY`] instructions of the connection's
-/// statements, so a reader waiting for a CPU gets it at the next yield
-/// instead of when the scheduler takes the CPU from the batch (on 2 cores
-/// full of readers, the reads that waited so took 0.8 to 8.5 ms, against a p99
-/// of 0.4 ms without a cleanup). On an idle machine a yield returns at
-/// once. Dropping it removes the handler, so the
-/// writer's other writes never yield (after a panic too).
+/// A cleanup batch gives its CPU way: while it is installed, SQLite's
+/// progress handler calls `std::thread::yield_now` every
+/// [`CLEANUP_YIELD_EVERY`] instructions of the connection's statements, so
+/// a thread waiting for the batch's CPU (a reader, usually) usually gets it
+/// at the next yield instead of when the scheduler takes the CPU from the
+/// batch (on 2 cores full of readers, the reads that waited so took 0.8 to
+/// 8.5 ms in a one-off trace, against a p99 of 0.4 ms without a cleanup).
+/// On an idle machine a yield returns at once. Dropping it removes the
+/// handler, also when the batch panics, so the writer's other writes never
+/// yield (they do wait for a batch that yields, queued behind it).
 struct GivingWay<'c>(&'c Connection);
 
 impl<'c> GivingWay<'c> {
@@ -878,12 +879,20 @@ impl Drop for GivingWay<'_> {
 
 impl SqliteStore {
     /// One cleanup batch: deletes at most `limit` rows expired at `now`, in
-    /// one statement on the writer.
+    /// one statement on the writer (on the pool for a store without one).
     async fn expired_batch(&self, op: &'static str, now: Now, limit: u32) -> Result<u64> {
         let what = "delete expired sessions";
+        // Only the writer's own connection gives way: a pooled connection
+        // may be the application's (`from_pool`), and installing our
+        // progress handler would replace one it set; an in-memory store's
+        // readers wait for its one connection, not for a CPU.
+        let give_way = self.inner.writer.is_some();
         self.write(op, what, move |inner, conn| {
             let err = |e| inner.db_error(what, e);
-            let _giving_way = GivingWay::install(conn).map_err(err)?;
+            let _giving_way = give_way
+                .then(|| GivingWay::install(conn))
+                .transpose()
+                .map_err(err)?;
             let removed = conn
                 .prepare_cached(&inner.sql.delete_expired)
                 .map_err(err)?
@@ -945,6 +954,40 @@ impl Shared {
 mod tests {
     use super::*;
 
+    /// Yields of `conn`'s statements while a statement of many
+    /// instructions runs on it, on this thread.
+    fn yields_of(conn: &Connection) -> u64 {
+        let before = CLEANUP_YIELDS.with(std::cell::Cell::get);
+        conn.query_row(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
+             SELECT count(*) FROM n",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap();
+        CLEANUP_YIELDS.with(std::cell::Cell::get) - before
+    }
+
+    /// The guard yields while it lives and removes its handler when it is
+    /// dropped, on a panic as well.
+    #[test]
+    fn giving_way_ends_with_its_guard_even_on_a_panic() {
+        let conn = Connection::open_in_memory().unwrap();
+        assert_eq!(yields_of(&conn), 0, "no guard, no yield");
+        {
+            let _guard = GivingWay::install(&conn).unwrap();
+            assert!(yields_of(&conn) > 0, "the guard's statement never yielded");
+        }
+        assert_eq!(yields_of(&conn), 0, "the handler outlived its guard");
+
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _guard = GivingWay::install(&conn).unwrap();
+            panic!("a batch that panics");
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(yields_of(&conn), 0, "the handler outlived a panic");
+    }
+
     /// The yields counted so far on the writer thread of `store`.
     async fn writer_yields(store: &SqliteStore) -> u64 {
         store
@@ -989,7 +1032,10 @@ mod tests {
 
         assert_eq!(store.delete_expired().await.unwrap(), 500);
         let after_cleanup = writer_yields(&store).await;
-        assert!(after_cleanup > 0, "500 rows deleted without one yield");
+        assert!(
+            after_cleanup >= 10,
+            "10 batches of 50 rows yielded {after_cleanup} times, not once each"
+        );
 
         for i in 0..100 {
             let value = Bytes::from(vec![7u8; 4096]);

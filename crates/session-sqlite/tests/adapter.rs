@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{config, fresh_db_path, store_on, unique};
 use rusqlite::Connection;
-use session_core::{Bytes, Error, ExtensionConfig, Store, StoreConfig, TableName};
+use session_core::{Bytes, Error, ExtensionConfig, Store, StoreAdmin, StoreConfig, TableName};
 use session_sqlite::{SqliteConfig, SqliteStore};
 
 /// SQLSpec's SQLite DDL, verbatim from the seed's "Database Schema".
@@ -799,6 +799,66 @@ async fn an_existing_pool_is_used() {
         )
         .unwrap();
     assert_eq!(count, 1);
+}
+
+/// A cleanup on an application's pool leaves the progress handler the
+/// application set on its connection in place (only the store's own writer
+/// yields during cleanup batches).
+#[tokio::test(flavor = "multi_thread")]
+async fn cleanup_on_an_existing_pool_keeps_the_applications_progress_handler() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let path = fresh_db_path();
+    let manager = SqliteConfig::default().connection_manager(&path);
+    let pool = r2d2::Pool::builder().max_size(1).build(manager).unwrap();
+    let calls = Arc::new(AtomicU64::new(0));
+    {
+        let counted = calls.clone();
+        pool.get()
+            .unwrap()
+            .progress_handler(
+                100,
+                Some(move || {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                    false
+                }),
+            )
+            .unwrap();
+    }
+    let store = SqliteStore::from_pool(pool.clone(), config(&unique("pool_cleanup"))).unwrap();
+    store.create_table().await.unwrap();
+    let past = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 60;
+    pool.get()
+        .unwrap()
+        .execute(
+            &format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
+                 INSERT INTO {} (session_id, data, expires_at) SELECT 'old' || i, x'00', ?1 FROM n",
+                store.table()
+            ),
+            [past],
+        )
+        .unwrap();
+    assert_eq!(store.cleanup().await.unwrap(), Some(200));
+
+    let before = calls.load(Ordering::Relaxed);
+    pool.get()
+        .unwrap()
+        .query_row(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) \
+             SELECT count(*) FROM n",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap();
+    assert!(
+        calls.load(Ordering::Relaxed) > before,
+        "the application's progress handler was removed by the cleanup"
+    );
 }
 
 #[test]
