@@ -501,6 +501,15 @@ async fn measure(target: &Target, op: Op, tasks: usize, round: usize, value: &By
     measured
 }
 
+/// Removes a database file and its WAL and shared-memory files, so a
+/// section or round leaves no file (and no dirty pages for the kernel to
+/// write back) behind for the next one.
+fn remove_database(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
 fn fresh_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("session-sqlite-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -603,6 +612,9 @@ async fn operations(dir: &Path, value: &Bytes) {
             );
         }
     }
+    drop((store, raw));
+    remove_database(&dir.join("store.db"));
+    remove_database(&dir.join("raw.db"));
 }
 
 /// Deletes the expired rows: the store's `cleanup` (batched), or the raw
@@ -734,11 +746,16 @@ async fn cleanup(dir: &Path, value: &[u8]) {
     let (mut store_reads, mut raw_reads) = (ReadsAround::default(), ReadsAround::default());
     let (mut store_writes, mut raw_writes) = <([Vec<Duration>; 2], [Vec<Duration>; 2])>::default();
     for round in 0..rounds {
-        // Fresh databases each round, so no earlier rows count.
-        let store = open_store(&dir.join(format!("store-cleanup-{round}.db")), batch);
+        // Fresh databases each round, so no earlier rows count; removed
+        // after it.
+        let (store_path, raw_path) = (
+            dir.join(format!("store-cleanup-{round}.db")),
+            dir.join(format!("raw-cleanup-{round}.db")),
+        );
+        let store = open_store(&store_path, batch);
         store.create_table().await.expect("create table");
         let store = Target::Store(store);
-        let raw = Target::Raw(Raw::open(&dir.join(format!("raw-cleanup-{round}.db"))));
+        let raw = Target::Raw(Raw::open(&raw_path));
         if round % 2 == 0 {
             store_runs
                 .push(cleanup_round(&store, value, &mut store_reads, &mut store_writes).await);
@@ -748,6 +765,9 @@ async fn cleanup(dir: &Path, value: &[u8]) {
             store_runs
                 .push(cleanup_round(&store, value, &mut store_reads, &mut store_writes).await);
         }
+        drop((store, raw));
+        remove_database(&store_path);
+        remove_database(&raw_path);
     }
     let ms = |d: Duration| fmt_latency(d);
     let med = |runs: &[CleanupRun], f: fn(&CleanupRun) -> Duration| {
