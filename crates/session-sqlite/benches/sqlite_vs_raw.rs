@@ -7,9 +7,10 @@
 //! `BENCH_ROUNDS=n` changes the number of rounds (default 5);
 //! `BENCH_ONLY=diagnosis`, `operations` or `cleanup` runs one section;
 //! `BENCH_CASES` picks cases of the operations table (see [`selected`]);
-//! `CLEANUP_BATCH=n` sets the store's cleanup batch; `CLEANUP_WRITER=1`
-//! adds a task writing a session every 2 ms around each cleanup and
-//! prints its write latencies without and during a cleanup.
+//! `CLEANUP_BATCH=n` sets the store's cleanup batch; `CLEANUP_WRITER` set
+//! (to any value) adds a task that writes a session, waits 2 ms, and
+//! again, around each cleanup, and prints its write latencies without
+//! and during a cleanup.
 //!
 //! Same work: the raw side runs the store's own SQL (copied below: a write
 //! keeps the row's `created_at` and sets `updated_at`, a renewing read

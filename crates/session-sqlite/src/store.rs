@@ -678,10 +678,11 @@ impl Store for SqliteStore {
 
     /// Deletes the expired rows in batches of at most
     /// `cleanup_batch_size`, each one statement in its own transaction on
-    /// the writer, so requests' writes take turns with the batches. Each
-    /// batch yields its thread every few hundred SQLite instructions, so
-    /// requests' threads waiting for a CPU go first: on an idle machine the
-    /// cleanup runs at full speed, on a busy one it takes longer. The
+    /// the writer, so requests' writes take turns with the batches. On a
+    /// file store's own writer each batch yields its thread every few
+    /// hundred SQLite instructions, so threads waiting for its CPU (the
+    /// requests', usually) go first: on an idle machine the cleanup runs at
+    /// full speed, on a busy one it takes longer. The
     /// default `StoreAdmin::cleanup` runs it, never skipped: SQLite's
     /// write lock already keeps two cleaners from deleting at once.
     async fn delete_expired(&self) -> Result<u64> {
@@ -831,8 +832,8 @@ impl StoreAdmin for SqliteStore {
 
 /// SQLite virtual-machine instructions a cleanup batch runs between two
 /// yields of its thread (see [`GivingWay`]). A batch of 50 rows runs about
-/// 1,200 (24 yields for 500 rows, counted once with the unit test's
-/// rows), so it yields 2 or 3 times on average in its 0.3 ms. 100 and 200
+/// 1,200 instructions (a one-off count with the unit test's 500 rows gave
+/// 24 yields), so it yields about 2.4 times in its 0.3 ms. 100 and 200
 /// gave the same read latencies in the benchmark, and took longer.
 const CLEANUP_YIELD_EVERY: c_int = 500;
 
@@ -845,10 +846,10 @@ thread_local! {
 /// A cleanup batch gives its CPU way: while it is installed, SQLite's
 /// progress handler calls `std::thread::yield_now` every
 /// [`CLEANUP_YIELD_EVERY`] instructions of the connection's statements, so
-/// a thread waiting for the batch's CPU (a reader, usually) usually gets it
-/// at the next yield instead of when the scheduler takes the CPU from the
-/// batch (on 2 cores full of readers, the reads that waited so took 0.8 to
-/// 8.5 ms in a one-off trace, against a p99 of 0.4 ms without a cleanup).
+/// a thread queued for the batch's CPU (a reader, usually) gets it at the
+/// next yield instead of when the scheduler takes the CPU from the batch
+/// (on 2 cores full of readers, the slow reads during a cleanup took up to
+/// 8.5 ms in a one-off trace, against a p99 of 0.4 ms without one).
 /// On an idle machine a yield returns at once. Dropping it removes the
 /// handler, also when the batch panics, so the writer's other writes never
 /// yield (they do wait for a batch that yields, queued behind it).
