@@ -812,17 +812,20 @@ async fn cleanup(dir: &Path, value: &[u8]) {
         if writes[1].is_empty() {
             continue;
         }
-        writes.iter_mut().for_each(|w| w.sort());
+        let [without, during] = writes.each_mut().map(|w| {
+            w.sort();
+            let max = w.last().copied().unwrap_or_default();
+            let (p50, p99) = (percentile(w, 50), percentile(w, 99));
+            format!(
+                "{} / {} / {} ({} writes)",
+                ms(p50),
+                ms(p99),
+                ms(max),
+                w.len()
+            )
+        });
         println!(
-            "\n{name}: a write every 2 ms, p50 / p99 / max without a cleanup {} / {} / {} ({} writes), during one {} / {} / {} ({} writes)",
-            ms(percentile(&writes[0], 50)),
-            ms(percentile(&writes[0], 99)),
-            ms(*writes[0].last().expect("writes")),
-            writes[0].len(),
-            ms(percentile(&writes[1], 50)),
-            ms(percentile(&writes[1], 99)),
-            ms(*writes[1].last().expect("writes")),
-            writes[1].len(),
+            "\n{name}: a write every 2 ms, p50 / p99 / max without a cleanup {without}, during one {during}"
         );
     }
     println!(

@@ -49,6 +49,14 @@ mod schema;
 mod store;
 mod writer;
 
+#[cfg(test)]
+/// A database file path for one unit test, `<name>.db` in this test
+/// process's scratch directory (which the next test run sweeps once this
+/// process is gone).
+fn test_db_path(name: &str) -> std::path::PathBuf {
+    session_test_support::scratch_dir("session-sqlite-unit").join(format!("{name}.db"))
+}
+
 pub use config::SqliteConfig;
 pub use connector::SqliteConnector;
 pub use store::SqliteStore;

@@ -1004,12 +1004,7 @@ mod tests {
     /// yield.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cleanup_batches_give_way_and_other_writes_do_not() {
-        let dir = std::env::temp_dir().join("session-sqlite-store-unit");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("giving-way-{}.db", std::process::id()));
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        let path = crate::test_db_path("giving-way");
         let store = SqliteStore::open(path.to_str().unwrap()).unwrap();
         store.create_table().await.unwrap();
         let table = store.table().qualified();
@@ -1047,10 +1042,6 @@ mod tests {
             after_cleanup,
             "a write after the cleanup yielded: its handler was left installed"
         );
-        drop(store);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
     }
 
     /// A renewal whose autocommit is refused (a commit hook turns it into

@@ -605,12 +605,7 @@ mod tests {
 
     /// A writer on a fresh file with a table `t (k TEXT PRIMARY KEY)`.
     fn writer(name: &str) -> (Writer, PathBuf) {
-        let dir = std::env::temp_dir().join("session-sqlite-writer-unit");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("{name}-{}.db", std::process::id()));
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        let path = crate::test_db_path(&format!("writer-{name}"));
         let open = || {
             let mut conn = Connection::open_with_flags(&path, file_flags()).unwrap();
             init_connection(&mut conn, Duration::from_secs(5), true).unwrap();

@@ -827,11 +827,7 @@ async fn cleanup_on_an_existing_pool_keeps_the_applications_progress_handler() {
     }
     let store = SqliteStore::from_pool(pool.clone(), config(&unique("pool_cleanup"))).unwrap();
     store.create_table().await.unwrap();
-    let past = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        - 60;
+    let past = now_secs() - 60;
     pool.get()
         .unwrap()
         .execute(
